@@ -1,0 +1,104 @@
+"""Exchange Connection Hub core.
+
+Public API (see sdk-docs/ and DESIGN): ticks, the bus, the hub, config, the
+plugin contract. ``COMPILED`` is True when the mypyc-built data plane is
+running, False for the pure-Python fallback (``HUB_CORE_PURE=1`` builds).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from hub_core import ticks as _ticks
+from hub_core.bus import Subscription, TypedEventBus
+from hub_core.config import Credentials, ExchangeConfig, HubConfig, load_config
+from hub_core.contracts import (
+    PLUGIN_API_VERSION,
+    ConnectionFactory,
+    ConnectionHealth,
+    ExchangeConnection,
+    PluginOptions,
+    SimulatorSpec,
+)
+from hub_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionDead,
+    ConnectionFailed,
+    DecodeError,
+    FrameTooLarge,
+    HubError,
+    MalformedNumber,
+    PluginError,
+    ProtocolError,
+    SubscriptionError,
+)
+from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
+from hub_core.hookspecs import hookimpl, hookspec
+from hub_core.ids import ExchangeId
+from hub_core.processor import ConnectionSink, EventProcessor, ProcessorStats
+from hub_core.streams import EventStream
+from hub_core.ticks import (
+    BookSnapshot,
+    BookUpdate,
+    ConnectionState,
+    ConnectionStateChanged,
+    Gap,
+    Quote,
+    Side,
+    Trade,
+)
+
+COMPILED: bool = Path(_ticks.__file__ or "").suffix in (".so", ".pyd")
+"""True when the hot path runs as mypyc-compiled code."""
+
+try:
+    __version__ = version("hub-core")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+
+__all__ = [
+    "COMPILED",
+    "PLUGIN_API_VERSION",
+    "PRICE_SCALE",
+    "AuthenticationError",
+    "BookSnapshot",
+    "BookUpdate",
+    "ConfigError",
+    "ConnectionDead",
+    "ConnectionFactory",
+    "ConnectionFailed",
+    "ConnectionHealth",
+    "ConnectionSink",
+    "ConnectionState",
+    "ConnectionStateChanged",
+    "Credentials",
+    "DecodeError",
+    "EventProcessor",
+    "EventStream",
+    "ExchangeConfig",
+    "ExchangeConnection",
+    "ExchangeId",
+    "FrameTooLarge",
+    "Gap",
+    "HubConfig",
+    "HubError",
+    "MalformedNumber",
+    "PluginError",
+    "PluginOptions",
+    "ProcessorStats",
+    "ProtocolError",
+    "Quote",
+    "Side",
+    "SimulatorSpec",
+    "Subscription",
+    "SubscriptionError",
+    "Trade",
+    "TypedEventBus",
+    "format_fixed",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+    "parse_fixed",
+    "parse_fixed_bytes",
+]

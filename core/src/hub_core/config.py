@@ -1,0 +1,230 @@
+"""Configuration models (pydantic): one ``ExchangeConfig`` per connection.
+
+Secrets are ``SecretStr`` and come from environment variables named in the
+TOML (``api_key_env = "BINANCE_KEY"``), never from the file itself; they never
+appear in logs, reprs, errors or ``hub check`` output.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from hub_core.errors import ConfigError
+
+_SECRET_FIELDS = ("username", "password", "api_key", "api_secret")
+
+
+class Credentials(BaseModel):
+    """Login material. Every field is secret; values come from the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+    def __init__(
+        self,
+        username: str | SecretStr | None = None,
+        password: str | SecretStr | None = None,
+        api_key: str | SecretStr | None = None,
+        api_secret: str | SecretStr | None = None,
+    ) -> None:
+        super().__init__(
+            username=username, password=password, api_key=api_key, api_secret=api_secret
+        )
+
+    @classmethod
+    def from_toml(cls, table: dict[str, Any], where: str) -> Credentials:
+        """Build from a TOML table of ``<field>_env`` names (values read from os.environ)."""
+        values: dict[str, str] = {}
+        for key, env_name in table.items():
+            if key in _SECRET_FIELDS:
+                raise ConfigError(
+                    f"{where}.{key}: secrets are never read from the config file",
+                    hint=f"put the value in an environment variable and write "
+                    f'{key}_env = "VARIABLE_NAME"',
+                )
+            if not key.endswith("_env") or key[:-4] not in _SECRET_FIELDS:
+                raise ConfigError(
+                    f"{where}.{key}: unknown credentials key",
+                    hint="use one of " + ", ".join(f + "_env" for f in _SECRET_FIELDS),
+                )
+            if not isinstance(env_name, str) or not env_name:
+                raise ConfigError(f"{where}.{key}: must name an environment variable")
+            value = os.environ.get(env_name)
+            if value is None:
+                raise ConfigError(
+                    f"{where}.{key}: environment variable {env_name} is not set",
+                    hint=f"export {env_name}=... before starting the hub",
+                )
+            values[key[:-4]] = value
+        return cls(**values)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f) is not None for f in _SECRET_FIELDS)
+
+
+class ExchangeConfig(BaseModel):
+    """How to reach one exchange connection. Plugins validate ``options``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str
+    endpoint: str
+    name: str = ""
+    backup_endpoints: list[str] = Field(default_factory=list)
+    credentials: Credentials = Field(default_factory=Credentials)
+    reconnect_attempts: int = Field(default=0, ge=0)
+    """How many reconnects in a row before giving up; 0 = forever."""
+    reconnect_delay_ms: int = Field(default=250, ge=1)
+    reconnect_max_delay_ms: int = Field(default=30_000, ge=1)
+    connect_timeout_ms: int = Field(default=10_000, ge=1)
+    stale_after_ms: int = Field(default=30_000, ge=0)
+    """Silence (no data while subscribed, or no bytes at all) that triggers a probe, then a recycle; 0 = off."""
+    max_silent_recycles: int = Field(default=3, ge=1)
+    """Recycles in a row with no market data before the connection is declared dead."""
+    min_connect_interval_ms: int = Field(default=0, ge=0)
+    """Least time between two connection attempts (the venue's connection-rate limit)."""
+    symbols: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExchangeConfig:
+        if self.reconnect_max_delay_ms < self.reconnect_delay_ms:
+            raise ValueError(
+                "reconnect_max_delay_ms must be >= reconnect_delay_ms "
+                f"({self.reconnect_max_delay_ms} < {self.reconnect_delay_ms})"
+            )
+        if not self.endpoint:
+            raise ValueError("endpoint must not be empty")
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoint, then each backup: the failover order."""
+        return [self.endpoint, *self.backup_endpoints]
+
+    # -- constructors (DESIGN.md) -------------------------------------------
+    @classmethod
+    def ninjatrader(cls, addr: str, **kw: Any) -> ExchangeConfig:
+        """A NinjaTrader add-on at ``host:port``."""
+        return cls(protocol="ninjatrader", endpoint=addr, **kw)
+
+    @classmethod
+    def websocket(cls, name: str, url: str, **kw: Any) -> ExchangeConfig:
+        """A JSON WebSocket venue (``options.dialect`` defaults to ``name``)."""
+        opts = dict(kw.pop("options", {}))
+        opts.setdefault("dialect", name)
+        return cls(protocol="websocket", endpoint=url, name=name, options=opts, **kw)
+
+    @classmethod
+    def fix(cls, name: str, url: str, **kw: Any) -> ExchangeConfig:
+        """A FIX venue at ``fix://host:port`` (``fixs://`` for TLS)."""
+        return cls(protocol="fix", endpoint=url, name=name, **kw)
+
+    @classmethod
+    def interactive_brokers(cls, addr: str, client_id: int = 0, **kw: Any) -> ExchangeConfig:
+        """TWS or IB Gateway at ``host:port``."""
+        opts = dict(kw.pop("options", {}))
+        opts.setdefault("client_id", client_id)
+        return cls(protocol="ibkr", endpoint=addr, options=opts, **kw)
+
+    @classmethod
+    def databento(cls, dataset: str, api_key: str | None = None, **kw: Any) -> ExchangeConfig:
+        """Databento live for ``dataset`` (API key from the argument or DATABENTO_API_KEY)."""
+        opts = dict(kw.pop("options", {}))
+        opts.setdefault("dataset", dataset)
+        creds = kw.pop("credentials", None) or Credentials(api_key=api_key)
+        endpoint = kw.pop("endpoint", f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000")
+        return cls(protocol="databento", endpoint=endpoint, credentials=creds, options=opts, **kw)
+
+
+class HubSection(BaseModel):
+    """The ``[hub]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugins: list[str] | None = None
+    """Allow-list of plugin names; default: every discovered plugin."""
+    disabled_plugins: list[str] = Field(default_factory=list)
+    """Deny-list, applied after the allow-list."""
+    gc_freeze: bool = True
+    """Freeze start-up objects out of the GC and raise gen-0 threshold (see sdk-docs)."""
+
+
+class HubConfig(BaseModel):
+    """A whole ``hub.toml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hub: HubSection = Field(default_factory=HubSection)
+    exchanges: dict[str, ExchangeConfig] = Field(default_factory=dict)
+
+
+def _loc(err: ErrorDetails) -> str:
+    return ".".join(str(p) for p in err.get("loc", ()))
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """Read and validate a hub TOML file; errors name the TOML key and the fix."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(raw, source=str(p))
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> HubConfig:
+    """Validate an already-parsed TOML document."""
+    raw = dict(raw)
+    unknown = set(raw) - {"hub", "exchanges"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{source}: unknown top-level table [{key}]", hint="use [hub] and [exchanges.NAME]")
+    exchanges_raw = raw.get("exchanges", {})
+    if not isinstance(exchanges_raw, dict):
+        raise ConfigError(f"{source}: exchanges must be a table of [exchanges.NAME] entries")
+    exchanges: dict[str, Any] = {}
+    for name, table in exchanges_raw.items():
+        where = f"exchanges.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {where} must be a table")
+        table = dict(table)
+        creds = table.pop("credentials", None)
+        if creds is not None:
+            if not isinstance(creds, dict):
+                raise ConfigError(f"{source}: {where}.credentials must be a table")
+            table["credentials"] = Credentials.from_toml(creds, f"{where}.credentials")
+        table.setdefault("name", name)
+        if table["name"] != name:
+            raise ConfigError(f"{source}: {where}.name must be {name!r} or absent")
+        exchanges[name] = table
+    try:
+        return HubConfig.model_validate({"hub": raw.get("hub", {}), "exchanges": exchanges})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _loc(first)
+        raise ConfigError(
+            f"{source}: {key}: {first['msg']}",
+            hint=_hint_for(first),
+        ) from None
+
+
+def _hint_for(err: ErrorDetails) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "add this key"
+    if kind == "extra_forbidden":
+        return "remove this key or check its spelling"
+    return "fix this value"

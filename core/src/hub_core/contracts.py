@@ -1,0 +1,113 @@
+"""What a plugin implements: ``ConnectionFactory`` and ``ExchangeConnection``.
+
+See sdk-docs/writing-a-plugin.md. Everything here stays interpreted (pluggy
+and user subclasses need it).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from hub_core.config import ExchangeConfig
+    from hub_core.processor import ConnectionSink
+
+PLUGIN_API_VERSION = (1, 0)
+"""The plugin API this core offers: (major, minor). A plugin built for the same
+major and a minor no greater than this one is compatible."""
+
+
+@dataclass
+class ConnectionHealth:
+    """A connection's own view of its health, read by the supervisor."""
+
+    connected: bool = False
+    endpoint: str = ""
+    last_activity_ns: int = 0
+    """Monotonic ns (``time.monotonic_ns()``) of the last bytes received, any kind."""
+    detail: str = ""
+
+
+@runtime_checkable
+class ExchangeConnection(Protocol):
+    """One live session with one venue, driven by the hub's supervisor.
+
+    The supervisor calls ``connect(endpoint)``, starts ``run()`` in a task, then
+    ``subscribe(all symbols)``. ``run()`` reads until the session ends: it
+    returns after ``close()`` and raises (``ConnectionFailed``, ``OSError``,
+    ``ProtocolError``) when the link drops; ``AuthenticationError`` is never
+    retried. Market data goes to the ``ConnectionSink`` the connection was
+    created with, synchronously, never to the bus.
+    """
+
+    async def connect(self, endpoint: str) -> None:
+        """Open the transport and the session (handshake, logon)."""
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        """Subscribe; raise ``SubscriptionError`` naming symbols the venue refused."""
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        """Unsubscribe (no error for symbols not subscribed)."""
+
+    async def run(self) -> None:
+        """Read and dispatch until the session ends."""
+
+    async def probe(self) -> None:
+        """Send the protocol's heartbeat or test request (the link looks stale)."""
+
+    async def close(self) -> None:
+        """Close the session and the transport. Idempotent."""
+
+    def health(self) -> ConnectionHealth:
+        """The connection's health view."""
+
+
+class PluginOptions(BaseModel):
+    """Base for a plugin's ``options`` model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class SimulatorSpec:
+    """How ``hub sim`` and ``hub demo`` run a plugin's loopback simulator.
+
+    ``serve(host, port, symbols, rate, ready)`` runs the server until
+    cancelled and calls ``ready(host, port)`` once it listens (port 0 picks a
+    free one). ``demo_config(endpoint, symbols)`` returns the ``ExchangeConfig``
+    that connects to it.
+    """
+
+    serve: Callable[[str, int, list[str], float, Callable[[str, int], None]], Awaitable[None]]
+    demo_config: Callable[[str, list[str]], ExchangeConfig]
+    default_symbols: list[str] = field(default_factory=list)
+    default_rate: float = 100.0
+
+
+class ConnectionFactory(abc.ABC):
+    """Creates connections for one ``protocol``. Returned by ``hub_connection_factories``."""
+
+    protocol: str = ""
+    """The ``protocol`` value in TOML that this factory serves."""
+    options_model: type[BaseModel] = PluginOptions
+    """Validates ``ExchangeConfig.options``."""
+    api_version: tuple[int, int] = PLUGIN_API_VERSION
+    """The plugin API version this plugin was built for."""
+    description: str = ""
+
+    def validate_options(self, config: ExchangeConfig) -> BaseModel:
+        """The plugin's options model for ``config`` (raises pydantic ``ValidationError``)."""
+        return self.options_model.model_validate(config.options)
+
+    @abc.abstractmethod
+    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> ExchangeConnection:
+        """A new, unconnected connection delivering to ``sink``."""
+
+    def simulator(self) -> SimulatorSpec | None:
+        """The plugin's loopback simulator, if it ships one."""
+        return None

@@ -1,0 +1,530 @@
+"""The hub side of every connection: ``ConnectionSink`` and ``EventProcessor`` (compiled).
+
+A connection never touches the bus. It hands market data to its sink
+synchronously, either as values (the sink builds the tick natively and
+publishes it) or as raw DBN bytes (decoded here a buffer at a time). So
+stats, stamping and ``Gap`` bookkeeping happen in exactly one place.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final, final
+
+from hub_core.bus import TypedEventBus
+from hub_core.dbn import DbnDecoder, RecordHandler
+from hub_core.fixed import parse_fixed, parse_fixed_bytes
+from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
+from hub_core.ticks import (
+    BookSnapshot,
+    BookUpdate,
+    ConnectionStateChanged,
+    Gap,
+    Quote,
+    Trade,
+)
+
+log = logging.getLogger("hub_core.processor")
+
+_LOG_FIRST: Final = 5
+_LOG_EVERY: Final = 1000
+_SAMPLE_MASK: Final = SAMPLE_EVERY - 1
+
+CONTROL_SYMBOL_MAPPING: Final = "symbol_mapping"
+CONTROL_ERROR: Final = "error"
+CONTROL_SYSTEM: Final = "system"
+
+
+@final
+class ConnectionSink(RecordHandler):
+    """Where one connection delivers its data. Created by the hub, one per connection.
+
+    Value methods (``trade``, ``quote_text``, ...) build the tick in compiled
+    code and publish it; ``feed_dbn`` decodes DBN records. ``ts_recv`` is the
+    wall-clock ns (``time.time_ns()``) when the bytes were read: read it once
+    per buffer, not per tick.
+    """
+
+    exchange: Final[str]
+    trades: int
+    quotes: int
+    book_updates: int
+    snapshots: int
+    gaps: int
+    malformed_count: int
+    reconnects: int
+    data_count: int
+    venue_errors: int
+    last_error: str
+    control: Callable[[str, int, str], object] | None
+    """Set by a plugin whose control messages travel as DBN records: called as
+    ``control(kind, number, text)`` with kind ``"symbol_mapping"`` (instrument
+    id, symbol), ``"error"`` (code, message) or ``"system"`` (code, message)."""
+
+    def __init__(self, exchange: str, bus: TypedEventBus, latency: LatencyRecorder) -> None:
+        self.exchange = exchange
+        self._bus = bus
+        self._latency = latency
+        self.trades = 0
+        self.quotes = 0
+        self.book_updates = 0
+        self.snapshots = 0
+        self.gaps = 0
+        self.malformed_count = 0
+        self.reconnects = 0
+        self.data_count = 0
+        self.venue_errors = 0
+        self.last_error = ""
+        self.control = None
+        self._decoder = DbnDecoder(exchange, self)
+
+    # -- stamping and accounting -------------------------------------------
+    def _sample(self, ts_recv: int) -> None:
+        self.data_count += 1
+        if (self.data_count & _SAMPLE_MASK) == 0:
+            self._latency.record(time.time_ns() - ts_recv)
+
+    # -- RecordHandler: what the DBN decoder (and the value methods) emit ---
+    def on_trade(self, tick: Trade) -> None:
+        self.trades += 1
+        self._bus.publish_trade(tick)
+        self._sample(tick.ts_recv)
+
+    def on_quote(self, tick: Quote) -> None:
+        self.quotes += 1
+        self._bus.publish_quote(tick)
+        self._sample(tick.ts_recv)
+
+    def on_book_update(self, tick: BookUpdate) -> None:
+        self.book_updates += 1
+        self._bus.publish_book_update(tick)
+        self._sample(tick.ts_recv)
+
+    def on_snapshot(self, tick: BookSnapshot) -> None:
+        self.snapshots += 1
+        self._bus.publish_snapshot(tick)
+        self._sample(tick.ts_recv)
+
+    def on_symbol_mapping(self, instrument_id: int, symbol: str, ts_event: int) -> None:
+        # the decoder keeps the map itself; the plugin may want it as an ack
+        control = self.control
+        if control is not None:
+            control(CONTROL_SYMBOL_MAPPING, instrument_id, symbol)
+
+    def on_error_record(self, message: str, code: int, ts_event: int) -> None:
+        self.venue_errors += 1
+        self.last_error = message
+        control = self.control
+        if control is not None:
+            control(CONTROL_ERROR, code, message)
+        else:
+            log.warning("[%s] venue error record (code %d): %s", self.exchange, code, message)
+
+    def on_system_record(self, message: str, code: int, ts_event: int) -> None:
+        control = self.control
+        if control is not None:
+            control(CONTROL_SYSTEM, code, message)
+
+    def on_malformed(self, reason: str) -> None:
+        self.malformed(reason)
+
+    def on_sequence_gap(self, expected: int, got: int, ts_event: int) -> None:
+        now = time.time_ns()
+        self.gap("", ts_event, now, f"sequence gap: expected {expected}, got {got}", expected, got - 1)
+
+    # -- value methods for text and struct protocols --------------------------
+    def trade(
+        self,
+        symbol: str,
+        price: int,
+        size: int,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from fixed-point ints."""
+        self.on_trade(Trade(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence))
+
+    def trade_text(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from decimal text (raises ``MalformedNumber``)."""
+        t = Trade(
+            self.exchange,
+            symbol,
+            parse_fixed(price),
+            parse_fixed(size),
+            side,
+            ts_event,
+            ts_recv,
+            sequence,
+        )
+        self.on_trade(t)
+
+    def trade_bytes(
+        self,
+        symbol: str,
+        price: bytes,
+        size: bytes,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from decimal ASCII bytes (raises ``MalformedNumber``)."""
+        t = Trade(
+            self.exchange,
+            symbol,
+            parse_fixed_bytes(price),
+            parse_fixed_bytes(size),
+            side,
+            ts_event,
+            ts_recv,
+            sequence,
+        )
+        self.on_trade(t)
+
+    def quote(
+        self,
+        symbol: str,
+        bid_price: int,
+        bid_size: int,
+        ask_price: int,
+        ask_size: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a quote from fixed-point ints."""
+        self.on_quote(
+            Quote(
+                self.exchange,
+                symbol,
+                bid_price,
+                bid_size,
+                ask_price,
+                ask_size,
+                ts_event,
+                ts_recv,
+                sequence,
+            )
+        )
+
+    def quote_text(
+        self,
+        symbol: str,
+        bid_price: str,
+        bid_size: str,
+        ask_price: str,
+        ask_size: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a quote from decimal text (raises ``MalformedNumber``)."""
+        q = Quote(
+            self.exchange,
+            symbol,
+            parse_fixed(bid_price),
+            parse_fixed(bid_size),
+            parse_fixed(ask_price),
+            parse_fixed(ask_size),
+            ts_event,
+            ts_recv,
+            sequence,
+        )
+        self.on_quote(q)
+
+    def quote_bytes(
+        self,
+        symbol: str,
+        bid_price: bytes,
+        bid_size: bytes,
+        ask_price: bytes,
+        ask_size: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a quote from decimal ASCII bytes (raises ``MalformedNumber``)."""
+        q = Quote(
+            self.exchange,
+            symbol,
+            parse_fixed_bytes(bid_price),
+            parse_fixed_bytes(bid_size),
+            parse_fixed_bytes(ask_price),
+            parse_fixed_bytes(ask_size),
+            ts_event,
+            ts_recv,
+            sequence,
+        )
+        self.on_quote(q)
+
+    def book_update(
+        self,
+        symbol: str,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish a price-level update (``size`` 0 removes the level)."""
+        self.on_book_update(
+            BookUpdate(
+                self.exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
+            )
+        )
+
+    def book_update_text(
+        self,
+        symbol: str,
+        side: str,
+        price: str,
+        size: str,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish a price-level update from decimal text."""
+        b = BookUpdate(
+            self.exchange,
+            symbol,
+            side,
+            parse_fixed(price),
+            parse_fixed(size),
+            ts_event,
+            ts_recv,
+            action,
+            0,
+            sequence,
+        )
+        self.on_book_update(b)
+
+    def book_update_bytes(
+        self,
+        symbol: str,
+        side: str,
+        price: bytes,
+        size: bytes,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish a price-level update from decimal ASCII bytes."""
+        b = BookUpdate(
+            self.exchange,
+            symbol,
+            side,
+            parse_fixed_bytes(price),
+            parse_fixed_bytes(size),
+            ts_event,
+            ts_recv,
+            action,
+            0,
+            sequence,
+        )
+        self.on_book_update(b)
+
+    def book_snapshot(
+        self,
+        symbol: str,
+        bids: tuple[tuple[int, int], ...],
+        asks: tuple[tuple[int, int], ...],
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a book snapshot (levels best first)."""
+        self.on_snapshot(BookSnapshot(self.exchange, symbol, bids, asks, ts_event, ts_recv, sequence))
+
+    def publish(self, tick: object) -> None:
+        """Publish a tick built elsewhere; it must carry this connection's exchange."""
+        if isinstance(tick, Trade):
+            self._check_exchange(tick.exchange)
+            self.on_trade(tick)
+        elif isinstance(tick, Quote):
+            self._check_exchange(tick.exchange)
+            self.on_quote(tick)
+        elif isinstance(tick, BookUpdate):
+            self._check_exchange(tick.exchange)
+            self.on_book_update(tick)
+        elif isinstance(tick, BookSnapshot):
+            self._check_exchange(tick.exchange)
+            self.on_snapshot(tick)
+        elif isinstance(tick, Gap):
+            self._check_exchange(tick.exchange)
+            self.gaps += 1
+            self._bus.publish(tick)
+        else:
+            raise TypeError(f"a connection cannot publish {type(tick).__name__}")
+
+    def _check_exchange(self, exchange: str) -> None:
+        if exchange != self.exchange:
+            raise ValueError(
+                f"tick for exchange {exchange!r} published through the sink of {self.exchange!r}"
+            )
+
+    # -- DBN ------------------------------------------------------------------
+    def feed_dbn(self, data: bytes, ts_recv: int) -> int:
+        """Decode DBN records from ``data``; a partial record at the end is kept
+        for the next call. Returns the number of records decoded."""
+        return self._decoder.feed(data, ts_recv)
+
+    @property
+    def dbn(self) -> DbnDecoder:
+        """The decoder: its ``symbols`` map, ``check_sequence`` switch, ``reset()``."""
+        return self._decoder
+
+    def map_symbol(self, instrument_id: int, symbol: str) -> None:
+        """Tell the DBN decoder which symbol ``instrument_id`` is."""
+        self._decoder.symbols[instrument_id] = symbol
+
+    # -- control ----------------------------------------------------------------
+    def malformed(self, reason: str) -> None:
+        """Count and log a frame the codec could not use. Never raises."""
+        self.malformed_count += 1
+        n = self.malformed_count
+        if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+            log.warning("[%s] malformed input (%d so far): %s", self.exchange, n, reason)
+
+    def gap(
+        self,
+        symbol: str,
+        start_ts: int,
+        end_ts: int,
+        reason: str,
+        start_seq: int = 0,
+        end_seq: int = 0,
+    ) -> None:
+        """Publish a ``Gap``: data for ``symbol`` ("" = all) may be missing."""
+        self.gaps += 1
+        now = time.time_ns()
+        self._bus.publish(
+            Gap(self.exchange, symbol, start_ts, end_ts, reason, start_seq, end_seq, end_ts, now)
+        )
+
+    def state(self, state: str, reason: str, endpoint: str = "", attempt: int = 0) -> None:
+        """Publish a ``ConnectionStateChanged`` (the supervisor calls this)."""
+        now = time.time_ns()
+        self._bus.publish(
+            ConnectionStateChanged(self.exchange, state, reason, now, now, endpoint, attempt)
+        )
+
+    def reset_session(self) -> None:
+        """A new session begins: forget partial records and sequence state."""
+        self._decoder.reset()
+
+    @property
+    def backpressured(self) -> bool:
+        """True while a ``"block"`` stream is full: the reader should wait."""
+        return self._bus.backpressured
+
+
+@final
+class ExchangeStats:
+    """Counts for one connection, as of ``get_stats()``."""
+
+    def __init__(self, sink: ConnectionSink) -> None:
+        self.exchange = sink.exchange
+        self.trades = sink.trades
+        self.quotes = sink.quotes
+        self.book_updates = sink.book_updates
+        self.snapshots = sink.snapshots
+        self.gaps = sink.gaps
+        self.malformed = sink.malformed_count
+        self.reconnects = sink.reconnects
+        self.venue_errors = sink.venue_errors
+
+    def __repr__(self) -> str:
+        return (
+            f"ExchangeStats({self.exchange!r}, trades={self.trades}, quotes={self.quotes}, "
+            f"book_updates={self.book_updates}, snapshots={self.snapshots}, gaps={self.gaps}, "
+            f"malformed={self.malformed}, reconnects={self.reconnects})"
+        )
+
+
+@final
+class ProcessorStats:
+    """A snapshot of the hub's counters (``EventProcessor.get_stats()``)."""
+
+    def __init__(self, proc: "EventProcessor") -> None:
+        self.per_exchange: dict[str, ExchangeStats] = {
+            name: ExchangeStats(s) for name, s in proc.sinks.items()
+        }
+        self.trades_processed = sum(s.trades for s in self.per_exchange.values())
+        self.quotes_processed = sum(s.quotes for s in self.per_exchange.values())
+        self.book_updates_processed = sum(s.book_updates for s in self.per_exchange.values())
+        self.snapshots_processed = sum(s.snapshots for s in self.per_exchange.values())
+        self.gaps = sum(s.gaps for s in self.per_exchange.values())
+        self.malformed_frames = sum(s.malformed for s in self.per_exchange.values())
+        self.reconnects = sum(s.reconnects for s in self.per_exchange.values())
+        self.handler_errors = proc.bus.handler_errors
+        self.dropped = sum(b.dropped for b in proc.bus.streams())
+        self.conflated = sum(b.conflated for b in proc.bus.streams())
+        self.streams: list[dict[str, object]] = [
+            {
+                "type": getattr(b.tick_type, "__name__", "?"),
+                "overflow": b.policy_name,
+                "maxsize": b.maxsize,
+                "depth": len(b),
+                "dropped": b.dropped,
+                "conflated": b.conflated,
+                "delivered": b.delivered,
+            }
+            for b in proc.bus.streams()
+        ]
+        self.latency_ns: dict[str, int] = proc.latency.percentiles()
+        self._started_ns = proc.started_ns
+
+    def uptime(self) -> float:
+        """Seconds since the processor started."""
+        return (time.monotonic_ns() - self._started_ns) / 1e9
+
+    def __repr__(self) -> str:
+        return (
+            f"ProcessorStats(trades={self.trades_processed}, quotes={self.quotes_processed}, "
+            f"book_updates={self.book_updates_processed}, gaps={self.gaps}, "
+            f"malformed={self.malformed_frames}, handler_errors={self.handler_errors})"
+        )
+
+
+@final
+class EventProcessor:
+    """Owns the sinks of every connection and aggregates their stats."""
+
+    bus: Final[TypedEventBus]
+    latency: Final[LatencyRecorder]
+    started_ns: int
+
+    def __init__(self, bus: TypedEventBus) -> None:
+        self.bus = bus
+        self.latency = LatencyRecorder()
+        self.sinks: dict[str, ConnectionSink] = {}
+        self.started_ns = time.monotonic_ns()
+
+    def sink_for(self, exchange: str) -> ConnectionSink:
+        """The sink of connection ``exchange`` (created on first use, kept for stats)."""
+        name = str(exchange)
+        sink = self.sinks.get(name)
+        if sink is None:
+            sink = ConnectionSink(name, self.bus, self.latency)
+            self.sinks[name] = sink
+        return sink
+
+    def get_stats(self) -> ProcessorStats:
+        """Counters: ``.trades_processed``, ``.quotes_processed``,
+        ``.book_updates_processed``, ``.uptime()``, ``.per_exchange[name]`` ..."""
+        return ProcessorStats(self)
