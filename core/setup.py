@@ -8,6 +8,7 @@ interpreted (see sdk-docs/architecture.md).
 """
 
 import os
+import sys
 
 from setuptools import setup
 
@@ -22,7 +23,9 @@ COMPILED_MODULES = [
 ]
 
 ext_modules = []
-if os.environ.get("HUB_CORE_PURE", "") not in ("1", "true", "yes"):
+# Metadata-only invocations (pip's prepare-metadata step) need no compilation.
+_METADATA_ONLY = any(cmd in sys.argv for cmd in ("egg_info", "dist_info"))
+if os.environ.get("HUB_CORE_PURE", "") not in ("1", "true", "yes") and not _METADATA_ONLY:
     from mypyc.build import mypycify
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -39,4 +42,7 @@ if os.environ.get("HUB_CORE_PURE", "") not in ("1", "true", "yes"):
         group_name="hub_core_native",
     )
 
-setup(ext_modules=ext_modules)
+# Pure and compiled builds must never share a build tree: a stale extension in
+# build/ would otherwise ship inside the "pure" wheel.
+build_base = "build" if ext_modules else "build-pure"
+setup(ext_modules=ext_modules, options={"build": {"build_base": build_base}})

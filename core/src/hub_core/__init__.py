@@ -34,9 +34,12 @@ from hub_core.errors import (
 )
 from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
 from hub_core.hookspecs import hookimpl, hookspec
+from hub_core.hub import ExchangeHub
 from hub_core.ids import ExchangeId
 from hub_core.processor import ConnectionSink, EventProcessor, ProcessorStats
+from hub_core.registry import ExchangeRegistry
 from hub_core.streams import EventStream
+from hub_core.supervisor import ConnectionManager
 from hub_core.ticks import (
     BookSnapshot,
     BookUpdate,
@@ -69,6 +72,7 @@ __all__ = [
     "ConnectionFactory",
     "ConnectionFailed",
     "ConnectionHealth",
+    "ConnectionManager",
     "ConnectionSink",
     "ConnectionState",
     "ConnectionStateChanged",
@@ -78,7 +82,9 @@ __all__ = [
     "EventStream",
     "ExchangeConfig",
     "ExchangeConnection",
+    "ExchangeHub",
     "ExchangeId",
+    "ExchangeRegistry",
     "FrameTooLarge",
     "Gap",
     "HubConfig",

@@ -392,13 +392,11 @@ class TypedEventBus:
         else:
             plain = route.plain
             if plain:
-                i = 0
-                for h in plain:
+                for i, h in enumerate(plain):
                     try:
                         h(tick)
                     except Exception as exc:
                         self._failed(route.plain_subs[i], tick, exc)
-                    i += 1
         if route.filtered:
             self._dispatch_filtered(route, tick, exchange, symbol)
 

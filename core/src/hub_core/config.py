@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import ErrorDetails
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from hub_core.errors import ConfigError
 
@@ -88,7 +88,8 @@ class ExchangeConfig(BaseModel):
     reconnect_max_delay_ms: int = Field(default=30_000, ge=1)
     connect_timeout_ms: int = Field(default=10_000, ge=1)
     stale_after_ms: int = Field(default=30_000, ge=0)
-    """Silence (no data while subscribed, or no bytes at all) that triggers a probe, then a recycle; 0 = off."""
+    """Silence (no data while subscribed, or no bytes at all) before a probe,
+    then a recycle; 0 = off."""
     max_silent_recycles: int = Field(default=3, ge=1)
     """Recycles in a row with no market data before the connection is declared dead."""
     min_connect_interval_ms: int = Field(default=0, ge=0)
@@ -143,7 +144,9 @@ class ExchangeConfig(BaseModel):
         opts = dict(kw.pop("options", {}))
         opts.setdefault("dataset", dataset)
         creds = kw.pop("credentials", None) or Credentials(api_key=api_key)
-        endpoint = kw.pop("endpoint", f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000")
+        endpoint = kw.pop(
+            "endpoint", f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000"
+        )
         return cls(protocol="databento", endpoint=endpoint, credentials=creds, options=opts, **kw)
 
 
@@ -191,16 +194,18 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> HubConfig:
     unknown = set(raw) - {"hub", "exchanges"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(f"{source}: unknown top-level table [{key}]", hint="use [hub] and [exchanges.NAME]")
+        raise ConfigError(
+            f"{source}: unknown top-level table [{key}]", hint="use [hub] and [exchanges.NAME]"
+        )
     exchanges_raw = raw.get("exchanges", {})
     if not isinstance(exchanges_raw, dict):
         raise ConfigError(f"{source}: exchanges must be a table of [exchanges.NAME] entries")
     exchanges: dict[str, Any] = {}
-    for name, table in exchanges_raw.items():
+    for name, entry in exchanges_raw.items():
         where = f"exchanges.{name}"
-        if not isinstance(table, dict):
+        if not isinstance(entry, dict):
             raise ConfigError(f"{source}: {where} must be a table")
-        table = dict(table)
+        table = dict(entry)
         creds = table.pop("credentials", None)
         if creds is not None:
             if not isinstance(creds, dict):

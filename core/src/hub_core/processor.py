@@ -130,7 +130,9 @@ class ConnectionSink(RecordHandler):
 
     def on_sequence_gap(self, expected: int, got: int, ts_event: int) -> None:
         now = time.time_ns()
-        self.gap("", ts_event, now, f"sequence gap: expected {expected}, got {got}", expected, got - 1)
+        self.gap(
+            "", ts_event, now, f"sequence gap: expected {expected}, got {got}", expected, got - 1
+        )
 
     # -- value methods for text and struct protocols --------------------------
     def trade(
@@ -348,7 +350,9 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a book snapshot (levels best first)."""
-        self.on_snapshot(BookSnapshot(self.exchange, symbol, bids, asks, ts_event, ts_recv, sequence))
+        self.on_snapshot(
+            BookSnapshot(self.exchange, symbol, bids, asks, ts_event, ts_recv, sequence)
+        )
 
     def publish(self, tick: object) -> None:
         """Publish a tick built elsewhere; it must carry this connection's exchange."""

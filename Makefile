@@ -1,0 +1,57 @@
+# `make demo`  create .venv, install core (mypyc-compiled) and every plugin, run `hub demo`
+# `make test`  the same set-up, then ruff, mypy --strict, the whole suite on the compiled
+#              core, and the core suite again on the pure-Python build (.venv-pure)
+# `make bench` the benchmarks, with ratios against baselines measured in the same run
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PURE := .venv-pure
+PIP := --disable-pip-version-check --quiet
+PLUGINS := $(sort $(wildcard plugins/*))
+SOURCES := $(shell find core plugins -name '*.py' -o -name 'pyproject.toml' -o -name 'setup.py' -o -name 'mypyc.ini' | grep -v '/build/')
+DEMO_ARGS ?=
+
+.PHONY: demo test bench setup setup-pure lint typecheck pytest pytest-pure clean
+
+demo: setup
+	$(VENV)/bin/hub demo $(DEMO_ARGS)
+
+test: setup lint typecheck pytest setup-pure pytest-pure
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt $(SOURCES)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP) -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP) --no-build-isolation ./core $(addprefix ./,$(PLUGINS))
+	cd /tmp && $(CURDIR)/$(VENV)/bin/python -c 'import hub_core, sys; print("hub-core", hub_core.__version__, "compiled:", hub_core.COMPILED); sys.exit(0 if hub_core.COMPILED else "the installed hub_core is not compiled")'
+	touch $@
+
+setup-pure: $(PURE)/.installed
+
+$(PURE)/.installed: requirements-dev.txt $(SOURCES)
+	test -x $(PURE)/bin/python || $(PYTHON) -m venv $(PURE)
+	$(PURE)/bin/pip install $(PIP) -r requirements-dev.txt
+	HUB_CORE_PURE=1 $(PURE)/bin/pip install $(PIP) --no-build-isolation ./core $(addprefix ./,$(PLUGINS))
+	cd /tmp && $(CURDIR)/$(PURE)/bin/python -c 'import hub_core, sys; sys.exit("expected the pure build" if hub_core.COMPILED else 0)'
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy core/src $(addsuffix /src,$(PLUGINS))
+
+pytest: setup
+	$(VENV)/bin/python -m pytest tests examples
+
+pytest-pure: setup-pure
+	HUB_EXPECT_PURE=1 $(PURE)/bin/python -m pytest tests/core
+
+bench: setup
+	$(VENV)/bin/python benchmarks/compare.py
+	$(VENV)/bin/python -m pytest benchmarks --benchmark-only -q -p no:randomly
+
+clean:
+	rm -rf $(VENV) $(PURE) core/build core/build-pure plugins/*/build

@@ -1,0 +1,213 @@
+"""``ExchangeHub``: the object applications hold.
+
+bus = TypedEventBus()
+async with ExchangeHub(bus) as hub:
+    await hub.connect_exchange(ExchangeId.NINJATRADER, ExchangeConfig.ninjatrader("127.0.0.1:7496"))
+    await hub.subscribe_market_data(ExchangeId.NINJATRADER, ["ES"])
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from hub_core.bus import TypedEventBus
+from hub_core.config import ExchangeConfig, HubConfig, load_config
+from hub_core.errors import ConfigError, HubError
+from hub_core.ids import ExchangeId
+from hub_core.processor import EventProcessor
+from hub_core.registry import ExchangeRegistry
+from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
+
+log = logging.getLogger("hub_core.hub")
+
+
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often.
+
+    Ticks are short-lived container objects; with the default gen-0 threshold
+    (700) a busy feed triggers a collection every few hundred ticks. Freezing
+    what exists after start-up keeps those collections small.
+    """
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 50_000), max(gen1, 20), max(gen2, 100))
+
+
+class ExchangeHub:
+    """Supervises exchange connections and publishes what they receive to a bus."""
+
+    def __init__(
+        self,
+        bus: TypedEventBus | None = None,
+        *,
+        registry: ExchangeRegistry | None = None,
+        config: HubConfig | None = None,
+    ) -> None:
+        self.bus = bus if bus is not None else TypedEventBus()
+        self.config = config or HubConfig()
+        if registry is None:
+            registry = ExchangeRegistry(
+                allow=self.config.hub.plugins, deny=self.config.hub.disabled_plugins
+            )
+            registry.discover()
+        self.registry = registry
+        self._processor = EventProcessor(self.bus)
+        self._tg: TaskGroup | None = None
+        self._manager: ConnectionManager | None = None
+        self._configs: dict[str, ExchangeConfig] = {}
+
+    @classmethod
+    def from_toml(
+        cls,
+        path: str | Path,
+        bus: TypedEventBus | None = None,
+        *,
+        registry: ExchangeRegistry | None = None,
+    ) -> ExchangeHub:
+        """A hub for the ``[exchanges.*]`` of a TOML file; they connect on ``async with``."""
+        config = load_config(path)
+        hub = cls(bus, registry=registry, config=config)
+        for name, ex in config.exchanges.items():
+            factory = hub.registry.factory(ex.protocol, exchange=name)
+            _validate_options(factory, ex, name)
+        return hub
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def __aenter__(self) -> ExchangeHub:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._manager = ConnectionManager(self._tg)
+        try:
+            for name, ex in self.config.exchanges.items():
+                await self.connect_exchange(ExchangeId(name, ex.protocol), ex, wait=False)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        if self.config.hub.gc_freeze:
+            tune_gc()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg, self._tg = self._tg, None
+        if tg is None:
+            return None
+        try:
+            if self._manager is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._manager.stop_all()
+        finally:
+            tg.cancel_scope.cancel()
+            result = await tg.__aexit__(exc_type, exc, tb)
+        return result
+
+    def _require_started(self) -> ConnectionManager:
+        if self._manager is None:
+            raise HubError("the hub is not running", hint="use it inside `async with hub:`")
+        return self._manager
+
+    # -- connections ------------------------------------------------------------------
+    async def connect_exchange(
+        self,
+        exchange_id: str,
+        config: ExchangeConfig,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        """Start supervising a connection; with ``wait``, return once it is connected.
+
+        Raises the connection's error if it fails for good while waiting
+        (``AuthenticationError``, ``ConnectionDead``), or ``TimeoutError``
+        after ``timeout`` seconds (the supervisor keeps trying).
+        """
+        manager = self._require_started()
+        name = str(exchange_id)
+        factory = self.registry.factory(config.protocol, exchange=name)
+        _validate_options(factory, config, name)
+        if not config.name:
+            config = config.model_copy(update={"name": name})
+        self._configs[name] = config
+        sink = self._processor.sink_for(name)
+        sup = ConnectionSupervisor(name, config, factory, sink)
+        manager.start(sup)
+        if wait:
+            with anyio.fail_after(timeout):
+                await sup.wait_settled()
+            if sup.error is not None and sup.dead:
+                raise sup.error
+
+    async def disconnect_exchange(self, exchange_id: str) -> None:
+        """Close one connection (publishes ``ConnectionStateChanged`` closed)."""
+        await self._require_started().stop(str(exchange_id))
+
+    async def subscribe_market_data(self, exchange_id: str, symbols: Iterable[str]) -> None:
+        """Subscribe ``symbols``; kept across reconnects. Raises ``SubscriptionError``
+        naming any symbol the venue refused (the others stay subscribed)."""
+        await self._supervisor(exchange_id).subscribe(list(symbols))
+
+    async def unsubscribe_market_data(self, exchange_id: str, symbols: Iterable[str]) -> None:
+        """Stop ``symbols``; they are not resubscribed after a reconnect."""
+        await self._supervisor(exchange_id).unsubscribe(list(symbols))
+
+    def _supervisor(self, exchange_id: str) -> ConnectionSupervisor:
+        sup = self._require_started().get(str(exchange_id))
+        if sup is None:
+            known = ", ".join(sorted(self.connections())) or "none"
+            raise HubError(
+                f"no connection named {str(exchange_id)!r} (connected: {known})",
+                hint="call connect_exchange() first",
+            )
+        return sup
+
+    # -- views ----------------------------------------------------------------------
+    def connection_status(self) -> dict[ExchangeId, bool]:
+        """``{exchange: healthy}`` for every supervised connection."""
+        if self._manager is None:
+            return {}
+        return {
+            ExchangeId(name, self._configs[name].protocol): ok
+            for name, ok in self._manager.status().items()
+        }
+
+    def connections(self) -> dict[str, ConnectionSupervisor]:
+        """Supervisors by name (state, reason, endpoint, symbols, error)."""
+        return {} if self._manager is None else dict(self._manager.supervisors)
+
+    def all_dead(self) -> bool:
+        """True when every connection has given up (``hub run`` exits non-zero)."""
+        return self._manager is not None and self._manager.all_dead()
+
+    def event_processor(self) -> EventProcessor:
+        """Stats: ``hub.event_processor().get_stats()``."""
+        return self._processor
+
+
+def _validate_options(factory: object, config: ExchangeConfig, name: str) -> None:
+    from pydantic import ValidationError
+
+    from hub_core.contracts import ConnectionFactory
+
+    assert isinstance(factory, ConnectionFactory)
+    try:
+        factory.validate_options(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first.get("loc", ()))
+        raise ConfigError(
+            f"exchanges.{name}.options.{key}: {first['msg']}",
+            exchange=name,
+            hint=f"see the {factory.protocol} plugin's README for its options",
+        ) from None

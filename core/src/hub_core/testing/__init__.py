@@ -1,0 +1,5 @@
+"""Test support for hub plugins: the conformance suite and its fixtures."""
+
+from hub_core.testing.conformance import ConformanceSuite, EventRecorder, SimulatorHandle
+
+__all__ = ["ConformanceSuite", "EventRecorder", "SimulatorHandle"]
