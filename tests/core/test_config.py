@@ -13,7 +13,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_design_example_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BINANCE_KEY", "k-secret-123")
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 [hub]
 plugins = ["ninjatrader", "websocket"]
 [exchanges.es_feed]
@@ -26,7 +29,9 @@ endpoint = "wss://stream.binance.com:9443/ws"
 options = { dialect = "binance", channels = ["trade", "bookTicker"] }
 [exchanges.binance.credentials]
 api_key_env = "BINANCE_KEY"
-"""))
+""",
+        )
+    )
     assert cfg.hub.plugins == ["ninjatrader", "websocket"]
     es = cfg.exchanges["es_feed"]
     assert es.symbols == ["ES", "NQ"] and es.name == "es_feed"
@@ -38,12 +43,17 @@ api_key_env = "BINANCE_KEY"
 
 def test_errors_name_the_toml_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"exchanges\.x\.reconnect_delay_ms"):
-        load_config(write(tmp_path, """
+        load_config(
+            write(
+                tmp_path,
+                """
 [exchanges.x]
 protocol = "ninjatrader"
 endpoint = "127.0.0.1:1"
 reconnect_delay_ms = "soon"
-"""))
+""",
+            )
+        )
     with pytest.raises(ConfigError, match=r"exchanges\.x\.endpoint"):
         load_config(write(tmp_path, '[exchanges.x]\nprotocol = "ninjatrader"\n'))
     with pytest.raises(ConfigError, match=r"exchanges\.x\.symbolz"):
@@ -52,26 +62,36 @@ reconnect_delay_ms = "soon"
 
 def test_secrets_never_come_from_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="never read from the config file") as err:
-        load_config(write(tmp_path, """
+        load_config(
+            write(
+                tmp_path,
+                """
 [exchanges.x]
 protocol = "ninjatrader"
 endpoint = "127.0.0.1:1"
 [exchanges.x.credentials]
 password = "hunter2"
-"""))
+""",
+            )
+        )
     assert "hunter2" not in str(err.value)
 
 
 def test_missing_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_SUCH_VAR_X", raising=False)
     with pytest.raises(ConfigError, match="NO_SUCH_VAR_X"):
-        load_config(write(tmp_path, """
+        load_config(
+            write(
+                tmp_path,
+                """
 [exchanges.x]
 protocol = "ninjatrader"
 endpoint = "127.0.0.1:1"
 [exchanges.x.credentials]
 password_env = "NO_SUCH_VAR_X"
-"""))
+""",
+            )
+        )
 
 
 def test_constructors() -> None:

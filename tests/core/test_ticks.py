@@ -16,24 +16,49 @@ from hub_core import factories as f
 
 
 def test_keyword_construction_and_fields() -> None:
-    t = Trade(exchange="nt", symbol="ES", price=5_000_250_000_000, size=2 * PRICE_SCALE,
-              side=Side.BUY, ts_event=1, ts_recv=2)
+    t = Trade(
+        exchange="nt",
+        symbol="ES",
+        price=5_000_250_000_000,
+        size=2 * PRICE_SCALE,
+        side=Side.BUY,
+        ts_event=1,
+        ts_recv=2,
+    )
     assert (t.exchange, t.symbol, t.price, t.size, t.side, t.ts_event, t.ts_recv) == (
-        "nt", "ES", 5_000_250_000_000, 2 * PRICE_SCALE, "B", 1, 2)
+        "nt",
+        "ES",
+        5_000_250_000_000,
+        2 * PRICE_SCALE,
+        "B",
+        1,
+        2,
+    )
     assert t.price_float == 5000.25
-    q = Quote(exchange="nt", symbol="ES", bid_price=1, bid_size=2, ask_price=3, ask_size=4,
-              ts_event=5, ts_recv=6)
+    q = Quote(
+        exchange="nt",
+        symbol="ES",
+        bid_price=1,
+        bid_size=2,
+        ask_price=3,
+        ask_size=4,
+        ts_event=5,
+        ts_recv=6,
+    )
     assert q.as_dict()["ask_size"] == 4
-    b = BookUpdate(exchange="nt", symbol="ES", side=Side.ASK, price=10, size=0, ts_event=1,
-                   ts_recv=2)
+    b = BookUpdate(
+        exchange="nt", symbol="ES", side=Side.ASK, price=10, size=0, ts_event=1, ts_recv=2
+    )
     assert b.size == 0 and b.action == "M"
-    s = BookSnapshot(exchange="nt", symbol="ES", bids=((2, 1),), asks=((3, 1),), ts_event=1,
-                     ts_recv=2)
+    s = BookSnapshot(
+        exchange="nt", symbol="ES", bids=((2, 1),), asks=((3, 1),), ts_event=1, ts_recv=2
+    )
     assert s.as_dict()["bids"] == [[2, 1]]
     g = Gap(exchange="nt", symbol="", start_ts=10, end_ts=20, reason="drop")
     assert g.ts_event == 20
-    c = ConnectionStateChanged(exchange="nt", state=ConnectionState.CONNECTED, reason="",
-                               ts_event=1, ts_recv=1)
+    c = ConnectionStateChanged(
+        exchange="nt", state=ConnectionState.CONNECTED, reason="", ts_event=1, ts_recv=1
+    )
     assert c.healthy and c.symbol == ""
 
 

@@ -28,14 +28,20 @@ from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
 log = logging.getLogger("hub_core.hub")
 
 
+_gc_tuned = False
+
+
 def tune_gc() -> None:
     """Move start-up objects out of the collector's way and collect young objects less often.
 
     Ticks are short-lived container objects; with the default gen-0 threshold
     (700) a busy feed triggers a collection every few hundred ticks. Freezing
-    what exists after start-up keeps those collections small.
+    what exists after start-up keeps those collections small. Once per process.
     """
-    gc.collect()
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
     gc.freeze()
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 50_000), max(gen1, 20), max(gen2, 100))

@@ -182,10 +182,7 @@ class ConnectionSupervisor:
         while not self._stopping:
             self.endpoint = endpoints[index % len(endpoints)]
             await self._pace()
-            self._set_state(
-                ConnectionState.CONNECTING if self.connects == 0 else ConnectionState.RECONNECTING,
-                blind_reason,
-            )
+            self._set_state(ConnectionState.CONNECTING, f"attempt {failures + 1}")
             kind, reason, had_data = await self._session(blind_since_ns, blind_reason)
             if self.stopping():  # stop() may have run while we awaited
                 return

@@ -95,10 +95,7 @@ def _is_subsequence(got: list[tuple[int, int, str]], sent: list[tuple[int, int, 
         return False
     n = len(got)
     first = got[0]
-    for i in range(len(sent) - n + 1):
-        if sent[i] == first and sent[i : i + n] == got:
-            return True
-    return False
+    return any(sent[i] == first and sent[i : i + n] == got for i in range(len(sent) - n + 1))
 
 
 @pytest.mark.hub_conformance
@@ -181,8 +178,9 @@ class ConformanceSuite:
         await anyio.sleep(0.2)  # anything in flight before the unsubscribe lands
         mark = len(rec.events)
         await rec.wait_for(
-            lambda: sum(1 for t in rec.events[mark:] if isinstance(t, Trade) and t.symbol == kept)
-            >= 10,
+            lambda: (
+                sum(1 for t in rec.events[mark:] if isinstance(t, Trade) and t.symbol == kept) >= 10
+            ),
             self.timeout,
             f"10 more trades of {kept}",
         )
@@ -206,7 +204,9 @@ class ConformanceSuite:
         )
         gaps = [e for e in rec.events[mark:] if isinstance(e, Gap)]
         assert gaps, "a reconnect must publish a Gap for the blind window"
-        assert gaps[0].symbol == "" and gaps[0].start_ts >= t0 and gaps[0].end_ts >= gaps[0].start_ts
+        assert (
+            gaps[0].symbol == "" and gaps[0].start_ts >= t0 and gaps[0].end_ts >= gaps[0].start_ts
+        )
         states = [e.state for e in rec.events[mark:] if isinstance(e, ConnectionStateChanged)]
         assert ConnectionState.RECONNECTING in states
         await self._trades_for_every_symbol(rec, after=mark)  # resubscribed everything
@@ -231,7 +231,7 @@ class ConformanceSuite:
     ) -> None:
         if not self.has_sequence:
             pytest.skip("protocol has no sequence numbers")
-        hub, rec, sim = running
+        _hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         mark = len(rec.events)
         await sim.skip_sequence()
@@ -247,7 +247,7 @@ class ConformanceSuite:
     async def test_stall_is_probed_then_recycled(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
-        hub, rec, sim = running
+        _hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         mark = len(rec.events)
         await sim.stall()
