@@ -94,6 +94,8 @@ class LineServer:
         finally:
             if stream in self._clients:
                 self._clients.remove(stream)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
 
 
 class LineConnection:
