@@ -20,6 +20,7 @@ COMPILED_MODULES = [
     "dbn",
     "latency",
     "processor",
+    "benchloop",
 ]
 
 ext_modules = []

@@ -1,0 +1,145 @@
+"""Side-by-side benchmarks: every figure next to a baseline measured in the same run.
+
+    python benchmarks/compare.py                 # table on stdout
+    python benchmarks/compare.py --json out.json # also write name/value/unit/baseline/ratio
+    python benchmarks/compare.py --only bus      # one section
+
+This machine is shared and noisy, so each measurement is the median of
+several repeats, and targets are judged on ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import hub_core
+from hub_core import Trade, TypedEventBus
+from hub_core.benchloop import CountingHandler, call_loop, publish_generic_loop, publish_loop
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    baseline: str = ""
+    baseline_value: float = 0.0
+    ratio: float = 0.0
+    target: str = ""
+
+
+RESULTS: list[Result] = []
+
+
+def median_time(fn: Callable[[], object], repeats: int = 7) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(r: Result) -> None:
+    RESULTS.append(r)
+    base = f"  vs {r.baseline}: {r.baseline_value:,.1f} -> ratio {r.ratio:.2f}" if r.baseline else ""
+    tgt = f"  [target {r.target}]" if r.target else ""
+    print(f"{r.name:<52} {r.value:>14,.1f} {r.unit:<10}{base}{tgt}", flush=True)
+
+
+def noop(tick: object) -> None:
+    pass
+
+
+def bench_bus() -> None:
+    n = 1_000_000
+    tick = Trade("bench", "ES", 5_000_000_000_000, 1_000_000_000, "B", 1, 2)
+
+    bare = median_time(lambda: call_loop(noop, tick, n)) / n * 1e9
+    report(Result("compiled call of an interpreted no-op handler", bare, "ns/call"))
+
+    counts: dict[int, float] = {}
+    for subs in (1, 2, 4):
+        bus = TypedEventBus()
+        for _ in range(subs):
+            bus.subscribe(Trade, noop)
+        counts[subs] = median_time(lambda b=bus: publish_loop(b, tick, n)) / n * 1e9
+    one = counts[1]
+    report(
+        Result(
+            "bus.publish_trade, 1 interpreted subscriber",
+            1e9 / one / 1e6,
+            "M pub/s",
+            "bare compiled call",
+            bare,
+            one / bare,
+            ">= 9 M/s, ratio <= 1.15",
+        )
+    )
+    per_extra = (counts[4] - counts[1]) / 3
+    report(Result("each extra interpreted subscriber", per_extra, "ns", target="<= 75 ns"))
+
+    bus = TypedEventBus()
+    bus.subscribe(Trade, noop)
+    generic = median_time(lambda: publish_generic_loop(bus, tick, n)) / n * 1e9
+    report(Result("bus.publish (type dispatch), 1 subscriber", 1e9 / generic / 1e6, "M pub/s"))
+
+    bus = TypedEventBus()
+    h = CountingHandler()
+    bus.subscribe(Trade, h)
+    compiled = median_time(lambda: publish_loop(bus, tick, n)) / n * 1e9
+    report(
+        Result(
+            "bus.publish_trade, 1 compiled subscriber",
+            1e9 / compiled / 1e6,
+            "M pub/s",
+            target=">= 15 M/s",
+        )
+    )
+
+    bus = TypedEventBus()
+    bus.subscribe(Trade, noop, exchange="bench", symbol="ES")
+    filtered = median_time(lambda: publish_loop(bus, tick, n)) / n * 1e9
+    report(Result("bus.publish_trade, 1 filtered (exchange+symbol) sub", 1e9 / filtered / 1e6, "M pub/s"))
+
+
+SECTIONS: dict[str, Callable[[], None]] = {"bus": bench_bus}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--only", choices=sorted(SECTIONS), action="append")
+    args = ap.parse_args()
+    gc.collect()
+    print(
+        f"hub-core {hub_core.__version__} compiled={hub_core.COMPILED} "
+        f"python {sys.version.split()[0]}",
+        flush=True,
+    )
+    for name in args.only or list(SECTIONS):
+        print(f"\n== {name}", flush=True)
+        SECTIONS[name]()
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"compiled": hub_core.COMPILED, "results": [asdict(r) for r in RESULTS]}, indent=2
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
