@@ -54,7 +54,9 @@ def median_time(fn: Callable[[], object], repeats: int = 7) -> float:
 
 def report(r: Result) -> None:
     RESULTS.append(r)
-    base = f"  vs {r.baseline}: {r.baseline_value:,.1f} -> ratio {r.ratio:.2f}" if r.baseline else ""
+    base = (
+        f"  vs {r.baseline}: {r.baseline_value:,.1f} -> ratio {r.ratio:.2f}" if r.baseline else ""
+    )
     tgt = f"  [target {r.target}]" if r.target else ""
     print(f"{r.name:<52} {r.value:>14,.1f} {r.unit:<10}{base}{tgt}", flush=True)
 
@@ -112,10 +114,95 @@ def bench_bus() -> None:
     bus = TypedEventBus()
     bus.subscribe(Trade, noop, exchange="bench", symbol="ES")
     filtered = median_time(lambda: publish_loop(bus, tick, n)) / n * 1e9
-    report(Result("bus.publish_trade, 1 filtered (exchange+symbol) sub", 1e9 / filtered / 1e6, "M pub/s"))
+    report(
+        Result(
+            "bus.publish_trade, 1 filtered (exchange+symbol) sub", 1e9 / filtered / 1e6, "M pub/s"
+        )
+    )
 
 
-SECTIONS: dict[str, Callable[[], None]] = {"bus": bench_bus}
+def bench_fixed() -> None:
+    from decimal import Decimal
+
+    from hub_core import PRICE_SCALE, parse_fixed
+    from hub_core.factories import trade_from_text
+
+    texts = [f"{40000 + i * 0.01:.8f}" for i in range(1000)]
+    reps = 200
+
+    def ours() -> None:
+        for _ in range(reps):
+            for s in texts:
+                parse_fixed(s)
+
+    def via_decimal() -> None:
+        for _ in range(reps):
+            for s in texts:
+                int(Decimal(s) * PRICE_SCALE)
+
+    n = reps * len(texts)
+    a = median_time(ours, 5) / n * 1e9
+    b = median_time(via_decimal, 5) / n * 1e9
+    report(
+        Result("parse_fixed(str) from interpreted code", a, "ns", "int(Decimal(s)*1e9)", b, b / a)
+    )
+
+    def factory() -> None:
+        for _ in range(reps):
+            for s in texts:
+                trade_from_text("x", "BTCUSDT", s, "0.5", "B", 1, 2)
+
+    c = median_time(factory, 5) / n * 1e9
+    report(Result("trade_from_text (2 numbers parsed + tick built)", c, "ns"))
+
+
+def _rss_after(code: str) -> float:
+    import subprocess
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport re\n"
+            "print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
+    return int(out) / 1024
+
+
+def bench_memory() -> None:
+    base = _rss_after("pass")
+    core = _rss_after("import hub_core")
+    report(
+        Result(
+            "RSS: python + hub_core imported", core, "MiB", "bare interpreter", base, core / base
+        )
+    )
+    try:
+        both = _rss_after("import hub_core, hub_plugin_ninjatrader")
+    except Exception:
+        return
+    report(
+        Result(
+            "RSS: python + hub_core + ninjatrader plugin",
+            both,
+            "MiB",
+            "bare interpreter",
+            base,
+            both / base,
+            "<= 40 MiB",
+        )
+    )
+
+
+SECTIONS: dict[str, Callable[[], None]] = {
+    "bus": bench_bus,
+    "fixed": bench_fixed,
+    "memory": bench_memory,
+}
 
 
 def main() -> int:

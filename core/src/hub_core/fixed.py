@@ -9,6 +9,8 @@ be represented exactly at 1e-9 (or is not a number at all) raises
 
 from typing import Final
 
+from mypy_extensions import i64
+
 from hub_core.errors import MalformedNumber
 
 PRICE_SCALE: Final = 1_000_000_000
@@ -17,6 +19,7 @@ PRICE_SCALE: Final = 1_000_000_000
 SCALE_DIGITS: Final = 9
 # i64 bound, the width DBN and our wire formats carry.
 _I64_MAX: Final = 9_223_372_036_854_775_807
+_I64_MAX_NATIVE: Final[i64] = 9_223_372_036_854_775_807
 # bounds the digit loop so a hostile 10 kB "number" costs nothing
 _MANT_MAX: Final = 10**30
 _POW10: Final = (
@@ -33,15 +36,137 @@ _POW10: Final = (
 )
 
 
+_I64_POW10: Final[tuple[i64, ...]] = (
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
+    100_000_000_000_000_000,
+    1_000_000_000_000_000_000,
+)
+# Up to 18 significant digits fit an i64 mantissa; longer text (or an
+# exponent) takes the exact arbitrary-precision path.
+_FAST_DIGITS: Final = 18
+
+
 def parse_fixed(text: str) -> int:
     """Parse decimal text to an int scaled by ``PRICE_SCALE``, exactly."""
+    n: i64 = len(text)
+    if n == 0:
+        raise MalformedNumber("empty number")
+    i: i64 = 0
+    neg = False
+    c: i64 = ord(text[0])
+    if c == 45 or c == 43:  # '-' '+'
+        neg = c == 45
+        i = 1
+    mant: i64 = 0
+    sig: i64 = 0
+    frac: i64 = 0
+    any_digit = False
+    dot = False
+    while i < n:
+        c = ord(text[i])
+        if 48 <= c <= 57:
+            any_digit = True
+            if dot:
+                frac += 1
+            if mant != 0 or c != 48:
+                sig += 1
+                if sig > _FAST_DIGITS:
+                    return _parse_exact(text)
+            mant = mant * 10 + (c - 48)
+        elif c == 46 and not dot:  # '.'
+            dot = True
+        elif c == 101 or c == 69:  # 'e' 'E'
+            return _parse_exact(text)
+        else:
+            raise MalformedNumber(f"not a decimal number: {text!r}")
+        i += 1
+    if not any_digit:
+        raise MalformedNumber(f"not a decimal number: {text!r}")
+    return _scale_fast(mant, frac, neg, text)
+
+
+def parse_fixed_bytes(text: bytes) -> int:
+    """Parse decimal ASCII bytes to an int scaled by ``PRICE_SCALE``, exactly."""
+    n: i64 = len(text)
+    if n == 0:
+        raise MalformedNumber("empty number")
+    i: i64 = 0
+    neg = False
+    c: i64 = text[0]
+    if c == 45 or c == 43:
+        neg = c == 45
+        i = 1
+    mant: i64 = 0
+    sig: i64 = 0
+    frac: i64 = 0
+    any_digit = False
+    dot = False
+    while i < n:
+        c = text[i]
+        if 48 <= c <= 57:
+            any_digit = True
+            if dot:
+                frac += 1
+            if mant != 0 or c != 48:
+                sig += 1
+                if sig > _FAST_DIGITS:
+                    return _parse_exact(text.decode("ascii", "replace"))
+            mant = mant * 10 + (c - 48)
+        elif c == 46 and not dot:
+            dot = True
+        elif c == 101 or c == 69:
+            return _parse_exact(text.decode("ascii", "replace"))
+        else:
+            raise MalformedNumber(f"not a decimal number: {text!r}")
+        i += 1
+    if not any_digit:
+        raise MalformedNumber(f"not a decimal number: {text!r}")
+    return _scale_fast(mant, frac, neg, text)
+
+
+def _scale_fast(mant: i64, frac: i64, neg: bool, text: object) -> int:
+    """``mant * 10**(9 - frac)`` in i64, refusing inexact or out-of-range results."""
+    if frac <= SCALE_DIGITS:
+        mul = _I64_POW10[SCALE_DIGITS - frac]
+        if mant > _I64_MAX_NATIVE // mul:
+            raise MalformedNumber(f"number out of range: {text!r}")
+        value = mant * mul
+    else:
+        extra = frac - SCALE_DIGITS
+        if extra > _FAST_DIGITS:
+            if mant == 0:
+                return 0
+            raise MalformedNumber(f"more precision than 1e-9 in {text!r}")
+        div = _I64_POW10[extra]
+        value = mant // div
+        if value * div != mant:
+            raise MalformedNumber(f"more precision than 1e-9 in {text!r}")
+    return -value if neg else value
+
+
+def _parse_exact(text: str) -> int:
+    """Arbitrary-precision path: long digit strings and exponents (rare)."""
     n = len(text)
     i = 0
     neg = False
-    if n == 0:
-        raise MalformedNumber("empty number")
     c = ord(text[0])
-    if c == 45 or c == 43:  # '-' '+'
+    if c == 45 or c == 43:
         neg = c == 45
         i = 1
     mant = 0
@@ -54,43 +179,6 @@ def parse_fixed(text: str) -> int:
         if 48 <= c <= 57:
             if seen_dot:
                 frac_digits += 1
-            # leading zeros do not count toward the 19-digit bound
-            any_digit = True
-            mant = mant * 10 + (c - 48)
-            if mant > _MANT_MAX:
-                raise MalformedNumber(f"number out of range: {text!r}")
-        elif c == 46 and not seen_dot:  # '.'
-            seen_dot = True
-        elif c == 101 or c == 69:  # 'e' 'E'
-            exp = _parse_exponent(text, i + 1, n)
-            break
-        else:
-            raise MalformedNumber(f"not a decimal number: {text!r}")
-        i += 1
-    return _scale(mant, frac_digits - exp, neg, any_digit, text)
-
-
-def parse_fixed_bytes(text: bytes) -> int:
-    """Parse decimal ASCII bytes to an int scaled by ``PRICE_SCALE``, exactly."""
-    n = len(text)
-    i = 0
-    neg = False
-    if n == 0:
-        raise MalformedNumber("empty number")
-    c = text[0]
-    if c == 45 or c == 43:
-        neg = c == 45
-        i = 1
-    mant = 0
-    frac_digits = 0
-    any_digit = False
-    seen_dot = False
-    exp = 0
-    while i < n:
-        c = text[i]
-        if 48 <= c <= 57:
-            if seen_dot:
-                frac_digits += 1
             any_digit = True
             mant = mant * 10 + (c - 48)
             if mant > _MANT_MAX:
@@ -98,7 +186,7 @@ def parse_fixed_bytes(text: bytes) -> int:
         elif c == 46 and not seen_dot:
             seen_dot = True
         elif c == 101 or c == 69:
-            exp = _parse_exponent(text.decode("ascii", "replace"), i + 1, n)
+            exp = _parse_exponent(text, i + 1, n)
             break
         else:
             raise MalformedNumber(f"not a decimal number: {text!r}")
