@@ -433,8 +433,13 @@ class ConnectionSink(RecordHandler):
 
     @property
     def backpressured(self) -> bool:
-        """True while a ``"block"`` stream is full: the reader should wait."""
+        """True while a ``"block"`` stream is full: the reader should wait
+        (``await hub_core.streams.wait_for_capacity(sink)``)."""
         return self._bus.backpressured
+
+    def add_capacity_waiter(self, wake: Callable[[], object]) -> None:
+        """Call ``wake()`` once no ``"block"`` stream is over capacity."""
+        self._bus.add_capacity_waiter(wake)
 
 
 @final

@@ -6,8 +6,9 @@ wrapper awaits on the consumer's task. Same thread, same event loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -91,9 +92,20 @@ class EventStream:
         self.close()
 
 
-async def wait_for_capacity(bus: TypedEventBus) -> None:
-    """Return once no ``"block"`` stream is over its ``maxsize`` (readers call this)."""
-    while bus.backpressured:
+class _HasCapacity(Protocol):
+    @property
+    def backpressured(self) -> bool: ...
+
+    def add_capacity_waiter(self, wake: Callable[[], object]) -> None: ...
+
+
+async def wait_for_capacity(target: _HasCapacity) -> None:
+    """Return once no ``"block"`` stream is over its ``maxsize``.
+
+    ``target`` is the bus or a connection's sink; readers call this after a
+    buffer when ``sink.backpressured`` is true.
+    """
+    while target.backpressured:
         event = anyio.Event()
-        bus.add_capacity_waiter(event.set)
+        target.add_capacity_waiter(event.set)
         await event.wait()

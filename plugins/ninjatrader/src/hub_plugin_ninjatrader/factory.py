@@ -1,0 +1,36 @@
+"""``NinjaTraderFactory``: what the hub asks for ``protocol = "ninjatrader"``."""
+
+from __future__ import annotations
+
+from hub_core.config import ExchangeConfig
+from hub_core.contracts import ConnectionFactory, SimulatorSpec
+from hub_core.processor import ConnectionSink
+from hub_plugin_ninjatrader.connection import NinjaTraderConnection
+from hub_plugin_ninjatrader.options import NinjaTraderOptions
+from hub_plugin_ninjatrader.simulator import DEFAULT_SYMBOLS, serve_simulator
+
+
+def _demo_config(endpoint: str, symbols: list[str]) -> ExchangeConfig:
+    return ExchangeConfig.ninjatrader(endpoint, symbols=list(symbols))
+
+
+class NinjaTraderFactory(ConnectionFactory):
+    """Connections to the HubFeed add-on inside NinjaTrader 8 (DBN records over TCP)."""
+
+    protocol = "ninjatrader"
+    options_model = NinjaTraderOptions
+    description = "NinjaTrader 8 market data via the HubFeed NinjaScript add-on (DBN over TCP)"
+
+    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> NinjaTraderConnection:
+        """A new, unconnected connection; raises pydantic ``ValidationError`` for bad options."""
+        options = NinjaTraderOptions.model_validate(config.options)
+        return NinjaTraderConnection(config, sink, options)
+
+    def simulator(self) -> SimulatorSpec:
+        """The loopback HubFeed simulator (``hub sim ninjatrader``, ``hub demo``)."""
+        return SimulatorSpec(
+            serve=serve_simulator,
+            demo_config=_demo_config,
+            default_symbols=list(DEFAULT_SYMBOLS),
+            default_rate=100.0,
+        )
