@@ -1,0 +1,171 @@
+"""Plugin simulators for ``hub demo`` and ``hub sim``.
+
+A plugin ships its simulator through ``ConnectionFactory.simulator()`` (a
+``SimulatorSpec``). ``hub demo`` starts every installed one on 127.0.0.1
+(port 0: the OS picks a free port) and points a hub at them; ``hub sim``
+runs one alone, by default on loopback too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+
+from hub_core.config import ExchangeConfig, HubConfig
+from hub_core.contracts import SimulatorSpec
+from hub_core.errors import HubError
+from hub_core.registry import ExchangeRegistry
+
+log = logging.getLogger("hub_core.cli.demo")
+
+LOOPBACK = "127.0.0.1"
+READY_TIMEOUT_S = 10.0
+"""How long a simulator may take to start listening."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: could be anywhere
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_list(text: str | None) -> list[str] | None:
+    """A comma-separated option: ``"ES,NQ"`` -> ``["ES", "NQ"]``; ``None`` when not given."""
+    if text is None:
+        return None
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def simulators(registry: ExchangeRegistry) -> dict[str, SimulatorSpec]:
+    """Every protocol whose plugin ships a simulator, by protocol name."""
+    found: dict[str, SimulatorSpec] = {}
+    for protocol, factory in sorted(registry.factories().items()):
+        try:
+            spec = factory.simulator()
+        except Exception as exc:  # one broken plugin never hides the others
+            log.error("the %s plugin's simulator() raised: %r", protocol, exc)
+            continue
+        if spec is not None:
+            found[protocol] = spec
+    return found
+
+
+def unknown_simulator_message(protocol: str, registry: ExchangeRegistry) -> str:
+    """The error for ``hub sim <protocol>`` when there is no such simulator."""
+    available = ", ".join(simulators(registry)) or "none"
+    without = [p for p in registry.protocols() if p not in simulators(registry)]
+    text = f"no simulator for protocol {protocol!r} (available: {available})"
+    if protocol in without:
+        text = f"the {protocol} plugin ships no simulator (available: {available})"
+    return text + ": install its plugin (pip install hub-plugin-NAME) or pick an available one"
+
+
+@dataclass
+class RunningSimulator:
+    """A simulator that is listening."""
+
+    protocol: str
+    spec: SimulatorSpec
+    host: str
+    port: int
+    symbols: list[str]
+
+    @property
+    def endpoint(self) -> str:
+        return host_port(self.host, self.port)
+
+    def exchange_config(self) -> ExchangeConfig:
+        """The connection to this simulator, named after its protocol."""
+        cfg = self.spec.demo_config(self.endpoint, list(self.symbols))
+        if not cfg.name:
+            cfg = cfg.model_copy(update={"name": self.protocol})
+        return cfg
+
+
+async def start_simulator(
+    tg: TaskGroup,
+    protocol: str,
+    spec: SimulatorSpec,
+    *,
+    host: str = LOOPBACK,
+    port: int = 0,
+    symbols: list[str] | None = None,
+    rate: float | None = None,
+    timeout: float = READY_TIMEOUT_S,
+) -> RunningSimulator:
+    """Start ``spec.serve`` in ``tg`` and return once it listens.
+
+    The simulator runs until ``tg`` is cancelled; if it fails, the error
+    reaches ``tg`` like any task's.
+    """
+    syms = list(spec.default_symbols) if symbols is None else symbols
+    where: list[tuple[str, int]] = []
+    ready = anyio.Event()
+
+    def on_ready(bound_host: str, bound_port: int) -> None:
+        if not where:
+            where.append((bound_host, bound_port))
+            ready.set()
+
+    per_symbol_rate = spec.default_rate if rate is None else rate
+
+    async def serve() -> None:
+        try:
+            await spec.serve(host, port, syms, per_symbol_rate, on_ready)
+        except OSError as exc:
+            if where:  # failed while serving: report it as it is
+                raise
+            raise HubError(
+                f"the {protocol} simulator could not listen: {exc.strerror or exc}",
+                endpoint=host_port(host, port),
+                hint="pick another --port, or 0 for any free one",
+            ) from exc
+
+    tg.start_soon(serve, name=f"hub-sim-{protocol}")
+    try:
+        with anyio.fail_after(timeout):
+            await ready.wait()
+    except TimeoutError:
+        raise HubError(
+            f"the {protocol} simulator did not start listening within {timeout:.0f} s",
+            endpoint=host_port(host, port),
+            hint="run `hub sim " + protocol + " --log-level debug` to see why",
+        ) from None
+    bound_host, bound_port = where[0]
+    return RunningSimulator(protocol, spec, bound_host, bound_port, syms)
+
+
+async def start_demo_simulators(
+    tg: TaskGroup, registry: ExchangeRegistry, *, rate: float | None = None
+) -> tuple[list[RunningSimulator], HubConfig]:
+    """Start every installed simulator on loopback; the config that connects to all."""
+    specs = simulators(registry)
+    if not specs:
+        problems = [f"{i.name}: {i.error}" for i in registry.plugins() if i.error]
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise HubError(
+            f"no installed plugin ships a simulator{detail}",
+            hint="install one, e.g. pip install hub-plugin-ninjatrader",
+        )
+    running: list[RunningSimulator] = []
+    exchanges: dict[str, ExchangeConfig] = {}
+    for protocol, spec in specs.items():
+        sim = await start_simulator(tg, protocol, spec, host=LOOPBACK, port=0, rate=rate)
+        log.info("%s simulator listening on %s", protocol, sim.endpoint)
+        cfg = sim.exchange_config()
+        running.append(sim)
+        exchanges[cfg.name] = cfg
+    return running, HubConfig(exchanges=exchanges)

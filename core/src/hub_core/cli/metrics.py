@@ -1,0 +1,156 @@
+"""``--metrics-port``: the hub's counters as Prometheus metrics on 127.0.0.1.
+
+The event loop takes a snapshot of ``hub.event_processor().get_stats()`` and
+of every connection's state once a second (``refresh()``) and swaps it in as
+a whole; the HTTP server thread only ever reads the latest snapshot. So a
+scrape never iterates the hub's dicts while the loop changes them, and
+never costs the hot path anything.
+
+Metrics (label ``exchange`` is the connection's TOML name):
+
+- counters ``hub_trades_total``, ``hub_quotes_total``, ``hub_book_updates_total``,
+  ``hub_book_snapshots_total``, ``hub_gaps_total``, ``hub_malformed_frames_total``,
+  ``hub_reconnects_total``, ``hub_venue_errors_total`` (per exchange);
+  ``hub_handler_errors_total``, ``hub_stream_dropped_total``,
+  ``hub_stream_conflated_total``
+- gauges ``hub_connection_up{exchange,protocol}`` (1 = connected),
+  ``hub_connection_state{exchange,state}`` (1 for the current state),
+  ``hub_latency_seconds{quantile}`` (receive to subscriber callback),
+  ``hub_uptime_seconds``, ``hub_info{version,compiled}``
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+import hub_core
+from hub_core.errors import HubError
+from hub_core.ticks import ConnectionState
+
+if TYPE_CHECKING:
+    from hub_core.hub import ExchangeHub
+
+log = logging.getLogger("hub_core.cli.metrics")
+
+REFRESH_INTERVAL_S = 1.0
+BIND_ADDRESS = "127.0.0.1"
+"""Metrics are served on loopback only; put a proxy in front to expose them."""
+
+_STATES = (
+    ConnectionState.CONNECTING,
+    ConnectionState.CONNECTED,
+    ConnectionState.STALE,
+    ConnectionState.RECONNECTING,
+    ConnectionState.AUTH_FAILED,
+    ConnectionState.DEAD,
+    ConnectionState.CLOSED,
+)
+
+# (metric name without _total, per-exchange stats attribute, help)
+_PER_EXCHANGE_COUNTERS = (
+    ("hub_trades", "trades", "Trades published"),
+    ("hub_quotes", "quotes", "Quotes published"),
+    ("hub_book_updates", "book_updates", "Book updates published"),
+    ("hub_book_snapshots", "snapshots", "Book snapshots published"),
+    ("hub_gaps", "gaps", "Gaps published (data may be missing)"),
+    ("hub_malformed_frames", "malformed", "Frames the codec could not use"),
+    ("hub_reconnects", "reconnects", "Sessions that ended and were reconnected"),
+    ("hub_venue_errors", "venue_errors", "Error records sent by the venue"),
+)
+
+
+class HubMetrics:
+    """A Prometheus collector over one hub, refreshed from the event loop."""
+
+    def __init__(self, hub: ExchangeHub) -> None:
+        self.hub = hub
+        self.registry = CollectorRegistry()
+        self._families: list[Metric] = []
+        self.refresh()
+        self.registry.register(self)
+        self._server: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        """Called by the HTTP thread: the latest snapshot, never the live dicts."""
+        return list(self._families)
+
+    def refresh(self) -> None:
+        """Take a snapshot of the hub's counters (call on the event loop)."""
+        stats = self.hub.event_processor().get_stats()
+        families: list[Metric] = []
+        for name, attr, doc in _PER_EXCHANGE_COUNTERS:
+            fam = CounterMetricFamily(name, doc, labels=["exchange"])
+            for exchange, ex in sorted(stats.per_exchange.items()):
+                fam.add_metric([exchange], float(getattr(ex, attr)))
+            families.append(fam)
+        for name, value, doc in (
+            ("hub_handler_errors", stats.handler_errors, "Subscriber callbacks that raised"),
+            ("hub_stream_dropped", stats.dropped, "Events dropped by bounded streams"),
+            ("hub_stream_conflated", stats.conflated, "Events conflated by bounded streams"),
+        ):
+            families.append(CounterMetricFamily(name, doc, value=float(value)))
+
+        up = GaugeMetricFamily(
+            "hub_connection_up",
+            "1 while the connection is connected",
+            labels=["exchange", "protocol"],
+        )
+        state = GaugeMetricFamily(
+            "hub_connection_state",
+            "1 for the connection's current state",
+            labels=["exchange", "state"],
+        )
+        for exchange, sup in sorted(self.hub.connections().items()):
+            up.add_metric([exchange, sup.config.protocol], 1.0 if sup.healthy else 0.0)
+            for s in _STATES:
+                state.add_metric([exchange, s], 1.0 if sup.state == s else 0.0)
+        families += [up, state]
+
+        latency = GaugeMetricFamily(
+            "hub_latency_seconds",
+            "Receive-to-callback latency percentiles over recent samples",
+            labels=["quantile"],
+        )
+        for label, ns in stats.latency_ns.items():
+            percent = float(label[1:].replace("_", "."))  # "p99_9" -> 99.9
+            latency.add_metric([f"{percent / 100:g}"], ns / 1e9)  # "0.999", not 0.9990000000000001
+        families.append(latency)
+        families.append(
+            GaugeMetricFamily("hub_uptime_seconds", "Seconds since start", value=stats.uptime())
+        )
+        info = GaugeMetricFamily("hub_info", "hub-core build", labels=["version", "compiled"])
+        info.add_metric([hub_core.__version__, str(hub_core.COMPILED).lower()], 1.0)
+        families.append(info)
+        self._families = families  # one reference swap: what the HTTP thread sees
+
+    def serve(self, port: int, addr: str = BIND_ADDRESS) -> int:
+        """Start the HTTP server thread; returns the port (useful with port 0)."""
+        try:
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            raise HubError(
+                f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}",
+                hint="pick another --metrics-port, or 0 for any free port",
+            ) from None
+        self._server = server
+        return int(server.server_port)
+
+    async def run(self) -> None:
+        """Refresh every ``REFRESH_INTERVAL_S`` seconds until cancelled."""
+        while True:
+            await anyio.sleep(REFRESH_INTERVAL_S)
+            self.refresh()
+
+    def close(self) -> None:
+        """Stop the HTTP server."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
