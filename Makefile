@@ -44,7 +44,7 @@ typecheck: setup
 	$(VENV)/bin/mypy core/src $(addsuffix /src,$(PLUGINS))
 
 pytest: setup
-	$(VENV)/bin/python -m pytest tests examples
+	$(VENV)/bin/python -m pytest tests
 
 pytest-pure: setup-pure
 	HUB_EXPECT_PURE=1 $(PURE)/bin/python -m pytest tests/core

@@ -1,0 +1,46 @@
+"""Every example runs as shown, against the simulators on loopback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--duration", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_basic_usage() -> None:
+    out = run("basic_usage.py")
+    assert "status: {'ninjatrader': True}" in out
+    assert "quote ES" in out or "quote NQ" in out
+    trades = int(out.split("trades=")[1].split()[0])
+    assert trades > 0
+
+
+def test_ninjatrader_integration() -> None:
+    out = run("ninjatrader_integration.py")
+    assert "state  connected" in out
+    assert "gap " in out  # the dropped connection left a blind window
+    stats = next(x for x in out.splitlines() if x.startswith("es_feed:"))
+    assert "reconnects=1" in stats and "gaps=1" in stats
+
+
+@pytest.mark.parametrize("venue", ["cme_futures", "cbot_futures"])
+def test_multi_exchange(venue: str) -> None:
+    out = run("multi_exchange.py")
+    assert "'cme_futures': True" in out and "'cbot_futures': True" in out
+    line = next(x for x in out.splitlines() if x.startswith(f"{venue}:"))
+    assert int(line.split("trades=")[1].split()[0]) > 0
