@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt $(SOURCES)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP) -r requirements-dev.txt
-	$(VENV)/bin/pip install $(PIP) --no-build-isolation ./core $(addprefix ./,$(PLUGINS))
+	$(VENV)/bin/pip install $(PIP) --no-build-isolation ./core $(addsuffix [test],$(addprefix ./,$(PLUGINS)))
 	cd /tmp && $(CURDIR)/$(VENV)/bin/python -c 'import hub_core, sys; print("hub-core", hub_core.__version__, "compiled:", hub_core.COMPILED); sys.exit(0 if hub_core.COMPILED else "the installed hub_core is not compiled")'
 	touch $@
 
@@ -32,7 +32,7 @@ setup-pure: $(PURE)/.installed
 $(PURE)/.installed: requirements-dev.txt $(SOURCES)
 	test -x $(PURE)/bin/python || $(PYTHON) -m venv $(PURE)
 	$(PURE)/bin/pip install $(PIP) -r requirements-dev.txt
-	HUB_CORE_PURE=1 $(PURE)/bin/pip install $(PIP) --no-build-isolation ./core $(addprefix ./,$(PLUGINS))
+	HUB_CORE_PURE=1 $(PURE)/bin/pip install $(PIP) --no-build-isolation ./core $(addsuffix [test],$(addprefix ./,$(PLUGINS)))
 	cd /tmp && $(CURDIR)/$(PURE)/bin/python -c 'import hub_core, sys; sys.exit("expected the pure build" if hub_core.COMPILED else 0)'
 	touch $@
 
