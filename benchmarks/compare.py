@@ -198,10 +198,24 @@ def bench_memory() -> None:
     )
 
 
+def bench_dbn_section() -> None:
+    from dbn_compare import bench_dbn
+
+    bench_dbn(report, Result, median_time)
+
+
+def bench_e2e_section() -> None:
+    from e2e_compare import bench_e2e
+
+    bench_e2e(report, Result, median_time)
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "bus": bench_bus,
+    "dbn": bench_dbn_section,
     "fixed": bench_fixed,
     "memory": bench_memory,
+    "e2e": bench_e2e_section,
 }
 
 
