@@ -210,12 +210,19 @@ def bench_e2e_section() -> None:
     bench_e2e(report, Result, median_time)
 
 
+def bench_idle_section() -> None:
+    from memory_compare import bench_memory_idle
+
+    bench_memory_idle(report, Result, median_time)
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "bus": bench_bus,
     "dbn": bench_dbn_section,
     "fixed": bench_fixed,
     "memory": bench_memory,
     "e2e": bench_e2e_section,
+    "idle": bench_idle_section,
 }
 
 

@@ -26,7 +26,8 @@ SIM = """
 import anyio, sys
 from hub_plugin_ninjatrader.simulator import NinjaTraderSimulator
 async def main():
-    async with NinjaTraderSimulator({symbols!r}, {rate!r}, bench={bench!r}, seed=1) as sim:
+    sim = NinjaTraderSimulator({symbols!r}, {rate!r}, bench={bench!r}, seed=1, **{extra!r})
+    async with sim:
         print(sim.endpoint, flush=True)
         await anyio.sleep_forever()
 anyio.run(main)
@@ -36,8 +37,8 @@ anyio.run(main)
 class Simulator:
     """The simulator in its own process (its own core), endpoint read from stdout."""
 
-    def __init__(self, symbols: list[str], rate: float, bench: bool) -> None:
-        code = SIM.format(symbols=symbols, rate=rate, bench=bench)
+    def __init__(self, symbols: list[str], rate: float, bench: bool, **extra: Any) -> None:
+        code = SIM.format(symbols=symbols, rate=rate, bench=bench, extra=extra)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
         )
