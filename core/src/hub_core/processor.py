@@ -13,7 +13,16 @@ from typing import Final, final
 
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import DbnDecoder, RecordHandler
-from hub_core.fixed import parse_fixed, parse_fixed_bytes
+from hub_core.factories import (
+    book_update_from_bytes,
+    book_update_from_text,
+    new_book_update,
+    new_quote,
+    quote_from_bytes,
+    quote_from_text,
+    trade_from_bytes,
+    trade_from_text,
+)
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookSnapshot,
@@ -159,17 +168,9 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a trade from decimal text (raises ``MalformedNumber``)."""
-        t = Trade(
-            self.exchange,
-            symbol,
-            parse_fixed(price),
-            parse_fixed(size),
-            side,
-            ts_event,
-            ts_recv,
-            sequence,
+        self.on_trade(
+            trade_from_text(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence)
         )
-        self.on_trade(t)
 
     def trade_bytes(
         self,
@@ -182,17 +183,9 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a trade from decimal ASCII bytes (raises ``MalformedNumber``)."""
-        t = Trade(
-            self.exchange,
-            symbol,
-            parse_fixed_bytes(price),
-            parse_fixed_bytes(size),
-            side,
-            ts_event,
-            ts_recv,
-            sequence,
+        self.on_trade(
+            trade_from_bytes(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence)
         )
-        self.on_trade(t)
 
     def quote(
         self,
@@ -207,7 +200,7 @@ class ConnectionSink(RecordHandler):
     ) -> None:
         """Publish a quote from fixed-point ints."""
         self.on_quote(
-            Quote(
+            new_quote(
                 self.exchange,
                 symbol,
                 bid_price,
@@ -232,18 +225,19 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a quote from decimal text (raises ``MalformedNumber``)."""
-        q = Quote(
-            self.exchange,
-            symbol,
-            parse_fixed(bid_price),
-            parse_fixed(bid_size),
-            parse_fixed(ask_price),
-            parse_fixed(ask_size),
-            ts_event,
-            ts_recv,
-            sequence,
+        self.on_quote(
+            quote_from_text(
+                self.exchange,
+                symbol,
+                bid_price,
+                bid_size,
+                ask_price,
+                ask_size,
+                ts_event,
+                ts_recv,
+                sequence,
+            )
         )
-        self.on_quote(q)
 
     def quote_bytes(
         self,
@@ -257,18 +251,19 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a quote from decimal ASCII bytes (raises ``MalformedNumber``)."""
-        q = Quote(
-            self.exchange,
-            symbol,
-            parse_fixed_bytes(bid_price),
-            parse_fixed_bytes(bid_size),
-            parse_fixed_bytes(ask_price),
-            parse_fixed_bytes(ask_size),
-            ts_event,
-            ts_recv,
-            sequence,
+        self.on_quote(
+            quote_from_bytes(
+                self.exchange,
+                symbol,
+                bid_price,
+                bid_size,
+                ask_price,
+                ask_size,
+                ts_event,
+                ts_recv,
+                sequence,
+            )
         )
-        self.on_quote(q)
 
     def book_update(
         self,
@@ -283,8 +278,8 @@ class ConnectionSink(RecordHandler):
     ) -> None:
         """Publish a price-level update (``size`` 0 removes the level)."""
         self.on_book_update(
-            BookUpdate(
-                self.exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
+            new_book_update(
+                self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
             )
         )
 
@@ -300,19 +295,11 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a price-level update from decimal text."""
-        b = BookUpdate(
-            self.exchange,
-            symbol,
-            side,
-            parse_fixed(price),
-            parse_fixed(size),
-            ts_event,
-            ts_recv,
-            action,
-            0,
-            sequence,
+        self.on_book_update(
+            book_update_from_text(
+                self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
+            )
         )
-        self.on_book_update(b)
 
     def book_update_bytes(
         self,
@@ -326,19 +313,11 @@ class ConnectionSink(RecordHandler):
         sequence: int = 0,
     ) -> None:
         """Publish a price-level update from decimal ASCII bytes."""
-        b = BookUpdate(
-            self.exchange,
-            symbol,
-            side,
-            parse_fixed_bytes(price),
-            parse_fixed_bytes(size),
-            ts_event,
-            ts_recv,
-            action,
-            0,
-            sequence,
+        self.on_book_update(
+            book_update_from_bytes(
+                self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
+            )
         )
-        self.on_book_update(b)
 
     def book_snapshot(
         self,
