@@ -130,6 +130,24 @@ def test_incompatible_api_version_is_refused_naming_both(site: Path) -> None:
     assert not infos["newer-minor"].enabled
 
 
+def test_declared_api_version_hook_overrides_the_factories(site: Path) -> None:
+    source = (
+        PLUGIN_SOURCE.format(protocol="declared-proto", api=(1, 0))
+        + """
+
+@hookimpl
+def hub_plugin_api_version():
+    return (2, 1)
+"""
+    )
+    make_dist(site, "declared", "declared-proto", source=source)
+    reg = ExchangeRegistry()
+    reg.discover()
+    info = {p.name: p for p in reg.plugins()}["declared"]
+    assert not info.enabled and info.api_version == (2, 1)
+    assert "plugin API 2.1" in info.error
+
+
 def test_in_process_registration_and_option_validation(site: Path) -> None:
     make_dist(site, "acme", "acme-proto")
     import importlib
