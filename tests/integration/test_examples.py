@@ -44,3 +44,17 @@ def test_multi_exchange(venue: str) -> None:
     assert "'cme_futures': True" in out and "'cbot_futures': True" in out
     line = next(x for x in out.splitlines() if x.startswith(f"{venue}:"))
     assert int(line.split("trades=")[1].split()[0]) > 0
+
+
+def test_readme_example_runs_as_shown(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "readme_example.py"
+    script.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "{ExchangeId('ninjatrader'): True}" in proc.stdout
+    assert "quote ES" in proc.stdout or "quote NQ" in proc.stdout
+    assert "ProcessorStats(trades=" in proc.stdout
