@@ -24,7 +24,7 @@ from hub_core import (
     Trade,
     TypedEventBus,
 )
-from hub_core.supervisor import backoff_delay_ms
+from hub_core.supervisor import backoff_delay_ms, endpoint_host
 from hub_core.testing import EventRecorder
 
 from .lineproto import LineServer, Plugin
@@ -210,3 +210,43 @@ async def test_subscribe_and_unsubscribe_while_connected(
     )
     await h.unsubscribe_market_data("line", ["AAA", "BBB"])
     assert h.connections()["line"].symbols == []
+
+
+async def test_pacing_holds_across_connections_to_one_host(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    h, rec = hub
+    port = closed_port()
+    for name in ("one", "two", "three"):
+        await h.connect_exchange(
+            name,
+            config(
+                f"127.0.0.1:{port}",
+                reconnect_delay_ms=1,
+                reconnect_max_delay_ms=2,
+                min_connect_interval_ms=100,
+            ),
+            wait=False,
+        )
+    await anyio.sleep(0.65)
+    for name in ("one", "two", "three"):
+        await h.disconnect_exchange(name)
+    starts = sorted(
+        e.ts_event for e in rec.of(ConnectionStateChanged) if e.state == ConnectionState.CONNECTING
+    )
+    assert 3 <= len(starts) <= 9
+    assert min((b - a) / 1e6 for a, b in itertools.pairwise(starts)) >= 95
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host"),
+    [
+        ("127.0.0.1:7496", "127.0.0.1"),
+        ("wss://stream.binance.com:9443/ws", "stream.binance.com"),
+        ("fix://[::1]:9878", "::1"),
+        ("[::1]:7496", "::1"),
+        ("wss://user:pw@host.example/x", "host.example"),
+    ],
+)
+def test_endpoint_host(endpoint: str, host: str) -> None:
+    assert endpoint_host(endpoint) == host

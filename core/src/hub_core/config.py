@@ -93,7 +93,8 @@ class ExchangeConfig(BaseModel):
     max_silent_recycles: int = Field(default=3, ge=1)
     """Recycles in a row with no market data before the connection is declared dead."""
     min_connect_interval_ms: int = Field(default=0, ge=0)
-    """Least time between two connection attempts (the venue's connection-rate limit)."""
+    """Least time between two connection attempts to the endpoint's host, across every
+    connection of the hub (the venue's connection-rate limit)."""
     symbols: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -147,7 +147,7 @@ class ExchangeHub:
             config = config.model_copy(update={"name": name})
         self._configs[name] = config
         sink = self._processor.sink_for(name)
-        sup = ConnectionSupervisor(name, config, factory, sink)
+        sup = ConnectionSupervisor(name, config, factory, sink, pacer=manager.pacer)
         manager.start(sup)
         if wait:
             with anyio.fail_after(timeout):

@@ -53,6 +53,36 @@ def backoff_delay_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random
     return rng.uniform(float(base_ms), max(float(base_ms), cap))
 
 
+def endpoint_host(endpoint: str) -> str:
+    """The host part of ``host:port`` or a URL: what a venue's connection-rate limit counts."""
+    rest = endpoint.split("://", 1)[-1]
+    hostport = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        return hostport[1 : hostport.find("]")]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+class ConnectPacer:
+    """Spaces connection attempts to one host, across every connection of the hub.
+
+    Venues limit new connections per IP and interval; ten connections to one
+    venue reconnecting after a network blip must not arrive as one burst.
+    """
+
+    def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self._clock = clock
+        self._next_ns: dict[str, int] = {}
+
+    async def wait(self, host: str, interval_ms: int) -> None:
+        """Return when an attempt to ``host`` may start (reserves the slot)."""
+        gap_ns = interval_ms * 1_000_000
+        now = self._clock()
+        slot = max(now, self._next_ns.get(host, 0))
+        self._next_ns[host] = slot + gap_ns
+        if slot > now:
+            await anyio.sleep((slot - now) / 1e9)
+
+
 class ConnectionSupervisor:
     """Keeps one connection alive according to its ``ExchangeConfig``."""
 
@@ -65,6 +95,7 @@ class ConnectionSupervisor:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
+        pacer: ConnectPacer | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -79,13 +110,13 @@ class ConnectionSupervisor:
         self.error: HubError | None = None
         self._rng = rng or random.Random()
         self._clock = clock
+        self._pacer = pacer or ConnectPacer(clock)
         self._conn: ExchangeConnection | None = None
         self._stopping = False
         self._cancel: anyio.CancelScope | None = None
         self._recycle: anyio.Event | None = None
         self._recycle_reason = ""
         self._changed = anyio.Event()
-        self._last_attempt_ns = 0
         self.finished = anyio.Event()
 
     # -- public view --------------------------------------------------------------
@@ -234,13 +265,10 @@ class ConnectionSupervisor:
             await anyio.sleep(delay / 1000.0)
 
     async def _pace(self) -> None:
-        """Never open connections faster than ``min_connect_interval_ms``."""
-        gap_ns = self.config.min_connect_interval_ms * 1_000_000
-        if gap_ns and self._last_attempt_ns:
-            wait_ns = self._last_attempt_ns + gap_ns - self._clock()
-            if wait_ns > 0:
-                await anyio.sleep(wait_ns / 1e9)
-        self._last_attempt_ns = self._clock()
+        """Never open connections to one host faster than ``min_connect_interval_ms``."""
+        interval = self.config.min_connect_interval_ms
+        if interval:
+            await self._pacer.wait(endpoint_host(self.endpoint), interval)
 
     async def _session(self, blind_since_ns: int, blind_reason: str) -> tuple[str, str, bool]:
         """One connection's life. Returns (outcome, reason, data_seen)."""
@@ -388,6 +416,8 @@ class ConnectionManager:
     def __init__(self, tg: TaskGroup) -> None:
         self._tg = tg
         self.supervisors: dict[str, ConnectionSupervisor] = {}
+        self.pacer = ConnectPacer()
+        """Shared by every supervisor, so pacing holds across connections to one host."""
 
     def start(self, supervisor: ConnectionSupervisor) -> None:
         if (
@@ -422,4 +452,11 @@ class ConnectionManager:
         return bool(sups) and all(s.dead for s in sups)
 
 
-__all__ = ["ConnectionFailed", "ConnectionManager", "ConnectionSupervisor", "backoff_delay_ms"]
+__all__ = [
+    "ConnectPacer",
+    "ConnectionFailed",
+    "ConnectionManager",
+    "ConnectionSupervisor",
+    "backoff_delay_ms",
+    "endpoint_host",
+]
