@@ -11,12 +11,12 @@ PLUGINS := $(sort $(wildcard plugins/*))
 SOURCES := $(shell find core plugins -name '*.py' -o -name 'pyproject.toml' -o -name 'setup.py' -o -name 'mypyc.ini' | grep -v '/build/')
 DEMO_ARGS ?=
 
-.PHONY: demo test bench setup setup-pure lint typecheck pytest pytest-pure clean
+.PHONY: demo test bench setup setup-pure lint typecheck pytest pytest-pure wheels clean
 
 demo: setup
 	$(VENV)/bin/hub demo $(DEMO_ARGS)
 
-test: setup lint typecheck pytest setup-pure pytest-pure
+test: setup lint typecheck pytest setup-pure pytest-pure wheels
 
 setup: $(VENV)/.installed
 
@@ -49,9 +49,18 @@ pytest: setup
 pytest-pure: setup-pure
 	HUB_EXPECT_PURE=1 $(PURE)/bin/python -m pytest tests/core
 
+# Every distribution builds a wheel, and the wheels install alone in a fresh venv.
+wheels: setup
+	rm -rf build/wheels build/venv-wheels
+	$(VENV)/bin/pip wheel $(PIP) --no-deps --no-build-isolation -w build/wheels ./core $(addprefix ./,$(PLUGINS))
+	$(PYTHON) -m venv build/venv-wheels
+	build/venv-wheels/bin/pip install $(PIP) build/wheels/*.whl
+	cd /tmp && $(CURDIR)/build/venv-wheels/bin/hub --version | grep -q 'compiled with mypyc'
+	cd /tmp && $(CURDIR)/build/venv-wheels/bin/hub plugins
+
 bench: setup
 	$(VENV)/bin/python benchmarks/compare.py
 	$(VENV)/bin/python -m pytest benchmarks --benchmark-only -q -p no:randomly
 
 clean:
-	rm -rf $(VENV) $(PURE) core/build core/build-pure plugins/*/build
+	rm -rf $(VENV) $(PURE) build core/build core/build-pure plugins/*/build
