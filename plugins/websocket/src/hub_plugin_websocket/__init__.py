@@ -1,0 +1,66 @@
+"""WebSocket plugin of the Exchange Connection Hub: JSON venues over one generic connector.
+
+``protocol = "websocket"``; ``options.dialect`` picks the venue. A dialect
+(sans-I/O: subscribe messages, frame parsing, books and sequencing, rate
+limits) is registered through this plugin's ``hub_websocket_dialects`` hook;
+the built-in ones are ``binance`` and ``binance-futures``, and vendors add
+theirs from their own distributions (sdk-docs/websocket-dialects.md).
+"""
+
+from __future__ import annotations
+
+from hub_core import hookimpl
+from hub_core.contracts import ConnectionFactory
+from hub_plugin_websocket.book import OrderBook
+from hub_plugin_websocket.connection import WebSocketConnection
+from hub_plugin_websocket.dialect import (
+    Ack,
+    Dialect,
+    DialectSession,
+    NeedSnapshot,
+    Notice,
+    RateLimits,
+    Refused,
+    Request,
+    ServerShutdown,
+    SessionConfig,
+    SessionCounters,
+)
+from hub_plugin_websocket.dialects.binance import BinanceDialect, BinanceFuturesDialect
+from hub_plugin_websocket.factory import WebSocketFactory
+from hub_plugin_websocket.hookspecs import DIALECT_ENTRY_POINT_GROUP
+from hub_plugin_websocket.options import WebSocketOptions
+from hub_plugin_websocket.registry import DialectRegistry
+from hub_plugin_websocket.simulator import BinanceSimulator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DIALECT_ENTRY_POINT_GROUP",
+    "Ack",
+    "BinanceDialect",
+    "BinanceFuturesDialect",
+    "BinanceSimulator",
+    "Dialect",
+    "DialectRegistry",
+    "DialectSession",
+    "NeedSnapshot",
+    "Notice",
+    "OrderBook",
+    "RateLimits",
+    "Refused",
+    "Request",
+    "ServerShutdown",
+    "SessionConfig",
+    "SessionCounters",
+    "WebSocketConnection",
+    "WebSocketFactory",
+    "WebSocketOptions",
+    "hub_connection_factories",
+]
+
+
+@hookimpl
+def hub_connection_factories() -> list[ConnectionFactory]:
+    """The ``websocket`` protocol."""
+    return [WebSocketFactory()]

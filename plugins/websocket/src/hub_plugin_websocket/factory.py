@@ -1,0 +1,91 @@
+"""``WebSocketFactory``: what the hub asks for ``protocol = "websocket"``."""
+
+from __future__ import annotations
+
+from hub_core.config import ExchangeConfig
+from hub_core.contracts import ConnectionFactory, SimulatorSpec
+from hub_core.errors import ConfigError
+from hub_core.processor import ConnectionSink
+from hub_plugin_websocket.codec import check_stream_url
+from hub_plugin_websocket.connection import ConnectPacer, WebSocketConnection
+from hub_plugin_websocket.options import WebSocketOptions
+from hub_plugin_websocket.registry import DialectRegistry
+from hub_plugin_websocket.simulator import DEFAULT_SYMBOLS, serve_simulator
+
+__all__ = ["DEMO_CHANNELS", "WebSocketFactory"]
+
+DEMO_CHANNELS = ("trade", "bookTicker", "depth@100ms")
+"""What ``hub demo`` subscribes on the simulator."""
+
+
+def _demo_config(endpoint: str, symbols: list[str]) -> ExchangeConfig:
+    return ExchangeConfig.websocket(
+        "binance",
+        f"ws://{endpoint}/ws",
+        symbols=list(symbols),
+        options={"dialect": "binance", "channels": list(DEMO_CHANNELS)},
+    )
+
+
+class WebSocketFactory(ConnectionFactory):
+    """Connections to JSON-over-WebSocket venues; the venue is ``options.dialect``.
+
+    ``dialects`` is the registry of installed dialects (built-ins and the
+    ``hub.websocket_dialects`` entry points); register more in-process with
+    ``factory.dialects.register(module)``.
+    """
+
+    protocol = "websocket"
+    options_model = WebSocketOptions
+    description = "JSON-over-WebSocket venues (Binance spot and USD-M futures) via dialects"
+
+    def __init__(self, dialects: DialectRegistry | None = None) -> None:
+        self.dialects = dialects if dialects is not None else DialectRegistry()
+        # one per factory: every connection it makes counts against the venue's limit
+        self._pacer = ConnectPacer()
+
+    def validate_options(self, config: ExchangeConfig) -> WebSocketOptions:
+        """The options, with ``dialect``/``channels`` checked against the installed dialects;
+        the endpoints and symbols are checked too (``ConfigError`` naming the key)."""
+        options = WebSocketOptions.model_validate(
+            config.options, context={"dialects": self.dialects}
+        )
+        dialect = self.dialects.get(options.dialect)
+        where = f"exchanges.{config.name}" if config.name else "exchange"
+        for i, url in enumerate(config.endpoints):
+            key = "endpoint" if i == 0 else f"backup_endpoints[{i - 1}]"
+            try:
+                check_stream_url(url)
+                dialect.validate_endpoint(url)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where}.{key}: {exc}",
+                    exchange=config.name,
+                    hint="write the venue's stream URL, e.g. wss://stream.binance.com:9443/ws",
+                ) from None
+        for symbol in config.symbols:
+            try:
+                dialect.validate_symbol(symbol)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where}.symbols: {exc}",
+                    exchange=config.name,
+                    hint="use the venue's own symbols, upper case (e.g. BTCUSDT)",
+                ) from None
+        return options
+
+    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> WebSocketConnection:
+        """A new, unconnected connection delivering to ``sink``."""
+        options = self.validate_options(config)
+        return WebSocketConnection(
+            config, sink, options, self.dialects.get(options.dialect), self._pacer
+        )
+
+    def simulator(self) -> SimulatorSpec:
+        """The loopback Binance simulator (``hub sim websocket``, ``hub demo``)."""
+        return SimulatorSpec(
+            serve=serve_simulator,
+            demo_config=_demo_config,
+            default_symbols=list(DEFAULT_SYMBOLS),
+            default_rate=50.0,
+        )

@@ -1,0 +1,120 @@
+"""The WebSocket transports behind one small interface.
+
+``websockets`` is the default; ``picows`` (the ``fast`` extra) delivers
+frames from its protocol callback without a task switch per message. Both
+are asyncio libraries, so the plugin runs on anyio's asyncio backend.
+
+A transport only moves frames: it connects (TLS context given), delivers
+every text or binary message to ``on_frame(data, ts_recv)`` synchronously,
+answers the server's pings, sends text frames and pings, and reports how the
+connection ended (``TransportClosed``). Everything venue-specific is in the
+dialect; everything about subscriptions is in the connection.
+"""
+
+from __future__ import annotations
+
+import abc
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from hub_plugin_websocket.options import TransportName
+
+__all__ = [
+    "Capacity",
+    "ConnectFailed",
+    "FrameHandler",
+    "Transport",
+    "TransportClosed",
+    "TransportSettings",
+    "new_transport",
+]
+
+FrameHandler = Callable[[bytes, int], None]
+"""``on_frame(data, ts_recv)``: one complete message; ``ts_recv`` is wall-clock ns."""
+
+
+class Capacity(Protocol):
+    """The sink's back-pressure view (``ConnectionSink`` satisfies it)."""
+
+    @property
+    def backpressured(self) -> bool: ...
+
+    def add_capacity_waiter(self, wake: Callable[[], object]) -> None: ...
+
+
+class ConnectFailed(Exception):
+    """The connection could not be opened: ``status`` is the HTTP status when the server
+    refused the upgrade, ``tls`` is True when the TLS handshake (certificate) failed."""
+
+    def __init__(self, reason: str, *, status: int | None = None, tls: bool = False) -> None:
+        self.reason = reason
+        self.status = status
+        self.tls = tls
+        super().__init__(reason)
+
+
+class TransportClosed(Exception):
+    """The connection ended other than by our own ``close()``: ``code`` is the WebSocket
+    close code (1006 when the TCP connection just went away), ``reason`` says why."""
+
+    def __init__(self, reason: str, code: int = 1006) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"{reason} (close code {code})")
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """How to open the connection."""
+
+    url: str
+    ssl: ssl.SSLContext | None
+    """The TLS context for ``wss://`` (always verifying); ``None`` for ``ws://``."""
+    max_size: int
+    open_timeout: float
+    compression: bool = False
+    use_proxy: bool = True
+    """Honour the environment's proxy settings (never for loopback)."""
+    user_agent: str = "hub-plugin-websocket/0.1.0"
+
+
+class Transport(abc.ABC):
+    """One WebSocket connection. Not reusable: one ``connect`` per instance."""
+
+    name: str = ""
+    last_activity_ns: int = 0
+    """``time.monotonic_ns()`` of the last frame of any kind (data, pong, ping)."""
+
+    @abc.abstractmethod
+    async def connect(self, settings: TransportSettings) -> None:
+        """Open TCP (+TLS) and the WebSocket handshake."""
+
+    @abc.abstractmethod
+    async def run(self, on_frame: FrameHandler, capacity: Capacity) -> None:
+        """Deliver frames until the connection ends. Returns after ``close()``; raises
+        ``TransportClosed`` when the peer or the network ended it."""
+
+    @abc.abstractmethod
+    async def send(self, data: bytes) -> None:
+        """Send one text frame (``data`` is UTF-8 JSON)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Send a ping frame; its pong refreshes ``last_activity_ns``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close (handshake if possible, bounded). Idempotent."""
+
+
+def new_transport(name: TransportName) -> Transport:
+    """A transport by option name; ``picows`` needs the ``fast`` extra."""
+    if name == "picows":
+        from hub_plugin_websocket.transports.picows_transport import PicowsTransport
+
+        return PicowsTransport()
+    from hub_plugin_websocket.transports.websockets_transport import WebsocketsTransport
+
+    return WebsocketsTransport()
