@@ -77,13 +77,15 @@ class PluginOptions(BaseModel):
 class SimulatorSpec:
     """How ``hub sim`` and ``hub demo`` run a plugin's loopback simulator.
 
-    ``serve(host, port, symbols, rate, ready)`` runs the server until
-    cancelled and calls ``ready(host, port)`` once it listens (port 0 picks a
-    free one). ``demo_config(endpoint, symbols)`` returns the ``ExchangeConfig``
+    ``serve(host, port, symbols, rate, ready, **options)`` runs the server
+    until cancelled and calls ``ready(host, port)`` once it listens (port 0
+    picks a free one); ``options`` come from ``hub sim --dialect`` /
+    ``--option KEY=VALUE`` (strings; a simulator rejects keys it does not
+    know). ``demo_config(endpoint, symbols)`` returns the ``ExchangeConfig``
     that connects to it.
     """
 
-    serve: Callable[[str, int, list[str], float, Callable[[str, int], None]], Awaitable[None]]
+    serve: Callable[..., Awaitable[None]]
     demo_config: Callable[[str, list[str]], ExchangeConfig]
     default_symbols: list[str] = field(default_factory=list)
     default_rate: float = 100.0

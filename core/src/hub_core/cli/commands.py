@@ -166,7 +166,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow listening on a non-loopback address",
     )
     p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--dialect",
+        metavar="NAME",
+        help="the venue dialect, for simulators that speak several (websocket: binance, ...)",
+    )
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a simulator-specific option, passed to its serve() as a keyword (repeatable)",
+    )
     return parser
+
+
+def _simulator_options(args: argparse.Namespace) -> dict[str, str]:
+    """``--dialect`` and ``-o KEY=VALUE`` as keyword arguments for ``SimulatorSpec.serve``."""
+    options: dict[str, str] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--option {item!r}: write KEY=VALUE, e.g. --option depth=10")
+        options[key] = value
+    if args.dialect:
+        options["dialect"] = args.dialect
+    return options
 
 
 # -- commands ------------------------------------------------------------------------
@@ -327,6 +353,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if symbols is not None and not symbols:
         return error("--symbols: give at least one symbol, e.g. --symbols ES,NQ", ExitCode.CONFIG)
 
+    try:
+        sim_options = _simulator_options(args)
+    except ValueError as exc:
+        return error(str(exc), ExitCode.CONFIG)
+
     async def serve() -> None:
         from hub_core.cli.demo import start_simulator
         from hub_core.cli.session import watch_signals
@@ -342,6 +373,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 port=args.port,
                 symbols=symbols,
                 rate=args.rate,
+                options=sim_options,
             )
             print(f"listening on {sim.endpoint}", flush=True)
             log.info("%s simulator: symbols %s", args.protocol, ", ".join(sim.symbols))

@@ -105,11 +105,12 @@ async def start_simulator(
     symbols: list[str] | None = None,
     rate: float | None = None,
     timeout: float = READY_TIMEOUT_S,
+    options: dict[str, str] | None = None,
 ) -> RunningSimulator:
     """Start ``spec.serve`` in ``tg`` and return once it listens.
 
     The simulator runs until ``tg`` is cancelled; if it fails, the error
-    reaches ``tg`` like any task's.
+    reaches ``tg`` like any task's. ``options`` go to ``spec.serve`` as keywords.
     """
     syms = list(spec.default_symbols) if symbols is None else symbols
     where: list[tuple[str, int]] = []
@@ -124,7 +125,7 @@ async def start_simulator(
 
     async def serve() -> None:
         try:
-            await spec.serve(host, port, syms, per_symbol_rate, on_ready)
+            await spec.serve(host, port, syms, per_symbol_rate, on_ready, **(options or {}))
         except OSError as exc:
             if where:  # failed while serving: report it as it is
                 raise

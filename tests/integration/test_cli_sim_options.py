@@ -1,0 +1,35 @@
+"""`hub sim` passes --dialect and --option to the plugin's simulator."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def hub(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub_core.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("dialect", ["binance", "binance-futures"])
+def test_websocket_simulator_takes_a_dialect(dialect: str) -> None:
+    proc = hub("sim", "websocket", "--dialect", dialect, "--duration", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("listening on 127.0.0.1:")
+
+
+def test_unknown_dialect_is_a_clear_error() -> None:
+    proc = hub("sim", "websocket", "--dialect", "no-such-venue", "--duration", "1")
+    assert proc.returncode != 0
+    assert "no-such-venue" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_option() -> None:
+    proc = hub("sim", "ninjatrader", "-o", "novalue")
+    assert proc.returncode == 2
+    assert "KEY=VALUE" in proc.stderr
