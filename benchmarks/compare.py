@@ -216,6 +216,18 @@ def bench_idle_section() -> None:
     bench_memory_idle(report, Result, median_time)
 
 
+def bench_websocket_section() -> None:
+    from ws_compare import bench_websocket
+
+    bench_websocket(report, Result, median_time)
+
+
+def bench_fix_section() -> None:
+    from fix_compare import bench_fix
+
+    bench_fix(report, Result, median_time)
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "bus": bench_bus,
     "dbn": bench_dbn_section,
@@ -223,6 +235,8 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "memory": bench_memory,
     "e2e": bench_e2e_section,
     "idle": bench_idle_section,
+    "websocket": bench_websocket_section,
+    "fix": bench_fix_section,
 }
 
 

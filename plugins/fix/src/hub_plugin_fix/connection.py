@@ -1,0 +1,628 @@
+"""The thin anyio transport around ``FixSession``: one FIX market-data session.
+
+``connect()`` opens TCP (TLS for ``fixs://``) and logs on; ``run()`` reads,
+lets the session decode (in-sequence market data goes straight to the sink
+from the compiled scanner), writes the session's automatic answers and runs
+its heartbeat timer; ``subscribe()`` sends one MarketDataRequest (35=V) per
+symbol and waits for its first data or its refusal (35=Y, or a Reject naming the
+request); ``probe()`` sends a TestRequest; ``close()`` logs out and waits briefly
+for the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+
+from hub_core.config import ExchangeConfig
+from hub_core.contracts import ConnectionHealth
+from hub_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailed,
+    ProtocolError,
+    SubscriptionError,
+)
+from hub_core.processor import ConnectionSink
+from hub_core.streams import wait_for_capacity
+from hub_plugin_fix import session as s
+from hub_plugin_fix.codec import Header
+from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix.options import FixOptions
+from hub_plugin_fix.store import MemoryStore
+
+log = logging.getLogger("hub_plugin_fix")
+
+READ_SIZE = 65_536
+"""Bytes per socket read; each read is scanned as one buffer."""
+SUBSCRIBE_WAIT_S = 5.0
+"""How long ``subscribe()`` waits for each symbol's first data or refusal. FIX has no
+positive acknowledgement: a venue that stays quiet is taken as accepting."""
+CLOSE_WAIT_S = 1.0
+"""How long ``close()`` waits for the counterparty's Logout after ours."""
+STORE_FLUSH_S = 0.5
+"""How often the inbound sequence number is written to the store while data flows."""
+SILENT_LOGON_LIMIT = 3
+"""Logons in a row that the counterparty answers by closing the connection before we
+call it a refusal (``AuthenticationError``, never retried) instead of a network fault."""
+
+_HINT_REACH = "check the host and port, and that the venue accepts FIX connections from here"
+_HINT_LOGON = (
+    "check options.sender_comp_id / target_comp_id and the username/password environment "
+    "variables against what the venue assigned"
+)
+
+
+@dataclass
+class EndpointParts:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_endpoint(endpoint: str) -> EndpointParts:
+    """``fix://host:port``, ``fixs://host:port`` (TLS) or ``host:port``; IPv6 as
+    ``[addr]:port``. Raises ``ValueError``."""
+    tls = False
+    rest = endpoint
+    if "://" in endpoint:
+        scheme, _, rest = endpoint.partition("://")
+        if scheme not in ("fix", "fixs"):
+            raise ValueError(f"{endpoint!r}: the scheme must be fix:// or fixs:// (TLS)")
+        tls = scheme == "fixs"
+    rest = rest.rstrip("/")
+    host, sep, port_text = rest.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"{endpoint!r} is not fix://host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{endpoint!r}: port must be 1..65535")
+    return EndpointParts(host, port, tls)
+
+
+@dataclass
+class SessionMemory:
+    """What outlives one connection of a session (kept by the factory)."""
+
+    store: MemoryStore
+    silent_logons: int = 0
+
+
+@dataclass
+class _Subscription:
+    symbol: str
+    req_id: str
+    seq: int = 0
+    """MsgSeqNum of its MarketDataRequest (a Reject names it in RefSeqNum)."""
+    done: anyio.Event = field(default_factory=anyio.Event)
+    refused: str = ""
+
+
+class FixConnection:
+    """One FIX market-data session (``hub_core.ExchangeConnection``)."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        sink: ConnectionSink,
+        options: FixOptions,
+        memory: SessionMemory,
+    ) -> None:
+        self._config = config
+        self._sink = sink
+        self._options = options
+        self._memory = memory
+        self._exchange = sink.exchange
+        self._endpoint = ""
+        self._stream: anyio.abc.ByteStream | None = None
+        self._session: s.FixSession | None = None
+        self._md = MarketDataDecoder(
+            sink,
+            options.market_depth,
+            "0" in options.entry_types,
+            "1" in options.entry_types,
+            "2" in options.entry_types,
+        )
+        self._send_lock = anyio.Lock()
+        self._subs: dict[str, _Subscription] = {}
+        self._by_req: dict[str, _Subscription] = {}
+        self._req_prefix = secrets.token_hex(3)
+        self._req_count = 0
+        self._connected = False
+        self._closing = False
+        self._reading = False
+        self._logged_out = anyio.Event()
+        self._last_activity_ns = 0
+        self._last_data_ns = 0
+        self._last_flush = 0.0
+        self._detail = "not connected"
+
+    # -- errors -------------------------------------------------------------------------
+    def _failed(self, message: str, hint: str = _HINT_REACH) -> ConnectionFailed:
+        return ConnectionFailed(
+            message, exchange=self._exchange, endpoint=self._endpoint, hint=hint
+        )
+
+    def _auth(self, message: str) -> AuthenticationError:
+        return AuthenticationError(
+            message, exchange=self._exchange, endpoint=self._endpoint, hint=_HINT_LOGON
+        )
+
+    # -- ExchangeConnection -------------------------------------------------------------
+    async def connect(self, endpoint: str) -> None:
+        """Open TCP (TLS for ``fixs://``) to ``endpoint`` and log on."""
+        self._endpoint = endpoint
+        if self._stream is not None or self._closing:
+            raise self._failed(
+                "connect() after close()" if self._closing else "connect() called twice",
+                hint="create a new connection from the factory for each session",
+            )
+        try:
+            where = parse_endpoint(endpoint)
+        except ValueError as exc:
+            raise ConfigError(
+                f"endpoint: {exc}",
+                exchange=self._exchange,
+                hint='write the venue address as "fix://host:port" (fixs:// for TLS)',
+            ) from None
+        timeout = self._config.connect_timeout_ms / 1000
+        try:
+            with anyio.fail_after(timeout):
+                if where.tls:
+                    self._stream = await anyio.connect_tcp(
+                        where.host,
+                        where.port,
+                        ssl_context=ssl.create_default_context(),
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    self._stream = await anyio.connect_tcp(where.host, where.port)
+        except TimeoutError:
+            raise self._failed(f"TCP connect timed out after {timeout:g}s") from None
+        except ssl.SSLError as exc:
+            raise self._failed(
+                f"TLS handshake failed: {exc.reason or exc}",
+                hint="check that the venue speaks TLS on this port (else use fix://) "
+                "and that its certificate is trusted by this machine",
+            ) from None
+        except OSError as exc:
+            raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
+        opts = self._options
+        creds = self._config.credentials
+        self._session = s.FixSession(
+            Header(opts.begin_string, opts.sender_comp_id, opts.target_comp_id),
+            store=self._memory.store,
+            heartbeat_s=opts.heartbeat_interval_s,
+            reset_on_logon=opts.reset_on_logon,
+            username=creds.username.get_secret_value() if creds.username else None,
+            password=creds.password.get_secret_value() if creds.password else None,
+            market_data=self._md,
+            max_message=opts.max_message_bytes,
+        )
+        self._sink.reset_session()
+        try:
+            with anyio.fail_after(opts.logon_timeout_s):
+                await self._logon()
+        except TimeoutError:
+            await self._abort()
+            raise self._failed(
+                f"no Logon reply within {opts.logon_timeout_s:g}s",
+                hint="the peer may not speak FIX on this port, or ignores our CompIDs; "
+                + _HINT_LOGON,
+            ) from None
+        except BaseException:
+            await self._abort()
+            raise
+        self._connected = True
+        self._last_activity_ns = time.monotonic_ns()
+        self._detail = f"session {opts.sender_comp_id}->{opts.target_comp_id}"
+        log.info(
+            "[%s] logged on to %s as %s (heartbeat %ds, next seq out %d / in %d)",
+            self._exchange,
+            endpoint,
+            opts.sender_comp_id,
+            self._session.heartbeat_s,
+            self._session.next_sender_seq,
+            self._session.expected_seq,
+        )
+
+    async def _logon(self) -> None:
+        session = self._session
+        stream = self._stream
+        assert session is not None and stream is not None
+        await stream.send(session.logon())
+        while True:
+            event = session.next_event()
+            if isinstance(event, s.NeedData):
+                await self._flush(stream)
+                try:
+                    data = await stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    data = b""
+                session.receive_data(data, time.time_ns())
+                continue
+            if isinstance(event, s.LoggedOn):
+                # events that came with the reply (a sequence gap) wait for run()
+                self._memory.silent_logons = 0
+                await self._flush(stream)
+                return
+            if isinstance(event, s.LogonRejected):
+                await self._flush(stream)
+                raise self._auth(event.reason)
+            if isinstance(event, s.ConnectionClosed):
+                self._memory.silent_logons += 1
+                if self._memory.silent_logons >= SILENT_LOGON_LIMIT:
+                    n = self._memory.silent_logons
+                    self._memory.silent_logons = 0
+                    raise self._auth(
+                        f"the venue closed the connection without answering our Logon "
+                        f"{n} times in a row: it does not accept this session"
+                    )
+                raise self._failed(
+                    "the venue closed the connection without answering our Logon",
+                    hint=_HINT_LOGON,
+                )
+            self._on_event(event)
+
+    async def run(self) -> None:
+        """Read and dispatch until the session ends.
+
+        Returns after ``close()``; raises ``ConnectionFailed`` when the link drops,
+        the counterparty logs out or goes silent, ``ProtocolError`` when it breaks
+        the session rules.
+        """
+        session = self._session
+        stream = self._stream
+        if session is None or stream is None or not self._connected:
+            raise self._failed("run() before connect()", hint="await connect() first")
+        sink = self._sink
+        self._reading = True
+        try:
+            while True:
+                await self._pump(session, stream)
+                if self._closing and session.state in (s.State.CLOSED, s.State.FAILED):
+                    return
+                got_data = False
+                with anyio.move_on_after(session.next_timeout()):
+                    try:
+                        data = await stream.receive(READ_SIZE)
+                    except anyio.EndOfStream:
+                        data = b""
+                    except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                        if self._closing:
+                            return
+                        raise self._failed(
+                            f"connection lost: {str(exc) or type(exc).__name__}"
+                        ) from None
+                    got_data = True
+                if got_data:
+                    now_ns = time.time_ns()
+                    self._last_activity_ns = time.monotonic_ns()
+                    self._last_data_ns = now_ns
+                    session.receive_data(data, now_ns)
+                    if sink.backpressured:
+                        # a consumer chose overflow="block": stop reading (TCP flow
+                        # control then holds the venue back) until it catches up
+                        await wait_for_capacity(sink)
+                else:
+                    session.tick()
+        finally:
+            self._reading = False
+            self._connected = False
+            self._detail = "closed" if self._closing else "disconnected"
+            self._fail_subscriptions()
+            self._save_store()
+
+    async def _pump(self, session: s.FixSession, stream: anyio.abc.ByteStream) -> None:
+        """Handle every event the buffered bytes give, then send the session's answers."""
+        while True:
+            event = session.next_event()
+            if isinstance(event, s.NeedData):
+                break
+            if isinstance(event, s.ConnectionClosed):
+                if self._closing:
+                    return
+                raise self._failed("the venue closed the connection", hint="the hub reconnects")
+            self._on_event(event)
+            if isinstance(event, s.LoggedOut):
+                self._logged_out.set()
+                await self._flush(stream)
+                if self._closing or not event.by_peer:
+                    return
+                raise self._failed(
+                    f"the venue logged out: {event.text or 'no reason given'}",
+                    hint="the hub logs on again after a back-off",
+                )
+            if isinstance(event, s.SessionFailed):
+                await self._flush(stream)
+                if self._closing:
+                    return
+                raise ProtocolError(
+                    f"FIX session failed: {event.reason}",
+                    exchange=self._exchange,
+                    endpoint=self._endpoint,
+                    hint="the hub reconnects; if this repeats, check the venue's session "
+                    "settings (sequence numbers: options.reset_on_logon / store_path)",
+                )
+        await self._flush(stream)
+        self._check_subscriptions()
+        now = time.monotonic()
+        if now - self._last_flush >= STORE_FLUSH_S:
+            self._last_flush = now
+            self._save_store()
+
+    def _on_event(self, event: s.Event) -> None:
+        sink = self._sink
+        if isinstance(event, s.SequenceGap):
+            now = time.time_ns()
+            sink.gap(
+                "",
+                self._last_data_ns or now,
+                now,
+                f"sequence gap: expected MsgSeqNum {event.expected}, got {event.received} "
+                f"({event.received - event.expected} message(s) missing; resend requested)",
+                event.expected,
+                event.received - 1,
+            )
+        elif isinstance(event, s.Malformed):
+            sink.malformed(event.reason)
+        elif isinstance(event, s.MarketDataRejected):
+            sub = self._by_req.get(event.req_id)
+            why = event.reason + (f": {event.text}" if event.text else "")
+            if sub is not None:
+                self._refuse(sub, why or "refused")
+            log.warning(
+                "[%s] MarketDataRequestReject for %s: %s",
+                self._exchange,
+                repr(sub.symbol) if sub else f"request {event.req_id}",
+                why,
+            )
+        elif isinstance(event, s.SessionReject | s.BusinessReject):
+            log.warning("[%s] %s", self._exchange, event.describe())
+            if event.ref_msg_type in ("V", ""):
+                # a refused MarketDataRequest: fail the subscribe() waiting for it
+                for sub in list(self._subs.values()):
+                    if sub.seq == event.ref_seq and not sub.done.is_set():
+                        self._refuse(sub, event.describe())
+        elif isinstance(event, s.AppMessage):
+            log.debug("[%s] unhandled message 35=%s", self._exchange, event.frame.msg_type)
+        elif isinstance(event, s.SessionFailed):
+            log.warning("[%s] FIX session failed: %s", self._exchange, event.reason)
+        elif isinstance(event, s.LoggedOut):
+            log.info(
+                "[%s] logged out%s%s",
+                self._exchange,
+                " by the venue" if event.by_peer else "",
+                f": {event.text}" if event.text else "",
+            )
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        """One MarketDataRequest per symbol (snapshot + incremental updates); raises
+        ``SubscriptionError`` naming the symbols the venue refused (35=Y)."""
+        wanted = self._validated(symbols)
+        session = self._require_session()
+        pending: list[_Subscription] = []
+        for symbol in wanted:
+            if symbol in self._subs:
+                continue
+            self._req_count += 1
+            sub = _Subscription(symbol, f"{self._req_prefix}-{self._req_count}")
+            self._subs[symbol] = sub
+            self._by_req[sub.req_id] = sub
+            self._md.req_symbols[sub.req_id.encode("latin-1")] = symbol
+            self._md.ignored.discard(symbol)
+            self._md.pending.add(symbol)
+            pending.append(sub)
+            opts = self._options
+            request = session.market_data_request(
+                sub.req_id, symbol, depth=opts.market_depth, entry_types=opts.entry_types
+            )
+            sub.seq = session.next_sender_seq - 1
+            await self._send(request)
+        with anyio.move_on_after(SUBSCRIBE_WAIT_S):
+            for sub in pending:
+                await sub.done.wait()
+        refused = {sub.symbol: sub.refused for sub in pending if sub.refused}
+        if refused:
+            listed = ", ".join(f"{sym!r} ({why})" for sym, why in sorted(refused.items()))
+            raise SubscriptionError(
+                f"the venue refused {len(refused)} symbol(s): {listed}",
+                exchange=self._exchange,
+                endpoint=self._endpoint,
+                hint="check the symbols (sent as Symbol 55 exactly as given) and your "
+                "market-data permissions with the venue",
+            )
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        """Disable the requests of ``symbols`` (263=2); symbols not subscribed are ignored."""
+        wanted = self._validated(symbols)
+        for symbol in wanted:
+            sub = self._subs.pop(symbol, None)
+            if sub is None:
+                continue
+            # stop publishing at once: messages already in flight are dropped
+            self._md.ignored.add(symbol)
+            self._md.pending.discard(symbol)
+            session = self._session
+            if session is None or not self._connected or session.state != s.State.ACTIVE:
+                continue
+            opts = self._options
+            await self._send(
+                session.market_data_request(
+                    sub.req_id,
+                    symbol,
+                    subscribe=False,
+                    depth=opts.market_depth,
+                    entry_types=opts.entry_types,
+                )
+            )
+
+    async def probe(self) -> None:
+        """Send a TestRequest (35=1); the answer (or any data) refreshes the health view."""
+        session = self._require_session()
+        await self._send(session.test_request())
+
+    async def close(self) -> None:
+        """Log out (35=5), wait up to a second for the answer, close. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._detail = "closed"
+        session = self._session
+        stream = self._stream
+        try:
+            if session is not None and stream is not None and session.state == s.State.ACTIVE:
+                with anyio.move_on_after(CLOSE_WAIT_S, shield=True):
+                    await self._send_raw(stream, session.logout())
+                    if self._reading:
+                        await self._logged_out.wait()
+                    else:
+                        await self._read_until_logged_out(session, stream)
+        except (ConnectionFailed, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the link is already gone: closing is all that is left
+        finally:
+            self._connected = False
+            self._save_store()
+            await self._abort()
+            self._fail_subscriptions()
+
+    async def _read_until_logged_out(
+        self, session: s.FixSession, stream: anyio.abc.ByteStream
+    ) -> None:
+        while session.state == s.State.LOGOUT_SENT:
+            event = session.next_event()
+            if isinstance(event, s.NeedData):
+                try:
+                    data = await stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    return
+                session.receive_data(data, time.time_ns())
+            elif isinstance(event, s.ConnectionClosed):
+                return
+            else:
+                self._on_event(event)
+        await self._flush(stream)
+
+    def health(self) -> ConnectionHealth:
+        """Connected or not, the endpoint, and the monotonic ns of the last read."""
+        return ConnectionHealth(
+            connected=self._connected,
+            endpoint=self._endpoint,
+            last_activity_ns=self._last_activity_ns,
+            detail=self._detail,
+        )
+
+    @property
+    def session(self) -> s.FixSession | None:
+        """The sans-I/O session (sequence numbers, state), once connected."""
+        return self._session
+
+    @property
+    def subscribed(self) -> frozenset[str]:
+        """Symbols requested and not refused or unsubscribed since."""
+        return frozenset(self._subs)
+
+    # -- internals ---------------------------------------------------------------------
+    def _require_session(self) -> s.FixSession:
+        session = self._session
+        if session is None or not self._connected or session.state != s.State.ACTIVE:
+            raise self._failed("the FIX session is not logged on", hint="the hub reconnects")
+        return session
+
+    def _validated(self, symbols: Sequence[str]) -> list[str]:
+        if isinstance(symbols, str):
+            raise TypeError("symbols must be a sequence of str, not one str")
+        out: list[str] = []
+        for sym in dict.fromkeys(symbols):
+            if not sym or "\x01" in sym or not sym.isprintable() or len(sym) > 128:
+                raise SubscriptionError(
+                    f"symbol {sym!r} cannot be sent as Symbol (55)",
+                    exchange=self._exchange,
+                    endpoint=self._endpoint,
+                    hint="use 1 to 128 printable characters",
+                )
+            out.append(sym)
+        return out
+
+    def _refuse(self, sub: _Subscription, why: str) -> None:
+        """The venue refused ``sub``: forget it and wake its ``subscribe()``."""
+        sub.refused = why
+        sub.done.set()
+        self._md.ignored.add(sub.symbol)
+        self._md.pending.discard(sub.symbol)
+        if self._subs.get(sub.symbol) is sub:
+            del self._subs[sub.symbol]
+
+    def _check_subscriptions(self) -> None:
+        waiting = self._md.pending
+        for sub in self._subs.values():
+            if not sub.done.is_set() and sub.symbol not in waiting:
+                sub.done.set()  # data for it arrived: the venue took the request
+
+    def _fail_subscriptions(self) -> None:
+        """Release every ``subscribe()`` still waiting (the connection is gone)."""
+        for sub in self._subs.values():
+            if not sub.done.is_set():
+                sub.done.set()
+
+    def _save_store(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            session.flush_store()
+        except OSError as exc:
+            log.error(
+                "[%s] cannot save FIX sequence numbers to %s: %s",
+                self._exchange,
+                session.store.describe(),
+                exc,
+            )
+
+    async def _flush(self, stream: anyio.abc.ByteStream) -> None:
+        session = self._session
+        if session is None:
+            return
+        data = session.data_to_send()
+        if data:
+            await self._send_raw(stream, data)
+
+    async def _send(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None or not self._connected:
+            raise self._failed("the connection is not up")
+        await self._send_raw(stream, data)
+
+    async def _send_raw(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
+        # bounded: a venue that stopped reading must not hang subscribe() or close()
+        try:
+            with anyio.fail_after(self._options.logon_timeout_s):
+                async with self._send_lock:
+                    await stream.send(data)
+        except TimeoutError:
+            raise self._failed(
+                f"the venue took no data for {self._options.logon_timeout_s:g}s",
+                hint="the hub reconnects",
+            ) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            raise self._failed(f"send failed: {str(exc) or type(exc).__name__}") from None
+
+    async def _abort(self) -> None:
+        stream = self._stream
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+__all__ = ["FixConnection", "SessionMemory", "parse_endpoint"]

@@ -1,0 +1,366 @@
+"""The FIX plugin through a real ``ExchangeHub`` against its simulator on 127.0.0.1:
+restart with persisted sequence numbers, reset on logon, reconnect with resubscribe
+and ``Gap``, sequence gaps recovered through ResendRequest, refused logons without a
+retry storm, per-symbol refusals, venue logout, unsubscribe, malformed input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import hub_plugin_fix
+from hub_core import (
+    BookSnapshot,
+    ConnectionState,
+    ExchangeConfig,
+    ExchangeHub,
+    Gap,
+    SubscriptionError,
+    Trade,
+    TypedEventBus,
+)
+from hub_core.registry import ExchangeRegistry
+from hub_core.testing import EventRecorder
+from hub_plugin_fix.connection import parse_endpoint
+from hub_plugin_fix.factory import FixFactory
+from hub_plugin_fix.options import FixOptions
+from hub_plugin_fix.simulator import FixSimulator, demo_config
+
+pytestmark = pytest.mark.anyio
+
+NAME = "cme"
+TIMEOUT = 10.0
+
+
+def config(sim: FixSimulator, symbols: list[str], **kw: Any) -> ExchangeConfig:
+    options = {"heartbeat_interval_s": 1, "logon_timeout_s": 2, **kw.pop("options", {})}
+    defaults: dict[str, Any] = {
+        "reconnect_delay_ms": 50,
+        "reconnect_max_delay_ms": 200,
+        "connect_timeout_ms": 3000,
+    }
+    defaults.update(kw)
+    return ExchangeConfig.fix(NAME, sim.endpoint, symbols=symbols, options=options, **defaults)
+
+
+class Running:
+    def __init__(self, hub: ExchangeHub, rec: EventRecorder) -> None:
+        self.hub = hub
+        self.rec = rec
+
+    async def trades_for(self, symbols: list[str], after: int = 0) -> None:
+        def ok() -> bool:
+            seen = {t.symbol for t in self.rec.events[after:] if isinstance(t, Trade)}
+            return all(sym in seen for sym in symbols)
+
+        await self.rec.wait_for(ok, TIMEOUT, f"trades of {symbols}")
+
+    async def state(self, state: str, after: int = 0) -> None:
+        await self.rec.wait_for(
+            lambda: state in [getattr(e, "state", "") for e in self.rec.events[after:]],
+            TIMEOUT,
+            f"state {state}",
+        )
+
+
+@asynccontextmanager
+async def start(cfg: ExchangeConfig, *, wait: bool = True) -> AsyncIterator[Running]:
+    registry = ExchangeRegistry()
+    registry.register(hub_plugin_fix, name="fix")
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    async with ExchangeHub(bus, registry=registry) as hub:
+        with anyio.fail_after(TIMEOUT):
+            await hub.connect_exchange(NAME, cfg, wait=wait)
+        yield Running(hub, rec)
+    rec.close()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[FixSimulator]:
+    async with FixSimulator(["ES", "NQ"], rate=200, seed=3) as s:
+        yield s
+
+
+async def test_restart_continues_the_persisted_session(sim: FixSimulator, tmp_path: Path) -> None:
+    cfg = config(sim, ["ES"], options={"store_path": str(tmp_path)})
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    (seq_file,) = list(tmp_path.glob("*.seqnums"))  # noqa: ASYNC240 - a test's tmp dir
+    assert seq_file.name == "FIX.4.4-HUB-VENUE.seqnums"
+    ours, theirs = map(int, seq_file.read_text().split())
+    assert ours > 2 and theirs > 2
+    # a new hub (a restarted process: new registry, new factory) continues the session
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+        assert [e for e in run.rec.of(Gap) if "sequence" in e.reason] == []
+    assert [(sender, reset) for sender, _, reset in sim.logons] == [("HUB", False)] * 2
+    assert sim.logons[1][1] == ours  # the Logon carried the stored number
+    store = sim.store_of("HUB")
+    assert store is not None and store.next_target > ours
+
+
+async def test_reset_on_logon_starts_at_one(sim: FixSimulator, tmp_path: Path) -> None:
+    (tmp_path / "FIX.4.4-HUB-VENUE.seqnums").write_text("57 91\n")
+    cfg = config(sim, ["ES"], options={"store_path": str(tmp_path), "reset_on_logon": True})
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    assert sim.logons == [("HUB", 1, True)]
+
+
+async def test_drop_reconnects_resubscribes_and_reports_the_gap(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES", "NQ"])) as run:
+        await run.trades_for(["ES", "NQ"])
+        first = len(sim.requests)
+        mark = len(run.rec.events)
+        sim.drop_connections()
+        await run.state(ConnectionState.RECONNECTING, mark)
+        await run.state(ConnectionState.CONNECTED, mark)
+        await run.trades_for(["ES", "NQ"], mark)
+        gaps = [e for e in run.rec.events[mark:] if isinstance(e, Gap)]
+        assert any("blind while reconnecting" in g.reason for g in gaps)
+        again = sorted(sym for _, kind, sym in sim.requests[first:] if kind == "1")
+        assert again == ["ES", "NQ"]
+        # the session continued: no reset, the second Logon carried the next number
+        assert [reset for _, _, reset in sim.logons] == [False, False]
+        assert sim.logons[1][1] > sim.logons[0][1]
+
+
+async def test_sequence_gap_is_recovered_through_resend_request(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        await run.trades_for(["ES"])
+        mark = len(run.rec.events)
+        sim.skip_sequence(3)
+        await run.rec.wait_for(
+            lambda: any(isinstance(e, Gap) for e in run.rec.events[mark:]), TIMEOUT, "a Gap"
+        )
+        gap = next(e for e in run.rec.events[mark:] if isinstance(e, Gap))
+        assert "sequence gap" in gap.reason and gap.end_seq - gap.start_seq == 2
+        await run.rec.wait_for(lambda: bool(sim.resend_requests), TIMEOUT, "a ResendRequest")
+        assert sim.resend_requests[0] == (gap.start_seq, gap.end_seq)
+        await run.trades_for(["ES"], len(run.rec.events))
+        assert run.hub.connection_status() == {NAME: True}
+
+
+async def test_wrong_comp_ids_fail_once_without_a_retry_storm(sim: FixSimulator) -> None:
+    cfg = config(sim, ["ES"], options={"target_comp_id": "SOMEONE_ELSE"})
+    async with start(cfg, wait=False) as run:
+        await run.state(ConnectionState.AUTH_FAILED)
+        reason = next(e.reason for e in run.rec.events if e.state == ConnectionState.AUTH_FAILED)
+        assert "SOMEONE_ELSE" in reason and "Logout" in reason
+        await anyio.sleep(0.5)
+        assert sim.connections_accepted == 1
+
+
+async def test_rejected_logon_and_credentials(sim: FixSimulator) -> None:
+    sim.users = {"alice": "s3cret"}
+    async with start(config(sim, ["ES"]), wait=False) as run:
+        await run.state(ConnectionState.AUTH_FAILED)
+        assert "wrong password" in run.rec.events[-1].reason
+    from hub_core import Credentials
+
+    good = config(sim, ["ES"], credentials=Credentials("alice", "s3cret"))
+    async with start(good) as run:
+        await run.trades_for(["ES"])
+    sim.reject_logons("closed for maintenance")
+    async with start(good, wait=False) as run:
+        await run.state(ConnectionState.AUTH_FAILED)
+        assert "closed for maintenance" in run.rec.events[-1].reason
+        assert "s3cret" not in run.rec.events[-1].reason
+
+
+async def test_a_venue_that_hangs_up_on_logon_is_a_refusal_after_three_tries() -> None:
+    async def hang_up(stream: Any) -> None:
+        await stream.aclose()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, hang_up)
+        cfg = ExchangeConfig.fix(
+            NAME,
+            f"fix://127.0.0.1:{port}",
+            symbols=["ES"],
+            reconnect_delay_ms=20,
+            reconnect_max_delay_ms=40,
+        )
+        async with start(cfg, wait=False) as run:
+            await run.state(ConnectionState.AUTH_FAILED)
+            assert "3 times in a row" in run.rec.events[-1].reason
+        tg.cancel_scope.cancel()
+
+
+async def test_unknown_symbol_is_refused_by_name_others_flow(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        with pytest.raises(SubscriptionError, match=r"'ZZTOP'.*unknown symbol"):
+            await run.hub.subscribe_market_data(NAME, ["ZZTOP", "NQ"])
+        await run.trades_for(["ES", "NQ"])
+
+
+async def test_venue_logout_is_followed_by_a_new_logon(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        await run.trades_for(["ES"])
+        mark = len(run.rec.events)
+        sim.logout_all("end of session")
+        await run.state(ConnectionState.RECONNECTING, mark)
+        reason = next(
+            e.reason
+            for e in run.rec.events[mark:]
+            if getattr(e, "state", "") == ConnectionState.RECONNECTING
+        )
+        assert "end of session" in reason
+        await run.trades_for(["ES"], len(run.rec.events))
+        assert len(sim.logons) == 2
+
+
+async def test_unsubscribe_disables_the_request(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES", "NQ"])) as run:
+        await run.trades_for(["ES", "NQ"])
+        await run.hub.unsubscribe_market_data(NAME, ["ES"])
+        await run.rec.wait_for(
+            lambda: any(kind == "2" and sym == "ES" for _, kind, sym in sim.requests),
+            TIMEOUT,
+            "263=2 for ES",
+        )
+        stop_id = next(rid for rid, kind, sym in sim.requests if kind == "2")
+        start_id = next(rid for rid, kind, sym in sim.requests if kind == "1" and sym == "ES")
+        assert stop_id == start_id
+        assert sim.subscriptions() == [{"NQ"}]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "body_length", "checksum"])
+async def test_malformed_input_is_counted_and_the_feed_goes_on(
+    sim: FixSimulator, kind: str
+) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        await run.trades_for(["ES"])
+        sim.send_malformed(kind)
+        await run.rec.wait_for(
+            lambda: run.hub.event_processor().get_stats().malformed_frames >= 1,
+            TIMEOUT,
+            "the malformed message to be counted",
+        )
+        await run.trades_for(["ES"], len(run.rec.events))
+        assert run.hub.connection_status() == {NAME: True}
+
+
+async def test_snapshot_then_increments_make_a_consistent_book(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES"], options={"market_depth": 3})) as run:
+        await run.trades_for(["ES"])
+        (snap, *_) = run.rec.of(BookSnapshot)
+        assert len(snap.bids) == 3 and len(snap.asks) == 3
+        assert snap.bids[0][0] < snap.asks[0][0]
+
+
+def test_endpoints() -> None:
+    assert parse_endpoint("fix://127.0.0.1:9878").tls is False
+    tls = parse_endpoint("fixs://venue.example:443")
+    assert (tls.host, tls.port, tls.tls) == ("venue.example", 443, True)
+    assert parse_endpoint("[::1]:5001").host == "::1"
+    for bad in ("http://x:1", "fix://x", "fix://x:0", "fix://::1:5"):
+        with pytest.raises(ValueError):
+            parse_endpoint(bad)
+
+
+def test_options() -> None:
+    opts = FixOptions.model_validate({"entry_types": ["Trade", "0", "trade"]})
+    assert opts.entry_types == ["2", "0"]
+    assert FixOptions().entry_types == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="unknown entry type"):
+        FixOptions.model_validate({"entry_types": ["volume"]})
+    with pytest.raises(ValueError):
+        FixOptions.model_validate({"begin_string": "FIX.4.0"})
+    with pytest.raises(ValueError):
+        FixOptions.model_validate({"sender_comp_id": "has space"})
+    with pytest.raises(ValueError):
+        FixOptions.model_validate({"unknown_key": 1})
+
+
+def test_factory_shape() -> None:
+    spec = FixFactory().simulator()
+    cfg = spec.demo_config("127.0.0.1:5001", ["ES"])
+    assert cfg.endpoint == "fix://127.0.0.1:5001" and cfg.protocol == "fix"
+    assert demo_config("fix://[::1]:7", []).endpoint == "fix://[::1]:7"
+    FixOptions.model_validate(cfg.options)
+
+
+def test_simulator_listens_on_loopback_only() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        FixSimulator(host="0.0.0.0")
+
+
+def test_hub_sim_fix_prints_where_it_listens() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "hub_core.cli", "sim", "fix", "--port", "0", "--symbols", "ES"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("listening on 127.0.0.1:")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def test_subscribe_returns_once_data_arrives(sim: FixSimulator) -> None:
+    # trades only: the snapshot has no entries, the first trades come later
+    async with start(config(sim, [], options={"entry_types": ["trade"]})) as run:
+        t0 = anyio.current_time()
+        await run.hub.subscribe_market_data(NAME, ["ES"])
+        assert anyio.current_time() - t0 < 2.0
+        await run.trades_for(["ES"])
+        assert not run.rec.of(BookSnapshot) or all(
+            s.bids == () and s.asks == () for s in run.rec.of(BookSnapshot)
+        )
+
+
+async def test_a_reject_of_our_market_data_request_fails_that_subscription() -> None:
+    """A venue that answers 35=V with a session-level Reject (35=3, RefSeqNum = the V's)."""
+    from hub_plugin_fix import session as fs
+    from hub_plugin_fix.codec import Header
+
+    async def venue(stream: Any) -> None:
+        session = fs.FixSession(Header("FIX.4.4", "VENUE", ""), role="acceptor")
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive()
+                except anyio.EndOfStream:
+                    return
+                session.receive_data(data)
+                while not isinstance(event := session.next_event(), fs.NeedData):
+                    if isinstance(event, fs.LogonRequested):
+                        await stream.send(session.accept_logon())
+                    elif isinstance(event, fs.AppMessage) and event.frame.msg_type == "V":
+                        m = session.new_message("3")
+                        for tag, value in ((45, event.frame.seq), (371, 264), (372, "V"),
+                                           (373, 5), (58, "depth not supported")):  # fmt: skip
+                            m.append_pair(tag, value)
+                        await stream.send(m.encode())
+                    elif isinstance(event, fs.ConnectionClosed | fs.LoggedOut):
+                        await stream.send(session.data_to_send())
+                        return
+                await stream.send(session.data_to_send())
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, venue)
+        cfg = ExchangeConfig.fix(NAME, f"fix://127.0.0.1:{port}", options={"logon_timeout_s": 2})
+        async with start(cfg) as run:
+            t0 = anyio.current_time()
+            with pytest.raises(SubscriptionError, match=r"'ES'.*tag 264.*depth not supported"):
+                await run.hub.subscribe_market_data(NAME, ["ES"])
+            assert anyio.current_time() - t0 < 2.0
+        tg.cancel_scope.cancel()
