@@ -58,3 +58,23 @@ def test_readme_example_runs_as_shown(tmp_path: Path) -> None:
     assert "{ExchangeId('ninjatrader'): True}" in proc.stdout
     assert "quote ES" in proc.stdout or "quote NQ" in proc.stdout
     assert "ProcessorStats(trades=" in proc.stdout
+
+
+def test_readme_config_passes_hub_check(tmp_path: Path) -> None:
+    import os
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    toml = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "hub.toml"
+    path.write_text(toml)
+    env = {**os.environ, "NT_USER": "trader", "NT_PASSWORD": "not-in-output"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hub_core.cli", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not-in-output" not in proc.stdout + proc.stderr
