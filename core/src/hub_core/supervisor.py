@@ -291,6 +291,13 @@ class ConnectionSupervisor:
             await self._close(conn)
             return ("connect_failed", _describe(exc), False)
 
+        if blind_since_ns:
+            # Published before resubscribing: venues send fresh book snapshots with
+            # their acks, and a subscriber that distrusts its book after a Gap must
+            # see the Gap first, not after the new snapshot.
+            self.sink.gap(
+                "", blind_since_ns, time.time_ns(), f"blind while reconnecting ({blind_reason})"
+            )
         ended = anyio.Event()
         end_reason: list[str] = []
         data_at_start = self.sink.data_count
@@ -326,11 +333,6 @@ class ConnectionSupervisor:
                 self._set_state(
                     ConnectionState.CONNECTED, f"subscribed {len(self.symbols)} symbols"
                 )
-                if blind_since_ns:
-                    now = time.time_ns()
-                    self.sink.gap(
-                        "", blind_since_ns, now, f"blind while reconnecting ({blind_reason})"
-                    )
                 await self._watch(conn, tg, ended, end_reason)
             tg.cancel_scope.cancel()
         await self._close(conn)
