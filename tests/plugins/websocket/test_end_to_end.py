@@ -432,3 +432,33 @@ async def test_connection_lists_its_subscriptions_and_counts_venue_errors(transp
             assert conn.health().connected and conn.health().last_activity_ns > 0
             await conn.close()
         assert not conn.health().connected
+
+
+async def test_connection_is_recycled_at_max_connection_age(transport: str) -> None:
+    """The 24-hour limit, shortened: the connection leaves on its own schedule and the hub
+    reconnects and resubscribes. (This recycle is a reconnect, so it publishes the blind
+    window's Gap; the gap-free rotation is designed in sdk-docs/protocols/websocket.md.)"""
+    async with BinanceSimulator(["BTCUSDT"], rate=100, seed=13) as sim:
+        cfg = config(
+            sim.endpoint,
+            transport,
+            ["BTCUSDT"],
+            ["trade"],
+            options={"max_connection_age_s": 0.6},
+        )
+        async with running(cfg) as (_, rec):
+            await rec.wait_for(lambda: bool(rec.of(Trade)), 10, "trades")
+            assert sim.connections_accepted == 1
+            mark = len(rec.events)
+            await rec.wait_for(
+                lambda: bool(
+                    since(rec, mark, ConnectionStateChanged, lambda e: e.state == "reconnecting")
+                ),
+                5,
+                "the age limit to recycle the connection",
+            )
+            (state,) = since(rec, mark, ConnectionStateChanged, lambda e: e.state == "reconnecting")
+            assert "max_connection_age_s" in state.reason
+            after = rec.events.index(state)
+            await rec.wait_for(lambda: bool(since(rec, after, Trade)), 10, "trades again")
+            assert sim.connections_accepted >= 2

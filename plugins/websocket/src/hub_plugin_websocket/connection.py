@@ -42,6 +42,7 @@ from hub_plugin_websocket.dialect import (
     Notice,
     Refused,
     Request,
+    Resubscribe,
     ServerShutdown,
     SessionConfig,
 )
@@ -116,6 +117,7 @@ class _Pending:
     """One request awaiting its acknowledgement."""
 
     request: Request
+    sent: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     refused: Refused | None = None
     result: object = None
@@ -145,6 +147,12 @@ class WebSocketConnection:
         self._http: SnapshotClient | None = None
         self._pending: dict[int, _Pending] = {}
         self._snapshots: deque[NeedSnapshot] = deque()
+        # Control messages go out in the order the session created them, through one
+        # sender: Coinbase answers without ids, so its session matches replies to
+        # requests first in, first out, and a resubscribe raised on the reader must not
+        # overtake (or be overtaken by) a subscribe a caller is waiting on.
+        self._outbox: deque[tuple[Request, _Pending | None]] = deque()
+        self._outbox_wake = anyio.Event()
         self._snapshot_wake = anyio.Event()
         limits = dialect.limits
         # Evenly spaced, one a second short of the limit: the pongs the transport sends on
@@ -160,6 +168,7 @@ class WebSocketConnection:
         self._failure = ""
         self._ping_sent_ns = 0
         self._detail = "not connected"
+        self._resubscribes = 0
 
     # -- errors ---------------------------------------------------------------------------
     def _failed(self, message: str, hint: str = "the hub reconnects") -> ConnectionFailed:
@@ -174,6 +183,11 @@ class WebSocketConnection:
     def session(self) -> DialectSession | None:
         """The dialect session of this connection, once connected (tests, diagnostics)."""
         return self._session
+
+    @property
+    def resubscribes(self) -> int:
+        """Book resyncs done by resubscribing on this connection (``Resubscribe``)."""
+        return self._resubscribes
 
     @property
     def transport_name(self) -> str:
@@ -303,6 +317,7 @@ class WebSocketConnection:
                 self._tg = tg
                 tg.start_soon(self._keepalive, transport)
                 tg.start_soon(self._snapshot_worker, session)
+                tg.start_soon(self._sender, transport)
                 try:
                     await transport.run(self._on_frame, self._sink)
                 except TransportClosed as exc:
@@ -420,6 +435,11 @@ class WebSocketConnection:
                 log.warning(
                     "[%s] venue error (code %d): %s", self._exchange, event.code, event.message
                 )
+        elif isinstance(event, Resubscribe):
+            # before ServerShutdown, its base class: a book resync keeps the session
+            log.info("[%s] %s", self._exchange, event.reason)
+            self._resubscribes += 1
+            self._enqueue([(req, None) for req in event.requests])
         elif isinstance(event, ServerShutdown):
             self._end(event.reason)
         elif isinstance(event, Notice):
@@ -444,9 +464,15 @@ class WebSocketConnection:
         (to this ping or a probe's) ends the session."""
         interval_ns = int(self._options.ping_interval_s * 1e9)
         timeout_ns = int(self._options.pong_timeout_s * 1e9)
+        max_age_s = self._options.max_connection_age_s
+        retire_ns = time.monotonic_ns() + int(max_age_s * 1e9)
         while True:
             await anyio.sleep(_KEEPALIVE_TICK_S)
             now = time.monotonic_ns()
+            if now >= retire_ns:
+                # leave before the venue's own cut (Binance: 24 h), at a moment we choose
+                self._end(f"connection age limit of {max_age_s:g}s (max_connection_age_s) reached")
+                return
             sent = self._ping_sent_ns
             if sent and transport.last_activity_ns < sent:
                 if now - sent > timeout_ns:
@@ -509,23 +535,49 @@ class WebSocketConnection:
         async with self._send_lock:
             await _wait_for(self._messages)
 
+    def _enqueue(self, items: list[tuple[Request, _Pending | None]]) -> None:
+        """Queue control messages for the sender (synchronously: the order they were
+        created in is the order they are sent in)."""
+        self._outbox.extend(items)
+        self._outbox_wake.set()
+
+    async def _sender(self, transport: Transport) -> None:
+        """Send the queued control messages one by one, paced under the venue's limit."""
+        outbox = self._outbox
+        while True:
+            if not outbox:
+                self._outbox_wake = anyio.Event()
+                await self._outbox_wake.wait()
+                continue
+            request, pending = outbox[0]
+            await self._pace_message()
+            outbox.popleft()
+            try:
+                await transport.send(request.payload)
+            except TransportClosed as exc:
+                if pending is not None:
+                    pending.lost = f"send failed: {exc.reason}"
+                    pending.done.set()
+                    pending.sent.set()
+                return  # the reader reports how the session ended
+            if pending is not None:
+                pending.sent.set()
+
     async def _run_requests(self, requests: list[Request], op: str) -> list[object]:
         if not requests:
             return []
-        transport = self._transport
-        if transport is None or not self._connected:
+        if self._transport is None or not self._connected:
             raise self._failed(f"{op}: the connection is not up")
         pendings = [_Pending(req) for req in requests]
         for p in pendings:
             self._pending[p.request.id] = p
+        self._enqueue([(p.request, p) for p in pendings])
         timeout = self._options.subscribe_timeout_s
         try:
+            # the wait for a turn to send (pacing) is not the venue's fault: the
+            # acknowledgement timeout starts once a message is on the wire
             for p in pendings:
-                await self._pace_message()
-                try:
-                    await transport.send(p.request.payload)
-                except TransportClosed as exc:
-                    raise self._failed(f"{op}: send failed: {exc.reason}") from None
+                await p.sent.wait()
             with anyio.fail_after(timeout):
                 for p in pendings:
                     await p.done.wait()
@@ -564,6 +616,8 @@ class WebSocketConnection:
             if not p.done.is_set():
                 p.lost = why
                 p.done.set()
+            p.sent.set()
+        self._outbox.clear()
 
     # -- helpers --------------------------------------------------------------------------
     def _require_session(self) -> DialectSession:

@@ -32,6 +32,7 @@ __all__ = [
     "RateLimits",
     "Refused",
     "Request",
+    "Resubscribe",
     "ServerShutdown",
     "SessionConfig",
 ]
@@ -131,13 +132,29 @@ class ServerShutdown:
 
 
 @dataclass(frozen=True)
+class Resubscribe(ServerShutdown):
+    """A book must be rebuilt from a fresh snapshot, which the venue only sends on a new
+    subscription: send ``requests`` (typically unsubscribe, then subscribe) in order, on
+    the same connection, and keep the session.
+
+    It is a ``ServerShutdown`` so that a connector which does not know it ends the
+    session: the hub then reconnects and every book is rebuilt from a new snapshot,
+    which is correct, only heavier. The replies to ``requests`` are the session's own:
+    it completes them itself and returns nothing for them, so the connector registers
+    no acknowledgement wait for them.
+    """
+
+    requests: tuple[Request, ...] = ()
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something worth logging that is neither data nor a reply."""
 
     text: str
 
 
-DialectEvent = Ack | Refused | NeedSnapshot | ServerShutdown | Notice
+DialectEvent = Ack | Refused | NeedSnapshot | ServerShutdown | Resubscribe | Notice
 
 
 @dataclass

@@ -37,7 +37,7 @@ class WebSocketFactory(ConnectionFactory):
 
     protocol = "websocket"
     options_model = WebSocketOptions
-    description = "JSON-over-WebSocket venues (Binance spot and USD-M futures) via dialects"
+    description = "JSON-over-WebSocket venues (Binance, Coinbase, Kraken) via dialects"
 
     def __init__(self, dialects: DialectRegistry | None = None) -> None:
         self.dialects = dialects if dialects is not None else DialectRegistry()

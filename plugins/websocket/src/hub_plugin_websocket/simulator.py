@@ -877,9 +877,28 @@ async def serve_simulator(
     dialect: str = "binance",
     **kwargs: Any,
 ) -> None:
-    """Run a simulator until cancelled (``SimulatorSpec.serve`` for ``hub sim``/``hub demo``)."""
+    """Run a simulator until cancelled (``SimulatorSpec.serve`` for ``hub sim``/``hub demo``).
+
+    ``dialect`` picks the venue: ``binance``, ``binance-futures``, ``coinbase`` or
+    ``kraken``. ``hub sim`` passes the spec's default symbols (Binance's) when
+    ``--symbols`` is absent; those are no Coinbase or Kraken symbols, so that list
+    means "the venue's own defaults" there.
+    """
+    if dialect in ("coinbase", "kraken"):
+        from hub_plugin_websocket.sim_coinbase import COINBASE_SYMBOLS, CoinbaseSimulator
+        from hub_plugin_websocket.sim_kraken import KRAKEN_SYMBOLS, KrakenSimulator
+
+        defaults = COINBASE_SYMBOLS if dialect == "coinbase" else KRAKEN_SYMBOLS
+        if not symbols or list(symbols) == list(DEFAULT_SYMBOLS):
+            symbols = list(defaults)
+        cls = CoinbaseSimulator if dialect == "coinbase" else KrakenSimulator
+        venue = cls(symbols, rate, host=host, port=port, **kwargs)
+        await venue.serve(ready)
+        return
     if dialect not in ("binance", "binance-futures"):
-        raise ValueError(f"the simulator speaks binance and binance-futures, not {dialect!r}")
+        raise ValueError(
+            f"the simulator speaks binance, binance-futures, coinbase and kraken, not {dialect!r}"
+        )
     sim = BinanceSimulator(
         symbols or DEFAULT_SYMBOLS,
         rate,
@@ -895,20 +914,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hub_plugin_websocket.simulator --dialect binance [--replay FILE]``."""
     parser = argparse.ArgumentParser(
         prog="python -m hub_plugin_websocket.simulator",
-        description="A Binance-style WebSocket venue on loopback",
+        description="A Binance-, Coinbase- or Kraken-style WebSocket venue on loopback",
     )
-    parser.add_argument("--dialect", default="binance", choices=["binance", "binance-futures"])
+    parser.add_argument(
+        "--dialect",
+        default="binance",
+        choices=["binance", "binance-futures", "coinbase", "kraken"],
+    )
     parser.add_argument("--host", default="127.0.0.1", choices=list(LOOPBACK_HOSTS))
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS))
+    parser.add_argument("--symbols", help="comma-separated (default: the venue's own two)")
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per symbol")
     parser.add_argument("--replay", metavar="FILE", help="replay a recorded session")
     parser.add_argument("--replay-speed", type=float, default=1.0, help="0 = as fast as possible")
     parser.add_argument("--duration", type=float, help="stop after S seconds")
     args = parser.parse_args(argv)
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    symbols = [s.strip() for s in (args.symbols or "").split(",") if s.strip()]
     if args.replay:
+        if args.dialect not in ("binance", "binance-futures"):
+            parser.error("--replay: recorded traffic is Binance's")
         symbols = []
+    extra: dict[str, Any] = {}
+    if args.replay:
+        extra = {"replay": args.replay, "replay_speed": args.replay_speed}
 
     def ready(host: str, port: int) -> None:
         h = f"[{host}]" if ":" in host else host
@@ -923,8 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.rate,
                 ready,
                 dialect=args.dialect,
-                replay=args.replay,
-                replay_speed=args.replay_speed,
+                **extra,
             )
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -42,7 +42,6 @@ import calendar
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -61,7 +60,7 @@ from hub_plugin_websocket.dialect import (
     RateLimits,
     Refused,
     Request,
-    ServerShutdown,
+    Resubscribe,
     SessionConfig,
     SessionCounters,
 )
@@ -94,21 +93,6 @@ documented cap on subscriptions per connection (the documented cap is 10 duplica
 subscriptions per product and channel per account), so 1000 streams per
 connection is our own bound; 100 products per subscribe message keeps a message
 small. Books come over the WebSocket, so ``snapshots_per_second`` is unused."""
-
-
-@dataclass(frozen=True)
-class Resubscribe(ServerShutdown):
-    """A book must be rebuilt from a fresh snapshot, which this venue only sends on a
-    new subscription: send ``requests`` (unsubscribe, then subscribe) in order.
-
-    It is a ``ServerShutdown`` so that a connector which does not know it ends the
-    session: the hub then reconnects and every book is rebuilt from a new snapshot,
-    which is correct, only heavier. A connector that knows it sends ``requests``
-    instead and keeps the connection (their replies are the session's own: it
-    completes them itself and returns nothing for them).
-    """
-
-    requests: tuple[Request, ...] = ()
 
 
 # -- time ----------------------------------------------------------------------------------

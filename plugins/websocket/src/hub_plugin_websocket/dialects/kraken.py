@@ -48,15 +48,17 @@ from hub_plugin_websocket.dialect import (
     RateLimits,
     Refused,
     Request,
+    Resubscribe,
     SessionConfig,
     SessionCounters,
 )
-from hub_plugin_websocket.dialects.coinbase import Resubscribe, rfc3339_ns
+from hub_plugin_websocket.dialects.coinbase import rfc3339_ns
 
 __all__ = [
     "KRAKEN_LIMITS",
     "KrakenDialect",
     "KrakenSession",
+    "Resubscribe",
     "book_checksum",
 ]
 

@@ -1,0 +1,337 @@
+"""A Kraken WebSocket v2-style venue on loopback (``--dialect kraken``).
+
+Speaks v2 as the ``kraken`` dialect expects it: a ``status`` message on
+connecting; ``{"method":"subscribe","params":{"channel":..,"symbol":[..]},"req_id":N}``
+answered by one reply per symbol carrying the request's ``req_id``
+(``success:false`` with an ``error`` for an unknown pair); ``unsubscribe``
+likewise; ``ping`` -> ``pong``; a ``heartbeat`` every ``heartbeat_interval_s``
+while anything is subscribed.
+
+Prices and quantities are JSON numbers written with the pair's fixed
+precision (price 1 decimal, qty 8), as Kraken prints them. Channels:
+``ticker`` (a snapshot on subscribing, then an update on every change of the
+best bid/ask), ``trade`` (one update per trade; ``side`` is the taker's;
+``"snapshot": false`` honoured) and ``book`` at the depth asked for (10 by
+default): a snapshot, then per market step one update with every level of the
+client's top-``depth`` view that changed. A level pushed out of that view by a
+better one gets no message (the client truncates to its depth, as on Kraken);
+a level removed from the book gets qty 0. Each book message carries the CRC32
+checksum of the top 10 asks (low to high) and bids (high to low), every price
+and qty text with ``.`` removed and leading zeros stripped (computed here
+independently of the dialect's code).
+
+Faults: ``skip_sequence()`` sends the next book update of every subscribed
+book with a wrong checksum (Kraken's books have no sequence numbers: the
+checksum is how a loss shows), plus the base's drop, stall, malformed JSON and
+raw frames.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from hub_plugin_websocket.sim_base import E8, LoopbackVenue, Market, VenueClient, fmt, iso_time
+
+__all__ = ["KRAKEN_SYMBOLS", "KrakenSimulator", "kraken_checksum"]
+
+KRAKEN_SYMBOLS: Final = ("BTC/USD", "ETH/USD")
+_PRICE_DECIMALS: Final = 1
+_QTY_DECIMALS: Final = 8
+_DEPTHS: Final = frozenset({10, 25, 100, 500, 1000})
+_PRICES: Final = {"BTC/USD": 60_000 * E8, "ETH/USD": 3_000 * E8, "SOL/USD": 150 * E8}
+
+
+def kraken_checksum(asks: Sequence[tuple[str, str]], bids: Sequence[tuple[str, str]]) -> int:
+    """CRC32 of the top 10 asks (best first) then the top 10 bids (best first), each
+    level's price then qty text without ``.`` and without leading zeros."""
+    parts = [
+        (p.replace(".", "").lstrip("0") + q.replace(".", "").lstrip("0"))
+        for p, q in [*asks[:10], *bids[:10]]
+    ]
+    return zlib.crc32("".join(parts).encode())
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class _BookView:
+    """What one client's book subscription last saw (its top ``depth``)."""
+
+    __slots__ = ("asks", "bids", "depth", "sequence")
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.sequence = -1
+
+
+class KrakenSimulator(LoopbackVenue):
+    """``async with KrakenSimulator(["BTC/USD"], rate=200) as sim:`` then connect the
+    ``kraken`` dialect to ``sim.endpoint`` (``ws://127.0.0.1:PORT/v2``)."""
+
+    venue = "kraken"
+    path = "/v2"
+
+    def __init__(
+        self,
+        symbols: Sequence[str] = KRAKEN_SYMBOLS,
+        rate: float = 50.0,
+        *,
+        heartbeat_interval_s: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(symbols, rate, **kwargs)
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.checksums_corrupted = 0
+        """Book updates sent with a wrong checksum (``skip_sequence``)."""
+
+    def _instrument(self, symbol: str) -> tuple[int, int, int]:
+        return (_PRICES.get(symbol, 100 * E8), E8 // 10, 10_000)
+
+    # numbers are JSON numbers: the text goes into the message unquoted
+    def _price(self, value: int) -> str:
+        return fmt(value, _PRICE_DECIMALS)
+
+    def _qty(self, value: int) -> str:
+        return fmt(value, _QTY_DECIMALS)
+
+    # -- sessions -------------------------------------------------------------------------------
+    def _on_open(self, client: VenueClient, tg: anyio.abc.TaskGroup) -> None:
+        client.push(
+            _dumps(
+                {
+                    "channel": "status",
+                    "type": "update",
+                    "data": [
+                        {
+                            "version": "2.0.0",
+                            "system": "online",
+                            "api_version": "v2",
+                            "connection_id": self.connections_accepted,
+                        }
+                    ],
+                }
+            )
+        )
+        client.wake.set()
+        tg.start_soon(self._heartbeats, client)
+
+    async def _heartbeats(self, client: VenueClient) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_interval_s)
+            if client.streams:
+                client.push('{"channel":"heartbeat"}')
+                client.wake.set()
+
+    def _on_text(self, client: VenueClient, text: str) -> None:
+        try:
+            req = json.loads(text)
+        except ValueError:
+            client.push(_dumps({"error": "Malformed request", "success": False}))
+            return
+        if not isinstance(req, dict):
+            client.push(_dumps({"error": "Malformed request", "success": False}))
+            return
+        self.requests_received.append(req)
+        method = req.get("method")
+        req_id = req.get("req_id")
+        now = iso_time(time.time_ns())
+        if method == "ping":
+            client.push(
+                _dumps({"method": "pong", "req_id": req_id, "time_in": now, "time_out": now})
+            )
+            return
+        params = req.get("params") or {}
+        channel = params.get("channel")
+        symbols = params.get("symbol") or []
+        if method not in ("subscribe", "unsubscribe") or channel not in ("ticker", "trade", "book"):
+            client.push(
+                _dumps(
+                    {
+                        "error": f"Unsupported request {method!r} {channel!r}",
+                        "method": method,
+                        "req_id": req_id,
+                        "success": False,
+                        "time_in": now,
+                        "time_out": now,
+                    }
+                )
+            )
+            return
+        depth = int(params.get("depth", 10)) if channel == "book" else 0
+        for sym in symbols:
+            if (
+                sym not in self._markets
+                or sym in self.refuse_symbols
+                or (channel == "book" and depth not in _DEPTHS)
+            ):
+                why = (
+                    f"Currency pair not supported {sym}"
+                    if channel != "book" or depth in _DEPTHS
+                    else f"Invalid depth {depth}"
+                )
+                client.push(
+                    _dumps(
+                        {
+                            "error": why,
+                            "method": method,
+                            "req_id": req_id,
+                            "success": False,
+                            "symbol": sym,
+                            "time_in": now,
+                            "time_out": now,
+                        }
+                    )
+                )
+                continue
+            result: dict[str, Any] = {"channel": channel, "symbol": sym}
+            if channel == "book":
+                result["depth"] = depth
+                result["snapshot"] = True
+            key = (channel, sym)
+            if method == "subscribe":
+                client.streams.add(key)
+            else:
+                client.streams.discard(key)
+                client.state.pop(f"book:{sym}", None)
+            client.push(
+                _dumps(
+                    {
+                        "method": method,
+                        "result": result,
+                        "success": True,
+                        "time_in": now,
+                        "time_out": now,
+                        "req_id": req_id,
+                    }
+                )
+            )
+            if method == "subscribe":
+                self._on_subscribed(client, channel, sym, depth, params)
+
+    def _on_subscribed(
+        self, client: VenueClient, channel: str, sym: str, depth: int, params: dict[str, Any]
+    ) -> None:
+        m = self._markets[sym]
+        if channel == "book":
+            view = _BookView(depth)
+            client.state[f"book:{sym}"] = view
+            bids, asks = m.levels(depth)
+            view.bids, view.asks, view.sequence = dict(bids), dict(asks), m.sequence
+            client.push(self._book_message("snapshot", m, view, 0, [], []))
+        elif channel == "ticker":
+            client.push(self._ticker_message("snapshot", m))
+        elif channel == "trade" and params.get("snapshot", True) is not False:
+            trades = list(m.trades)[-50:]
+            data = ",".join(
+                f'{{"symbol":"{sym}","side":"{"buy" if s == "B" else "sell"}",'
+                f'"price":{self._price(p // 10)},"qty":{self._qty(q // 10)},'
+                f'"ord_type":"market","trade_id":{m.trade_id - len(trades) + i + 1},'
+                f'"timestamp":"{iso_time(time.time_ns())}"}}'
+                for i, (p, q, s) in enumerate(trades)
+            )
+            client.push(f'{{"channel":"trade","type":"snapshot","data":[{data}]}}')
+
+    # -- messages -------------------------------------------------------------------------------
+    def _levels_text(self, levels: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
+        return [(self._price(p), self._qty(q)) for p, q in levels]
+
+    def _book_message(
+        self,
+        kind: str,
+        m: Market,
+        view: _BookView,
+        ts: int,
+        bids: Sequence[tuple[int, int]],
+        asks: Sequence[tuple[int, int]],
+        *,
+        corrupt: bool = False,
+    ) -> str:
+        if kind == "snapshot":
+            bids = sorted(view.bids.items(), reverse=True)
+            asks = sorted(view.asks.items())
+        top_bids = self._levels_text(sorted(view.bids.items(), reverse=True)[:10])
+        top_asks = self._levels_text(sorted(view.asks.items())[:10])
+        checksum = kraken_checksum(top_asks, top_bids)
+        if corrupt:
+            checksum ^= 0x5A5A5A5A
+        b = ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in self._levels_text(bids))
+        a = ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in self._levels_text(asks))
+        stamp = f',"timestamp":"{iso_time(ts)}"' if ts else ""
+        return (
+            f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{m.symbol}",'
+            f'"bids":[{b}],"asks":[{a}],"checksum":{checksum}{stamp}}}]}}'
+        )
+
+    def _ticker_message(self, kind: str, m: Market) -> str:
+        bid, bid_qty, ask, ask_qty = m.top()
+        last = m.trades[-1][0] // 10 if m.trades else bid
+        return (
+            f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":"{m.symbol}",'
+            f'"bid":{self._price(bid)},"bid_qty":{self._qty(bid_qty)},'
+            f'"ask":{self._price(ask)},"ask_qty":{self._qty(ask_qty)},'
+            f'"last":{self._price(last)},"volume":1000.00000000,"vwap":{self._price(bid)},'
+            f'"low":{self._price(bid)},"high":{self._price(ask)},"change":0.0,'
+            f'"change_pct":0.00}}]}}'
+        )
+
+    # -- market events --------------------------------------------------------------------------
+    def _on_trade(self, m: Market, ts: int, price: int, qty: int, buy: bool) -> None:
+        key = ("trade", m.symbol)
+        text = (
+            f'{{"channel":"trade","type":"update","data":[{{"symbol":"{m.symbol}",'
+            f'"side":"{"buy" if buy else "sell"}","price":{self._price(price)},'
+            f'"qty":{self._qty(qty)},"ord_type":"market","trade_id":{m.trade_id},'
+            f'"timestamp":"{iso_time(ts)}"}}]}}'
+        )
+        for c in self._clients:
+            if key in c.streams:
+                c.push(text)
+
+    def _on_top(self, m: Market, ts: int) -> None:
+        key = ("ticker", m.symbol)
+        text = self._ticker_message("update", m)
+        for c in self._clients:
+            if key in c.streams:
+                c.push(text)
+
+    def _on_tick(self, client: VenueClient, ts: int) -> None:
+        """One book update per subscribed book whose client view changed this step."""
+        for ch, sym in client.streams:
+            if ch != "book":
+                continue
+            view = client.state.get(f"book:{sym}")
+            m = self._markets[sym]
+            if not isinstance(view, _BookView) or view.sequence == m.sequence:
+                continue
+            view.sequence = m.sequence
+            new_bids, new_asks = (dict(x) for x in m.levels(view.depth))
+            bids = self._diff(view.bids, new_bids, m.bids)
+            asks = self._diff(view.asks, new_asks, m.asks)
+            view.bids, view.asks = new_bids, new_asks
+            if not bids and not asks:
+                continue
+            corrupt = sym in client.skip
+            if corrupt:
+                client.skip.discard(sym)
+                self.checksums_corrupted += 1
+            client.push(self._book_message("update", m, view, ts, bids, asks, corrupt=corrupt))
+
+    @staticmethod
+    def _diff(
+        old: dict[int, int], new: dict[int, int], book: dict[int, int]
+    ) -> list[tuple[int, int]]:
+        """Levels to send: new or changed ones, and qty 0 for levels gone from the book
+        (a level only pushed out of the view is left to the client's truncation)."""
+        out = [(p, q) for p, q in new.items() if old.get(p) != q]
+        out.extend((p, 0) for p in old if p not in new and p not in book)
+        return out
