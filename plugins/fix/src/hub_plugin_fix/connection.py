@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionHealth
@@ -35,7 +36,7 @@ from hub_core.streams import wait_for_capacity
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
-from hub_plugin_fix.options import FixOptions
+from hub_plugin_fix.options import FixOptions, tls_context
 from hub_plugin_fix.store import MemoryStore
 
 log = logging.getLogger("hub_plugin_fix")
@@ -53,11 +54,24 @@ SILENT_LOGON_LIMIT = 3
 """Logons in a row that the counterparty answers by closing the connection before we
 call it a refusal (``AuthenticationError``, never retried) instead of a network fault."""
 
+_DEADLINE_MARGIN_S = 0.05
+"""How much earlier than the caller's deadline ``connect()``'s own timeouts end."""
+
 _HINT_REACH = "check the host and port, and that the venue accepts FIX connections from here"
 _HINT_LOGON = (
     "check options.sender_comp_id / target_comp_id and the username/password environment "
     "variables against what the venue assigned"
 )
+_HINT_TLS = "check that the venue speaks TLS on this port (else use fix://)"
+_HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use fixs://"
+
+
+def _within_caller_deadline(seconds: float) -> float:
+    """``seconds``, cut to end a little before the deadline the caller runs under (the
+    supervisor bounds all of ``connect()`` by ``connect_timeout_ms``), so that our own
+    timeout fires first and says which stage was slow instead of a bare TimeoutError."""
+    left = anyio.current_effective_deadline() - anyio.current_time() - _DEADLINE_MARGIN_S
+    return max(min(seconds, left), 0.0)
 
 
 @dataclass
@@ -125,6 +139,7 @@ class FixConnection:
         self._memory = memory
         self._exchange = sink.exchange
         self._endpoint = ""
+        self._tls = False
         self._stream: anyio.abc.ByteStream | None = None
         self._session: s.FixSession | None = None
         self._md = MarketDataDecoder(
@@ -159,9 +174,47 @@ class FixConnection:
             message, exchange=self._exchange, endpoint=self._endpoint, hint=_HINT_LOGON
         )
 
+    def _tls_context(self, tls: bool) -> ssl.SSLContext | None:
+        """The client TLS context for a ``fixs://`` endpoint, None for ``fix://``."""
+        ca_file = self._options.ca_file
+        if not tls:
+            if ca_file is not None:
+                raise ConfigError(
+                    f"options.ca_file is set but {self._endpoint} is plain TCP",
+                    exchange=self._exchange,
+                    endpoint=self._endpoint,
+                    hint="write the endpoint as fixs://host:port for FIX over TLS, or "
+                    "remove ca_file",
+                )
+            return None
+        try:
+            return tls_context(ca_file)
+        except ValueError as exc:
+            raise ConfigError(
+                f"options.ca_file: {exc}",
+                exchange=self._exchange,
+                endpoint=self._endpoint,
+                hint="point ca_file at a PEM file holding the venue's CA certificate(s)",
+            ) from None
+
+    def _verify_hint(self) -> str:
+        ca_file = self._options.ca_file
+        if ca_file is None:
+            return (
+                "the venue's certificate is not signed by a CA this machine trusts, or is "
+                "not issued for this host name; if the venue uses a private CA, set "
+                "options.ca_file to a PEM file with its CA certificate (verification "
+                "cannot be turned off)"
+            )
+        return (
+            f"check that options.ca_file ({ca_file}) holds the CA that signed the venue's "
+            "certificate and that the certificate names the endpoint's host"
+        )
+
     # -- ExchangeConnection -------------------------------------------------------------
     async def connect(self, endpoint: str) -> None:
-        """Open TCP (TLS for ``fixs://``) to ``endpoint`` and log on."""
+        """Open TCP (TLS for ``fixs://``, verified against ``options.ca_file`` or the
+        system's CAs) to ``endpoint`` and log on."""
         self._endpoint = endpoint
         if self._stream is not None or self._closing:
             raise self._failed(
@@ -176,25 +229,44 @@ class FixConnection:
                 exchange=self._exchange,
                 hint='write the venue address as "fix://host:port" (fixs:// for TLS)',
             ) from None
-        timeout = self._config.connect_timeout_ms / 1000
+        self._tls = where.tls
+        ssl_context = self._tls_context(where.tls)
+        timeout = _within_caller_deadline(self._config.connect_timeout_ms / 1000)
+        stage = "TCP connect"
         try:
             with anyio.fail_after(timeout):
-                if where.tls:
-                    self._stream = await anyio.connect_tcp(
-                        where.host,
-                        where.port,
-                        ssl_context=ssl.create_default_context(),
-                        tls_standard_compatible=False,
-                    )
+                tcp = await anyio.connect_tcp(where.host, where.port)
+                if ssl_context is None:
+                    self._stream = tcp
                 else:
-                    self._stream = await anyio.connect_tcp(where.host, where.port)
+                    stage = "TLS handshake"
+                    try:
+                        self._stream = await TLSStream.wrap(
+                            tcp,
+                            hostname=where.host,
+                            ssl_context=ssl_context,
+                            standard_compatible=False,
+                        )
+                    except BaseException:
+                        await anyio.aclose_forcefully(tcp)
+                        raise
         except TimeoutError:
-            raise self._failed(f"TCP connect timed out after {timeout:g}s") from None
+            raise self._failed(
+                f"{stage} timed out after {timeout:.3g}s",
+                hint=_HINT_REACH if stage == "TCP connect" else _HINT_TLS,
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise self._failed(
+                f"TLS certificate verification failed: {exc.verify_message or exc.reason}",
+                hint=self._verify_hint(),
+            ) from None
         except ssl.SSLError as exc:
             raise self._failed(
-                f"TLS handshake failed: {exc.reason or exc}",
-                hint="check that the venue speaks TLS on this port (else use fix://) "
-                "and that its certificate is trusted by this machine",
+                f"TLS handshake failed: {exc.reason or exc}", hint=_HINT_TLS
+            ) from None
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            raise self._failed(
+                "the venue closed the connection during the TLS handshake", hint=_HINT_TLS
             ) from None
         except OSError as exc:
             raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
@@ -211,13 +283,14 @@ class FixConnection:
             max_message=opts.max_message_bytes,
         )
         self._sink.reset_session()
+        logon_timeout = _within_caller_deadline(opts.logon_timeout_s)
         try:
-            with anyio.fail_after(opts.logon_timeout_s):
+            with anyio.fail_after(logon_timeout):
                 await self._logon()
         except TimeoutError:
             await self._abort()
             raise self._failed(
-                f"no Logon reply within {opts.logon_timeout_s:g}s",
+                f"no Logon reply within {logon_timeout:.3g}s",
                 hint="the peer may not speak FIX on this port, or ignores our CompIDs; "
                 + _HINT_LOGON,
             ) from None
@@ -265,13 +338,16 @@ class FixConnection:
                 if self._memory.silent_logons >= SILENT_LOGON_LIMIT:
                     n = self._memory.silent_logons
                     self._memory.silent_logons = 0
-                    raise self._auth(
+                    raise AuthenticationError(
                         f"the venue closed the connection without answering our Logon "
-                        f"{n} times in a row: it does not accept this session"
+                        f"{n} times in a row: it does not accept this session",
+                        exchange=self._exchange,
+                        endpoint=self._endpoint,
+                        hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
                     )
                 raise self._failed(
                     "the venue closed the connection without answering our Logon",
-                    hint=_HINT_LOGON,
+                    hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
                 )
             self._on_event(event)
 

@@ -5,6 +5,7 @@ Example (TOML)::
     [exchanges.cme]
     protocol = "fix"
     endpoint = "fix://fix.example.com:9878"      # fixs:// for FIX over TLS
+    # with fixs:// and a venue on a private CA: options.ca_file = "/etc/hub/venue-ca.pem"
     symbols = ["ESZ5", "NQZ5"]
     options = { begin_string = "FIX.4.4", sender_comp_id = "HUB", target_comp_id = "VENUE",
                 heartbeat_interval_s = 30, market_depth = 10,
@@ -17,6 +18,7 @@ Example (TOML)::
 
 from __future__ import annotations
 
+import ssl
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -56,6 +58,19 @@ class FixOptions(PluginOptions):
     """How long the Logon reply may take."""
     max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     """Largest BodyLength accepted; a longer message is counted as malformed."""
+    ca_file: str | None = None
+    """PEM bundle of the CA certificate(s) that sign the venue's TLS certificate, for a
+    ``fixs://`` venue on a private CA. It replaces the system's trusted CAs for this
+    connection; the certificate and its host name are always verified (there is no
+    option to turn that off). Unset: the system's trusted CAs. Only with ``fixs://``."""
+
+    @field_validator("ca_file")
+    @classmethod
+    def _loadable_ca_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        tls_context(value)  # fail at configuration time, not at the first connect
+        return value
 
     @field_validator("entry_types")
     @classmethod
@@ -76,4 +91,20 @@ class FixOptions(PluginOptions):
         return list(self.entry_types)
 
 
-__all__ = ["FixOptions"]
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The client TLS context of a ``fixs://`` connection: certificate and host name
+    verified against ``ca_file`` (a PEM CA bundle) or, without it, the system's trusted
+    CAs. Raises ``ValueError`` naming the file when it cannot be used."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        raise ValueError(f"CA file {ca_file!r} does not exist") from None
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"CA file {ca_file!r} holds no usable PEM certificate ({exc.reason or exc})"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read CA file {ca_file!r}: {exc.strerror or exc}") from None
+
+
+__all__ = ["FixOptions", "tls_context"]

@@ -81,13 +81,16 @@ class LogonRequested:
     reset: bool
     username: str | None
     password: str | None
+    default_appl_ver_id: str | None = None
+    """DefaultApplVerID (1137) of a FIXT.1.1 Logon (``9`` = FIX.5.0SP2); None if absent."""
 
     def __repr__(self) -> str:  # the password never reaches a log
         return (
             f"LogonRequested(sender_comp_id={self.sender_comp_id!r}, "
             f"target_comp_id={self.target_comp_id!r}, heartbeat_s={self.heartbeat_s}, "
             f"reset={self.reset}, username={'***' if self.username else None}, "
-            f"password={'***' if self.password else None})"
+            f"password={'***' if self.password else None}, "
+            f"default_appl_ver_id={self.default_appl_ver_id!r})"
         )
 
 
@@ -738,6 +741,7 @@ class FixSession:
         hb = _int(f.get(Tag.HEART_BT_INT))
         user = f.get(Tag.USERNAME)
         password = f.get(Tag.PASSWORD)
+        appl_ver = f.get(Tag.DEFAULT_APPL_VER_ID)
         req = LogonRequested(
             sender,
             target,
@@ -745,6 +749,7 @@ class FixSession:
             f.get(Tag.RESET_SEQ_NUM_FLAG) == b"Y",
             None if user is None else user.decode("latin-1"),
             None if password is None else password.decode("latin-1"),
+            None if appl_ver is None else appl_ver.decode("latin-1"),
         )
         # from now on our header answers the counterparty
         self.header = Header(self.header.begin_string, self.header.sender_comp_id, sender)

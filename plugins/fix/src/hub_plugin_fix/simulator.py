@@ -15,6 +15,11 @@ Fault injection, on the simulator object: ``drop_connections()`` (TCP reset),
 message with a wrong CheckSum, or garbage bytes), ``skip_sequence()`` (the
 next message skips a MsgSeqNum), ``logout_all()`` (a Logout from the venue),
 ``reject_logons()`` (answer every Logon with a Logout).
+
+With an ``ssl_context`` (a server context holding the venue's certificate) it is a
+FIX-over-TLS acceptor (``fixs://``): each connection does the TLS handshake first;
+one that fails (a plain-TCP client, a client that does not trust the certificate) is
+counted in ``tls_failures`` and closed, and the simulator goes on serving.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -32,6 +38,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
 
 from hub_core.config import ExchangeConfig
 from hub_core.fixed import PRICE_SCALE, format_fixed
@@ -65,6 +72,8 @@ _OUT_LIMIT: Final = 4 * 1024 * 1024
 _PRICES: Final = {"ES": (5000.0, 0.25), "NQ": (18000.0, 0.25), "CL": (70.0, 0.01)}
 
 MALFORMED_KINDS: Final = ("checksum", "garbage", "body_length")
+_FIX50SP2: Final = "9"
+"""ApplVerID of FIX.5.0SP2: the only application version spoken under FIXT.1.1."""
 
 
 def _fixed(value: float) -> int:
@@ -117,7 +126,7 @@ class _Sub:
 @dataclass(eq=False)
 class _Client:
     sim: FixSimulator
-    stream: anyio.abc.SocketStream
+    stream: anyio.abc.ByteStream
     session: s.FixSession
     subs: dict[str, _Sub] = field(default_factory=dict)
     out: bytearray = field(default_factory=bytearray)
@@ -144,7 +153,8 @@ class FixSimulator:
     """A FIX acceptor on loopback with a random-walk market and fault injection.
 
     ``async with FixSimulator(["ES", "NQ"], rate=200) as sim:`` then connect to
-    ``sim.endpoint`` (``fix://127.0.0.1:<port>``); or ``await sim.serve()``.
+    ``sim.endpoint`` (``fix://127.0.0.1:<port>``, ``fixs://`` with an ``ssl_context``);
+    or ``await sim.serve()``.
     """
 
     def __init__(
@@ -160,6 +170,7 @@ class FixSimulator:
         depth_levels: int = 5,
         seed: int | None = None,
         max_clients: int = 16,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if host == "localhost":
             host = "127.0.0.1"
@@ -181,6 +192,8 @@ class FixSimulator:
         self.users = dict(users) if users else {}
         self.depth_levels = depth_levels
         self.max_clients = max_clients
+        self.ssl_context = ssl_context
+        """Server TLS context: FIX over TLS when set (``fixs://``), plain TCP when None."""
         self._rng = random.Random(seed)
         self._markets = {sym: self._new_market(sym) for sym in self.symbols}
         self._trade_log: dict[str, deque[tuple[int, int, str]]] = {
@@ -193,8 +206,14 @@ class FixSimulator:
         self._reject_logons = ""
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self.connections_accepted = 0
+        self.tls_failures: list[str] = []
+        """Every TLS handshake that failed, as ``ExceptionType: reason``."""
         self.logons: list[tuple[str, int, bool]] = []
         """Every Logon accepted: (SenderCompID, its MsgSeqNum, ResetSeqNumFlag)."""
+        self.appl_ver_ids: list[str | None] = []
+        """DefaultApplVerID (1137) of every Logon accepted (None when absent)."""
+        self.logouts: list[str] = []
+        """The Text (58) of every Logout a client sent ("" without one)."""
         self.resend_requests: list[tuple[int, int]] = []
         """Every ResendRequest received: (BeginSeqNo, EndSeqNo)."""
         self.requests: list[tuple[str, str, str]] = []
@@ -216,9 +235,10 @@ class FixSimulator:
     # -- lifecycle ----------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        """``fix://host:port`` to connect to (IPv6 in brackets)."""
+        """``fix://host:port`` to connect to (``fixs://`` over TLS; IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"fix://{host}:{self.port}"
+        scheme = "fix" if self.ssl_context is None else "fixs"
+        return f"{scheme}://{host}:{self.port}"
 
     async def __aenter__(self) -> FixSimulator:
         tg_cm = anyio.create_task_group()
@@ -430,6 +450,14 @@ class FixSimulator:
         ]
 
     # -- encoding -------------------------------------------------------------------------
+    def _app_message(self, cl: _Client, msg_type: str) -> Any:
+        """A new application message; under FIXT.1.1 its header names the application
+        version (ApplVerID 1128 = 9, FIX.5.0SP2), as venues commonly do."""
+        msg = cl.session.new_message(msg_type)
+        if self.begin_string == "FIXT.1.1":
+            msg.append_pair(Tag.APPL_VER_ID, _FIX50SP2, header=True)
+        return msg
+
     def _send_incremental(self, cl: _Client, m: _Market, entries: list[_Entry]) -> None:
         sub = cl.subs.get(m.symbol)
         if sub is None or cl.session.state != s.State.ACTIVE:
@@ -441,7 +469,7 @@ class FixSimulator:
             cl.skipped += 1  # a reader that stopped reading: its sequence numbers jump
             cl.session.store.next_sender += 1
             return
-        msg = cl.session.new_message(MsgType.MARKET_DATA_INCREMENTAL)
+        msg = self._app_message(cl, MsgType.MARKET_DATA_INCREMENTAL)
         msg.append_pair(Tag.MD_REQ_ID, sub.req_id)
         msg.append_pair(Tag.NO_MD_ENTRIES, len(wanted))
         for e in wanted:
@@ -457,7 +485,7 @@ class FixSimulator:
 
     def _send_snapshot(self, cl: _Client, m: _Market, sub: _Sub) -> None:
         levels = [lv for lv in m.levels() if lv[0] in sub.entry_types]
-        msg = cl.session.new_message(MsgType.MARKET_DATA_SNAPSHOT)
+        msg = self._app_message(cl, MsgType.MARKET_DATA_SNAPSHOT)
         msg.append_pair(Tag.MD_REQ_ID, sub.req_id)
         msg.append_pair(Tag.SYMBOL, m.symbol)
         msg.append_pair(Tag.NO_MD_ENTRIES, len(levels))
@@ -468,15 +496,49 @@ class FixSimulator:
         cl.push(msg.encode())
 
     def _reject_request(self, cl: _Client, req_id: str, reason: str, text: str) -> None:
-        msg = cl.session.new_message(MsgType.MARKET_DATA_REQUEST_REJECT)
+        msg = self._app_message(cl, MsgType.MARKET_DATA_REQUEST_REJECT)
         msg.append_pair(Tag.MD_REQ_ID, req_id)
         msg.append_pair(Tag.MD_REQ_REJ_REASON, reason)
         msg.append_pair(Tag.TEXT, text)
         cl.push(msg.encode())
 
     # -- one connection ------------------------------------------------------------------
-    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+    async def _tls_handshake(self, tcp: anyio.abc.SocketStream) -> anyio.abc.ByteStream | None:
+        """The TLS server handshake on a new connection; None (and closed) if it fails."""
+        assert self.ssl_context is not None
+        try:
+            with anyio.fail_after(_LOGON_TIMEOUT_S):
+                return await TLSStream.wrap(
+                    tcp, server_side=True, ssl_context=self.ssl_context, standard_compatible=False
+                )
+        except (
+            ssl.SSLError,
+            OSError,
+            TimeoutError,
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+        ) as exc:
+            if isinstance(exc, ssl.SSLError):
+                reason = exc.reason or str(exc)
+            elif isinstance(exc, anyio.EndOfStream | anyio.BrokenResourceError):
+                reason = "the client closed the connection during the handshake"
+            elif isinstance(exc, TimeoutError):
+                reason = f"no handshake within {_LOGON_TIMEOUT_S:g}s"
+            else:
+                reason = str(exc)
+            self.tls_failures.append(f"{type(exc).__name__}: {reason}")
+            log.info("simulator: TLS handshake failed: %s", self.tls_failures[-1])
+            await anyio.aclose_forcefully(tcp)
+            return None
+
+    async def _handle(self, tcp: anyio.abc.SocketStream) -> None:
         self.connections_accepted += 1
+        stream: anyio.abc.ByteStream = tcp
+        if self.ssl_context is not None:
+            wrapped = await self._tls_handshake(tcp)
+            if wrapped is None:
+                return
+            stream = wrapped
         session = s.FixSession(Header(self.begin_string, self.comp_id, ""), role="acceptor")
         cl = _Client(self, stream, session)
         self._clients.add(cl)
@@ -555,6 +617,8 @@ class FixSimulator:
             else:
                 log.debug("simulator: ignoring 35=%s", frame.msg_type)
         elif isinstance(event, s.LoggedOut | s.SessionFailed):
+            if isinstance(event, s.LoggedOut) and event.by_peer:
+                self.logouts.append(event.text)
             cl.logged_on = False
             cl.closing = True
             log.debug("simulator session over: %r", event)
@@ -578,6 +642,11 @@ class FixSimulator:
             refusal = "unknown username or wrong password"
         elif req.heartbeat_s <= 0:
             refusal = "HeartBtInt (108) must be positive"
+        elif self.begin_string == "FIXT.1.1" and req.default_appl_ver_id != _FIX50SP2:
+            refusal = (
+                f"DefaultApplVerID (1137) must be {_FIX50SP2} (FIX.5.0SP2) on FIXT.1.1, "
+                f"got {req.default_appl_ver_id!r}"
+            )
         elif self.session_count >= self.max_clients:
             refusal = f"{self.max_clients} clients already logged on"
         if refusal:
@@ -589,6 +658,7 @@ class FixSimulator:
         if session.state == s.State.ACTIVE:
             cl.logged_on = True
             self.logons.append((req.sender_comp_id, session.expected_seq - 1, req.reset))
+            self.appl_ver_ids.append(req.default_appl_ver_id)
         else:
             cl.closing = True  # refused inside accept_logon (sequence number too low)
 
