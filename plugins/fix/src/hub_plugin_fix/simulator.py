@@ -42,6 +42,7 @@ from anyio.streams.tls import TLSStream
 
 from hub_core.config import ExchangeConfig
 from hub_core.fixed import PRICE_SCALE, format_fixed
+from hub_core.simulation import BackgroundServer
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header, MsgType, Tag
 from hub_plugin_fix.scanner import Frame
@@ -149,7 +150,7 @@ class _Client:
         self.wake.set()
 
 
-class FixSimulator:
+class FixSimulator(BackgroundServer):
     """A FIX acceptor on loopback with a random-walk market and fault injection.
 
     ``async with FixSimulator(["ES", "NQ"], rate=200) as sim:`` then connect to
@@ -239,27 +240,6 @@ class FixSimulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "fix" if self.ssl_context is None else "fixs"
         return f"{scheme}://{host}:{self.port}"
-
-    async def __aenter__(self) -> FixSimulator:
-        tg_cm = anyio.create_task_group()
-        tg = await tg_cm.__aenter__()
-        self._tg_cm = tg_cm
-        try:
-            await tg.start(self.serve)
-        except BaseException:
-            self._tg_cm = None
-            tg.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        tg_cm = self._tg_cm
-        if tg_cm is None:
-            return
-        self._tg_cm = None
-        tg_cm.cancel_scope.cancel()
-        await tg_cm.__aexit__(None, None, None)
 
     async def serve(
         self,

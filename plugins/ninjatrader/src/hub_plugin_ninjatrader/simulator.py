@@ -45,6 +45,7 @@ from hub_core.dbn import (
     encode_trade_raw,
 )
 from hub_core.fixed import PRICE_SCALE
+from hub_core.simulation import BackgroundServer
 from hub_core.ticks import BookUpdate
 from hub_plugin_ninjatrader import codec as c
 
@@ -219,7 +220,7 @@ class _Session:
             self.quote(m, ts)
 
 
-class NinjaTraderSimulator:
+class NinjaTraderSimulator(BackgroundServer):
     """A HubFeed server on loopback with a random-walk market and fault injection.
 
     Use ``async with NinjaTraderSimulator(["ES", "NQ"], rate=200) as sim:``
@@ -291,27 +292,6 @@ class NinjaTraderSimulator:
         """``host:port`` to connect to (IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-    async def __aenter__(self) -> NinjaTraderSimulator:
-        tg_cm = anyio.create_task_group()
-        tg = await tg_cm.__aenter__()
-        self._tg_cm = tg_cm
-        try:
-            await tg.start(self.serve)
-        except BaseException:
-            self._tg_cm = None
-            tg.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        tg_cm = self._tg_cm
-        if tg_cm is None:
-            return
-        self._tg_cm = None
-        tg_cm.cancel_scope.cancel()
-        await tg_cm.__aexit__(None, None, None)
 
     async def serve(
         self,

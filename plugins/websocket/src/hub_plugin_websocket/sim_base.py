@@ -31,6 +31,7 @@ import anyio.abc
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from hub_core.simulation import BackgroundServer
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS
 
 log = logging.getLogger("hub_plugin_websocket.simulator")
@@ -122,7 +123,7 @@ class VenueClient:
         self.queue.append(text)
 
 
-class LoopbackVenue(abc.ABC):
+class LoopbackVenue(abc.ABC, BackgroundServer):
     """A venue on loopback: subclass it for one venue's protocol (see the module docs)."""
 
     venue = ""
@@ -187,25 +188,6 @@ class LoopbackVenue(abc.ABC):
         return len(self._clients)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def __aenter__(self) -> LoopbackVenue:
-        tg_cm = anyio.create_task_group()
-        tg = await tg_cm.__aenter__()
-        self._tg_cm = tg_cm
-        try:
-            await tg.start(self.serve)
-        except BaseException:
-            self._tg_cm = None
-            tg.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        tg_cm, self._tg_cm = self._tg_cm, None
-        if tg_cm is not None:
-            tg_cm.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-
     async def serve(
         self,
         ready: Callable[[str, int], None] | None = None,
@@ -422,7 +404,7 @@ class LoopbackVenue(abc.ABC):
     def _instrument(self, symbol: str) -> tuple[int, int, int]:
         """(first bid, price tick, size lot) of ``symbol`` in 1e-8 units."""
 
-    def _on_open(self, client: VenueClient, tg: anyio.abc.TaskGroup) -> None:  # noqa: B027
+    def _on_open(self, client: VenueClient, tg: anyio.abc.TaskGroup) -> None:
         """A client connected (greet it, start per-client timers)."""
 
     @abc.abstractmethod
@@ -433,11 +415,11 @@ class LoopbackVenue(abc.ABC):
     def _on_trade(self, m: Market, ts: int, price: int, qty: int, buy: bool) -> None:
         """A trade happened (``buy``: the aggressor bought)."""
 
-    def _on_level(self, m: Market, side: str, price: int, size: int) -> None:  # noqa: B027
+    def _on_level(self, m: Market, side: str, price: int, size: int) -> None:
         """One book level changed (size 0: removed)."""
 
-    def _on_top(self, m: Market, ts: int) -> None:  # noqa: B027
+    def _on_top(self, m: Market, ts: int) -> None:
         """The best bid or ask changed."""
 
-    def _on_tick(self, client: VenueClient, ts: int) -> None:  # noqa: B027
+    def _on_tick(self, client: VenueClient, ts: int) -> None:
         """End of one market step for ``client`` (flush batched book changes)."""

@@ -50,6 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
+from hub_core.simulation import BackgroundServer
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
 
@@ -193,7 +194,7 @@ class _Client:
         self.wake.set()
 
 
-class BinanceSimulator:
+class BinanceSimulator(BackgroundServer):
     """A Binance-style market-data venue on loopback with fault injection.
 
     ``async with BinanceSimulator(["BTCUSDT"], rate=200) as sim:`` then connect to
@@ -306,25 +307,6 @@ class BinanceSimulator:
         return len(self._clients)
 
     # -- lifecycle --------------------------------------------------------------------------------
-    async def __aenter__(self) -> BinanceSimulator:
-        tg_cm = anyio.create_task_group()
-        tg = await tg_cm.__aenter__()
-        self._tg_cm = tg_cm
-        try:
-            await tg.start(self.serve)
-        except BaseException:
-            self._tg_cm = None
-            tg.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        tg_cm, self._tg_cm = self._tg_cm, None
-        if tg_cm is not None:
-            tg_cm.cancel_scope.cancel()
-            await tg_cm.__aexit__(None, None, None)
-
     async def serve(
         self,
         ready: Callable[[str, int], None] | None = None,

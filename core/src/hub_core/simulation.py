@@ -1,0 +1,58 @@
+"""Shared plumbing for plugin simulators (interpreted; plugins may subclass it).
+
+Every plugin ships a loopback server of its protocol. ``BackgroundServer``
+gives each one the same lifecycle: ``async with sim:`` starts ``serve()`` in a
+task group and returns once it listens; leaving the block stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Self
+
+import anyio
+import anyio.abc
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class BackgroundServer:
+    """Mixin for a server with ``serve(ready=None, *, task_status=...)``.
+
+    ``serve`` must call ``task_status.started()`` once it listens (and
+    ``ready(host, port)`` if given) and run until cancelled.
+    """
+
+    _tg_cm: anyio.abc.TaskGroup | None = None
+
+    async def serve(
+        self,
+        ready: Callable[[str, int], None] | None = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        tg_cm = anyio.create_task_group()
+        tg = await tg_cm.__aenter__()
+        self._tg_cm = tg_cm
+        try:
+            await tg.start(self.serve)
+        except BaseException:
+            self._tg_cm = None
+            tg.cancel_scope.cancel()
+            await tg_cm.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        tg_cm, self._tg_cm = self._tg_cm, None
+        if tg_cm is not None:
+            tg_cm.cancel_scope.cancel()
+            await tg_cm.__aexit__(None, None, None)
