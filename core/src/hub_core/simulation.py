@@ -7,6 +7,8 @@ task group and returns once it listens; leaving the block stops it.
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Callable
 from typing import Self
 
@@ -56,3 +58,14 @@ class BackgroundServer:
         if tg_cm is not None:
             tg_cm.cancel_scope.cancel()
             await tg_cm.__aexit__(None, None, None)
+
+
+def reset_on_close(stream: anyio.abc.ByteStream) -> None:
+    """Make closing ``stream`` (TCP, or TLS over TCP) send a TCP RST (SO_LINGER 0).
+
+    Simulators use it for ``drop_connections()``: a reset is what a client sees
+    when the venue's process dies, not a polite FIN.
+    """
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if raw is not None:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

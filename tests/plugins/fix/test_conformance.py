@@ -12,34 +12,8 @@ import pytest
 
 import hub_plugin_fix
 from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite
+from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
 from hub_plugin_fix.simulator import FixSimulator
-
-
-class SimulatorAdapter:
-    """The suite's ``SimulatorHandle`` over the real simulator (its faults are sync)."""
-
-    def __init__(self, sim: FixSimulator) -> None:
-        self.sim = sim
-        self.endpoint = sim.endpoint
-
-    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
-        return self.sim.sent_trades(symbol)
-
-    async def drop_connections(self) -> None:
-        self.sim.drop_connections()
-
-    async def stall(self) -> None:
-        self.sim.stall()
-
-    async def resume(self) -> None:
-        self.sim.resume()
-
-    async def send_malformed(self) -> None:
-        self.sim.send_malformed("checksum")
-
-    async def skip_sequence(self) -> None:
-        self.sim.skip_sequence()
 
 
 class TestFixConformance(ConformanceSuite):
@@ -47,9 +21,9 @@ class TestFixConformance(ConformanceSuite):
     symbols = ["ES", "NQ"]  # noqa: RUF012 - the suite declares it a ClassVar
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SimulatorAdapter]:
+    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
         async with FixSimulator(self.symbols, rate=300, seed=11) as sim:
-            yield SimulatorAdapter(sim)
+            yield SyncFaultsAdapter(sim, malformed_kind="checksum")
 
     @pytest.fixture
     def plugin(self) -> object:

@@ -12,34 +12,8 @@ import pytest
 
 import hub_plugin_ninjatrader
 from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite
+from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
 from hub_plugin_ninjatrader.simulator import NinjaTraderSimulator
-
-
-class SimulatorAdapter:
-    """The suite's ``SimulatorHandle`` over the real simulator (its faults are sync)."""
-
-    def __init__(self, sim: NinjaTraderSimulator) -> None:
-        self.sim = sim
-        self.endpoint = sim.endpoint
-
-    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
-        return self.sim.sent_trades(symbol)
-
-    async def drop_connections(self) -> None:
-        self.sim.drop_connections()
-
-    async def stall(self) -> None:
-        self.sim.stall()
-
-    async def resume(self) -> None:
-        self.sim.resume()
-
-    async def send_malformed(self) -> None:
-        self.sim.send_malformed()
-
-    async def skip_sequence(self) -> None:
-        self.sim.skip_sequence()
 
 
 class TestNinjaTraderConformance(ConformanceSuite):
@@ -47,9 +21,9 @@ class TestNinjaTraderConformance(ConformanceSuite):
     symbols = ["ES 03-26", "NQ 03-26"]  # noqa: RUF012 - the suite declares it a ClassVar
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SimulatorAdapter]:
+    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
         async with NinjaTraderSimulator(self.symbols, rate=300, seed=11, heartbeat_s=1) as sim:
-            yield SimulatorAdapter(sim)
+            yield SyncFaultsAdapter(sim)
 
     @pytest.fixture
     def plugin(self) -> object:

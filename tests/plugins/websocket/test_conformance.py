@@ -17,34 +17,8 @@ import pytest
 
 import hub_plugin_websocket
 from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite
+from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
 from hub_plugin_websocket.simulator import BinanceSimulator
-
-
-class SimulatorAdapter:
-    """The suite's ``SimulatorHandle`` over the real simulator (its faults are sync)."""
-
-    def __init__(self, sim: BinanceSimulator) -> None:
-        self.sim = sim
-        self.endpoint = sim.endpoint
-
-    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
-        return self.sim.sent_trades(symbol)
-
-    async def drop_connections(self) -> None:
-        self.sim.drop_connections()
-
-    async def stall(self) -> None:
-        self.sim.stall()
-
-    async def resume(self) -> None:
-        self.sim.resume()
-
-    async def send_malformed(self) -> None:
-        self.sim.send_malformed()
-
-    async def skip_sequence(self) -> None:
-        self.sim.skip_sequence()
 
 
 class _BinanceConformance(ConformanceSuite):
@@ -54,9 +28,9 @@ class _BinanceConformance(ConformanceSuite):
     transport: ClassVar[str] = "websockets"
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SimulatorAdapter]:
+    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
         async with BinanceSimulator(self.symbols, rate=150, seed=7) as sim:
-            yield SimulatorAdapter(sim)
+            yield SyncFaultsAdapter(sim)
 
     @pytest.fixture
     def plugin(self) -> object:

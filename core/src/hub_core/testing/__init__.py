@@ -1,5 +1,10 @@
 """Test support for hub plugins: the conformance suite and its fixtures."""
 
-from hub_core.testing.conformance import ConformanceSuite, EventRecorder, SimulatorHandle
+from hub_core.testing.conformance import (
+    ConformanceSuite,
+    EventRecorder,
+    SimulatorHandle,
+    SyncFaultsAdapter,
+)
 
-__all__ = ["ConformanceSuite", "EventRecorder", "SimulatorHandle"]
+__all__ = ["ConformanceSuite", "EventRecorder", "SimulatorHandle", "SyncFaultsAdapter"]

@@ -51,6 +51,40 @@ class SimulatorHandle(Protocol):
         """Skip one sequence number on every client stream (a lost message)."""
 
 
+class SyncFaultsAdapter:
+    """A ``SimulatorHandle`` over a simulator whose fault methods are plain (sync) calls.
+
+    Our simulators inject faults synchronously (``sim.stall()``); the suite awaits
+    them. ``malformed_kind`` is passed to ``send_malformed`` when given.
+    """
+
+    def __init__(self, sim: Any, malformed_kind: str | None = None) -> None:
+        self.sim = sim
+        self.endpoint: str = sim.endpoint
+        self._malformed_kind = malformed_kind
+
+    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
+        return list(self.sim.sent_trades(symbol))
+
+    async def drop_connections(self) -> None:
+        self.sim.drop_connections()
+
+    async def stall(self) -> None:
+        self.sim.stall()
+
+    async def resume(self) -> None:
+        self.sim.resume()
+
+    async def send_malformed(self) -> None:
+        if self._malformed_kind is None:
+            self.sim.send_malformed()
+        else:
+            self.sim.send_malformed(self._malformed_kind)
+
+    async def skip_sequence(self) -> None:
+        self.sim.skip_sequence()
+
+
 class EventRecorder:
     """Records every event published on a bus, with async waits for conditions."""
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import ssl
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +40,7 @@ from anyio.streams.tls import TLSStream
 
 from hub_core.config import ExchangeConfig
 from hub_core.fixed import PRICE_SCALE, format_fixed
-from hub_core.simulation import BackgroundServer
+from hub_core.simulation import BackgroundServer, reset_on_close
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header, MsgType, Tag
 from hub_plugin_fix.scanner import Frame
@@ -263,10 +261,7 @@ class FixSimulator(BackgroundServer):
         """Reset every client connection now (TCP RST). Returns how many were dropped."""
         clients = list(self._clients)
         for cl in clients:
-            raw = cl.stream.extra(SocketAttribute.raw_socket, None)
-            if raw is not None:
-                # linger 0: close() sends RST, like a crashed gateway
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(cl.stream)
             if cl.scope is not None:
                 cl.scope.cancel()
         return len(clients)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import socket
 import struct
 import time
 from collections import deque
@@ -45,7 +44,7 @@ from hub_core.dbn import (
     encode_trade_raw,
 )
 from hub_core.fixed import PRICE_SCALE
-from hub_core.simulation import BackgroundServer
+from hub_core.simulation import BackgroundServer, reset_on_close
 from hub_core.ticks import BookUpdate
 from hub_plugin_ninjatrader import codec as c
 
@@ -327,10 +326,7 @@ class NinjaTraderSimulator(BackgroundServer):
         """Reset every client connection now (TCP RST). Returns how many were dropped."""
         sessions = list(self._sessions)
         for s in sessions:
-            raw = s.stream.extra(SocketAttribute.raw_socket, None)
-            if raw is not None:
-                # linger 0: close() sends RST, like a crashed NinjaTrader
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(s.stream)
             if s.scope is not None:
                 s.scope.cancel()
         return len(sessions)
