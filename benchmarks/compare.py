@@ -222,6 +222,12 @@ def bench_websocket_section() -> None:
     bench_websocket(report, Result, median_time)
 
 
+def bench_ws_e2e_section() -> None:
+    from ws_e2e_compare import bench_ws_e2e
+
+    bench_ws_e2e(report, Result, median_time)
+
+
 def bench_fix_section() -> None:
     from fix_compare import bench_fix
 
@@ -236,6 +242,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "e2e": bench_e2e_section,
     "idle": bench_idle_section,
     "websocket": bench_websocket_section,
+    "ws-e2e": bench_ws_e2e_section,
     "fix": bench_fix_section,
 }
 
