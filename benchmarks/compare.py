@@ -228,6 +228,12 @@ def bench_ws_e2e_section() -> None:
     bench_ws_e2e(report, Result, median_time)
 
 
+def bench_ws_memory_section() -> None:
+    from ws_memory_compare import bench_ws_memory
+
+    bench_ws_memory(report, Result, median_time)
+
+
 def bench_fix_section() -> None:
     from fix_compare import bench_fix
 
@@ -243,6 +249,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "idle": bench_idle_section,
     "websocket": bench_websocket_section,
     "ws-e2e": bench_ws_e2e_section,
+    "ws-memory": bench_ws_memory_section,
     "fix": bench_fix_section,
 }
 
