@@ -60,6 +60,35 @@ class BackgroundServer:
             await tg_cm.__aexit__(None, None, None)
 
 
+class StallSwitch:
+    """Mixin for the stall fault (the conformance suite's ``stall()``/``resume()``):
+    senders ``await self.wait_while_stalled()`` before each write."""
+
+    _stall_event: anyio.Event | None = None
+
+    def stall(self) -> None:
+        """Send nothing until ``resume()``; sockets stay open (senders call
+        ``wait_while_stalled()`` before each write)."""
+        if self._stall_event is None:
+            self._stall_event = anyio.Event()
+
+    def resume(self) -> None:
+        """End a stall."""
+        event, self._stall_event = self._stall_event, None
+        if event is not None:
+            event.set()
+
+    @property
+    def stalled(self) -> bool:
+        """Whether ``stall()`` is in force."""
+        return self._stall_event is not None
+
+    async def wait_while_stalled(self) -> None:
+        """Return at once, or when the current stall ends."""
+        while (event := self._stall_event) is not None:
+            await event.wait()
+
+
 def reset_on_close(stream: anyio.abc.ByteStream) -> None:
     """Make closing ``stream`` (TCP, or TLS over TCP) send a TCP RST (SO_LINGER 0).
 

@@ -40,7 +40,7 @@ from anyio.streams.tls import TLSStream
 
 from hub_core.config import ExchangeConfig
 from hub_core.fixed import PRICE_SCALE, format_fixed
-from hub_core.simulation import BackgroundServer, reset_on_close
+from hub_core.simulation import BackgroundServer, StallSwitch, host_port, reset_on_close
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header, MsgType, Tag
 from hub_plugin_fix.scanner import Frame
@@ -148,7 +148,7 @@ class _Client:
         self.wake.set()
 
 
-class FixSimulator(BackgroundServer):
+class FixSimulator(BackgroundServer, StallSwitch):
     """A FIX acceptor on loopback with a random-walk market and fault injection.
 
     ``async with FixSimulator(["ES", "NQ"], rate=200) as sim:`` then connect to
@@ -200,8 +200,6 @@ class FixSimulator(BackgroundServer):
         }
         self._stores: dict[str, MemoryStore] = {}
         self._clients: set[_Client] = set()
-        self._resumed = anyio.Event()
-        self._resumed.set()
         self._reject_logons = ""
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self.connections_accepted = 0
@@ -235,9 +233,8 @@ class FixSimulator(BackgroundServer):
     @property
     def endpoint(self) -> str:
         """``fix://host:port`` to connect to (``fixs://`` over TLS; IPv6 in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "fix" if self.ssl_context is None else "fixs"
-        return f"{scheme}://{host}:{self.port}"
+        return f"{scheme}://{host_port(self.host, self.port)}"
 
     async def serve(
         self,
@@ -265,20 +262,6 @@ class FixSimulator(BackgroundServer):
             if cl.scope is not None:
                 cl.scope.cancel()
         return len(clients)
-
-    def stall(self) -> None:
-        """Send nothing (data, heartbeats, answers) until ``resume()``; keep sockets open."""
-        if self._resumed.is_set():
-            self._resumed = anyio.Event()
-
-    def resume(self) -> None:
-        """End a stall: queued answers go out, the market streams again."""
-        self._resumed.set()
-
-    @property
-    def stalled(self) -> bool:
-        """Whether ``stall()`` is in force."""
-        return not self._resumed.is_set()
 
     def send_malformed(self, kind: str = "checksum") -> None:
         """Send one broken message to every logged-on client.
@@ -673,7 +656,7 @@ class FixSimulator(BackgroundServer):
             with anyio.move_on_after(session.next_timeout()):
                 await cl.wake.wait()
             cl.wake = anyio.Event()
-            await self._resumed.wait()
+            await self.wait_while_stalled()
             if cl.logged_on:
                 session.tick()
                 cl.drain_session()

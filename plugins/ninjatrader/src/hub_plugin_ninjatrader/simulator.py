@@ -44,7 +44,7 @@ from hub_core.dbn import (
     encode_trade_raw,
 )
 from hub_core.fixed import PRICE_SCALE
-from hub_core.simulation import BackgroundServer, reset_on_close
+from hub_core.simulation import BackgroundServer, StallSwitch, host_port, reset_on_close
 from hub_core.ticks import BookUpdate
 from hub_plugin_ninjatrader import codec as c
 
@@ -219,7 +219,7 @@ class _Session:
             self.quote(m, ts)
 
 
-class NinjaTraderSimulator(BackgroundServer):
+class NinjaTraderSimulator(BackgroundServer, StallSwitch):
     """A HubFeed server on loopback with a random-walk market and fault injection.
 
     Use ``async with NinjaTraderSimulator(["ES", "NQ"], rate=200) as sim:``
@@ -276,8 +276,6 @@ class NinjaTraderSimulator(BackgroundServer):
         self._accepting = anyio.Event()
         self._accepting.set()
         self._listen_scope: anyio.CancelScope | None = None
-        self._resumed = anyio.Event()
-        self._resumed.set()
         self._reject_all = False
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self.connections_accepted = 0
@@ -289,8 +287,7 @@ class NinjaTraderSimulator(BackgroundServer):
     @property
     def endpoint(self) -> str:
         """``host:port`` to connect to (IPv6 in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     async def serve(
         self,
@@ -330,20 +327,6 @@ class NinjaTraderSimulator(BackgroundServer):
             if s.scope is not None:
                 s.scope.cancel()
         return len(sessions)
-
-    def stall(self) -> None:
-        """Stop sending anything (data, acks, heartbeats) until ``resume()``."""
-        if self._resumed.is_set():
-            self._resumed = anyio.Event()
-
-    def resume(self) -> None:
-        """Undo ``stall()``: send again (market data produced meanwhile was dropped)."""
-        self._resumed.set()
-
-    @property
-    def stalled(self) -> bool:
-        """Whether ``stall()`` is in force."""
-        return not self._resumed.is_set()
 
     def send_malformed(self, kind: str = "unknown_rtype") -> None:
         """Send one malformed record to every session.
@@ -526,7 +509,7 @@ class NinjaTraderSimulator(BackgroundServer):
         the bench blaster, an error path) also sends every control record queued
         before it: a symbol mapping always precedes the instrument's data.
         """
-        await self._resumed.wait()
+        await self.wait_while_stalled()
         async with session.send_lock:
             if session.out:
                 data = bytes(session.out) + data
@@ -691,7 +674,7 @@ class NinjaTraderSimulator(BackgroundServer):
             with anyio.move_on_after(max(0.0, session.heartbeat_s - idle)):
                 await session.wake.wait()
             session.wake = anyio.Event()
-            await self._resumed.wait()
+            await self.wait_while_stalled()
             if session.dropped > session.dropped_reported:
                 # the protocol's optional slow-reader warning (system code 2)
                 text = f"op=slow_reader|dropped={session.dropped - session.dropped_reported}"

@@ -31,7 +31,7 @@ import anyio.abc
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from hub_core.simulation import BackgroundServer
+from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS
 
 log = logging.getLogger("hub_plugin_websocket.simulator")
@@ -173,8 +173,7 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
     # -- addresses ------------------------------------------------------------------------------
     @property
     def host_port(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def endpoint(self) -> str:

@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
-from hub_core.simulation import BackgroundServer
+from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
 
@@ -280,8 +280,7 @@ class BinanceSimulator(BackgroundServer):
     @property
     def host_port(self) -> str:
         """``host:port`` (IPv6 in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def endpoint(self) -> str:
