@@ -1,4 +1,12 @@
-"""The ``websockets`` transport (the default): its asyncio client, one ``recv`` per message."""
+"""The ``websockets`` transport (the default).
+
+``websockets`` does the handshake, TLS, framing, deflate and the close
+handshake. Messages do not go through its ``recv()`` queue: a
+``ClientConnection`` subclass (the library's documented customisation point,
+``connect(create_connection=...)``) hands every data frame to the connection
+from ``data_received``, as picows does, so there is no queue, no task switch
+and no clock read per message (``ts_recv`` is read once per socket read).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +23,9 @@ from websockets.exceptions import (
     InvalidURI,
     PayloadTooBig,
 )
+from websockets.frames import Frame, Opcode
 from websockets.version import version as _ws_version
 
-from hub_core.streams import wait_for_capacity
 from hub_plugin_websocket.transports import (
     Capacity,
     ConnectFailed,
@@ -31,9 +39,13 @@ __all__ = ["WebsocketsTransport"]
 
 # websockets >= 15 reads proxy settings from the environment unless told not to
 _HAS_PROXY_ARG: Final = int(_ws_version.split(".", 1)[0]) >= 15
-_MAX_QUEUE: Final = 256
-"""Messages websockets may buffer before it stops reading (TCP then slows the venue)."""
 _CLOSE_TIMEOUT_S: Final = 2.0
+_EARLY_LIMIT: Final = 10_000
+"""Messages kept while nobody runs ``run()`` yet (frames can arrive right after the
+handshake, e.g. streams named in the URL); past it the connection is failed."""
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
 
 
 def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
@@ -48,13 +60,80 @@ def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
     return TransportClosed("the connection was lost without a close frame", 1006)
 
 
+class _DeliveringConnection(ClientConnection):
+    """A ``ClientConnection`` that delivers messages synchronously to ``on_frame``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_frame: FrameHandler | None = None
+        self.capacity: Capacity | None = None
+        self.early: list[tuple[bytes, int]] | None = []
+        self.owner: WebsocketsTransport | None = None
+        self.paused = False
+        self._parts: list[bytes] = []
+        self._ts = 0
+
+    def data_received(self, data: bytes) -> None:
+        # one clock reading per socket read: every message in it was received then
+        self._ts = time.time_ns()
+        owner = self.owner
+        if owner is not None:
+            owner.last_activity_ns = time.monotonic_ns()
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None or type(event) is not Frame:
+            super().process_event(event)  # the handshake response
+            return
+        opcode = event.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if event.fin:
+                self._deliver(bytes(event.data))
+            else:
+                self._parts = [bytes(event.data)]
+        elif opcode is _CONT:
+            # websockets enforces max_size over the fragments of one message
+            if self._parts:
+                self._parts.append(bytes(event.data))
+                if event.fin:
+                    data = b"".join(self._parts)
+                    self._parts = []
+                    self._deliver(data)
+        else:
+            super().process_event(event)  # pongs complete ping waiters
+
+    def _deliver(self, data: bytes) -> None:
+        handler = self.on_frame
+        if handler is None:
+            early = self.early
+            if early is not None:
+                if len(early) >= _EARLY_LIMIT:
+                    self.early = None
+                    self.transport.abort()
+                    return
+                early.append((data, self._ts))
+            return
+        handler(data, self._ts)
+        capacity = self.capacity
+        if capacity is not None and not self.paused and capacity.backpressured:
+            # a consumer chose overflow="block": stop reading the socket until it catches up
+            self.paused = True
+            self.transport.pause_reading()
+            capacity.add_capacity_waiter(self._resume)
+
+    def _resume(self) -> None:
+        self.paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+
 class WebsocketsTransport(Transport):
     """``websockets.asyncio.client`` behind the ``Transport`` interface."""
 
     name = "websockets"
 
     def __init__(self) -> None:
-        self._ws: ClientConnection | None = None
+        self._ws: _DeliveringConnection | None = None
         self._closing = False
         self._max_size = 0
 
@@ -66,9 +145,9 @@ class WebsocketsTransport(Transport):
             # the connection sends its own pings (keepalive and the hub's probes)
             "ping_interval": None,
             "ping_timeout": None,
-            "max_queue": _MAX_QUEUE,
             "compression": "deflate" if settings.compression else None,
             "user_agent_header": settings.user_agent,
+            "create_connection": _DeliveringConnection,
         }
         if settings.ssl is not None:
             kwargs["ssl"] = settings.ssl
@@ -76,7 +155,7 @@ class WebsocketsTransport(Transport):
             kwargs["proxy"] = None
         self._max_size = settings.max_size
         try:
-            self._ws = await connect(settings.url, **kwargs)
+            ws = await connect(settings.url, **kwargs)
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise ConnectFailed(
@@ -91,35 +170,37 @@ class WebsocketsTransport(Transport):
             raise ConnectFailed(f"TLS handshake failed: {exc}", tls=True) from None
         except InvalidHandshake as exc:
             raise ConnectFailed(f"WebSocket handshake failed: {exc}") from None
+        assert isinstance(ws, _DeliveringConnection)
+        ws.owner = self
+        self._ws = ws
         self.last_activity_ns = time.monotonic_ns()
 
     async def run(self, on_frame: FrameHandler, capacity: Capacity) -> None:
         ws = self._ws
         if ws is None:
             raise TransportClosed("run() before connect()")
-        recv = ws.recv
-        monotonic_ns = time.monotonic_ns
-        time_ns = time.time_ns
-        try:
-            while True:
-                data = await recv(decode=False)
-                self.last_activity_ns = monotonic_ns()
-                on_frame(data, time_ns())
-                if capacity.backpressured:
-                    # a consumer chose overflow="block": stop reading until it catches up
-                    await wait_for_capacity(capacity)
-        except ConnectionClosed as exc:
-            if self._closing:
-                return
-            raise describe_close(exc, self._max_size) from None
+        early, ws.early = ws.early, None
+        if early is None:
+            raise TransportClosed(f"more than {_EARLY_LIMIT} messages arrived before run()")
+        ws.capacity = capacity
+        for data, ts in early:
+            on_frame(data, ts)
+        ws.on_frame = on_frame
+        await ws.wait_closed()
+        if self._closing:
+            return
+        exc = ws.protocol.close_exc
+        if isinstance(exc, ConnectionClosed):
+            raise describe_close(exc, self._max_size)
+        raise TransportClosed("the connection was lost without a close frame", 1006)
 
     async def send(self, data: bytes) -> None:
         ws = self._ws
         if ws is None:
             raise TransportClosed("send() before connect()")
         try:
-            # text frame: websockets sends bytes as binary, so hand it a str
-            await ws.send(data.decode("utf-8"))
+            # text frame: websockets sends bytes as binary, so say it is text
+            await ws.send(data, text=True)
         except ConnectionClosed as exc:
             raise describe_close(exc, self._max_size) from None
 
