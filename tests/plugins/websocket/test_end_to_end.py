@@ -197,21 +197,6 @@ async def test_unanswered_server_ping_disconnects_and_is_a_gap(transport: str) -
             await rec.wait_for(lambda: bool(since(rec, mark, Trade)), 10, "trades again")
 
 
-async def test_server_shutdown_reconnects_with_a_gap(transport: str) -> None:
-    async with BinanceSimulator(["BTCUSDT"], rate=100, seed=8, shutdown_grace_s=5) as sim:
-        cfg = config(sim.endpoint, transport, ["BTCUSDT"], ["trade"])
-        async with running(cfg) as (_, rec):
-            await rec.wait_for(lambda: bool(rec.of(Trade)), 10, "trades")
-            mark = len(rec.events)
-            sim.server_shutdown()
-            # the client leaves on the notice, well before the server's own close
-            await rec.wait_for(lambda: bool(since(rec, mark, Gap)), 3, "the reconnect's Gap")
-            states = since(rec, mark, ConnectionStateChanged)
-            assert any("serverShutdown" in s.reason for s in states)
-            await rec.wait_for(lambda: bool(since(rec, mark, Trade)), 10, "trades again")
-            assert sim.connections_accepted == 2
-
-
 async def test_book_is_rebuilt_after_a_reconnect_without_ghost_levels(transport: str) -> None:
     """A level that existed only before the drop must not survive it: the reconnected
     session rebuilds from a fresh snapshot instead of patching the old book."""
@@ -433,32 +418,3 @@ async def test_connection_lists_its_subscriptions_and_counts_venue_errors(transp
             await conn.close()
         assert not conn.health().connected
 
-
-async def test_connection_is_recycled_at_max_connection_age(transport: str) -> None:
-    """The 24-hour limit, shortened: the connection leaves on its own schedule and the hub
-    reconnects and resubscribes. (This recycle is a reconnect, so it publishes the blind
-    window's Gap; the gap-free rotation is designed in sdk-docs/protocols/websocket.md.)"""
-    async with BinanceSimulator(["BTCUSDT"], rate=100, seed=13) as sim:
-        cfg = config(
-            sim.endpoint,
-            transport,
-            ["BTCUSDT"],
-            ["trade"],
-            options={"max_connection_age_s": 0.6},
-        )
-        async with running(cfg) as (_, rec):
-            await rec.wait_for(lambda: bool(rec.of(Trade)), 10, "trades")
-            assert sim.connections_accepted == 1
-            mark = len(rec.events)
-            await rec.wait_for(
-                lambda: bool(
-                    since(rec, mark, ConnectionStateChanged, lambda e: e.state == "reconnecting")
-                ),
-                5,
-                "the age limit to recycle the connection",
-            )
-            (state,) = since(rec, mark, ConnectionStateChanged, lambda e: e.state == "reconnecting")
-            assert "max_connection_age_s" in state.reason
-            after = rec.events.index(state)
-            await rec.wait_for(lambda: bool(since(rec, after, Trade)), 10, "trades again")
-            assert sim.connections_accepted >= 2

@@ -1,10 +1,11 @@
 """``WebSocketConnection``: the generic connector, one WebSocket session with a venue.
 
-The connection owns the I/O: the transport (``websockets`` or ``picows``),
-TLS, pacing under the dialect's rate limits, request/acknowledgement
-bookkeeping, keepalive pings and the REST snapshot requests its dialect
-asks for. The venue's protocol is in the ``DialectSession``: each received
-frame goes to ``session.feed`` synchronously on the reader, ticks go from
+The connection owns the I/O: its WebSocket sessions (``Link``: transport,
+TLS, keepalive, paced control messages, REST snapshots), request and
+acknowledgement bookkeeping, spreading streams over several sessions past the
+venue's ``streams_per_connection``, and replacing a session before the venue
+cuts it (``rotation``). The venue's protocol is in the ``DialectSession``:
+each received frame goes to it synchronously on the reader, ticks go from
 there to the sink, and what comes back (acks, refusals, snapshot needs, a
 ``serverShutdown``) is handled here. See sdk-docs/protocols/websocket.md.
 """
@@ -15,9 +16,7 @@ import logging
 import math
 import ssl
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import anyio
@@ -46,12 +45,12 @@ from hub_plugin_websocket.dialect import (
     ServerShutdown,
     SessionConfig,
 )
-from hub_plugin_websocket.http import SnapshotClient, SnapshotError
+from hub_plugin_websocket.http import SnapshotClient
+from hub_plugin_websocket.link import Link, Pending, wait_for
 from hub_plugin_websocket.options import WebSocketOptions
+from hub_plugin_websocket.rotation import RotationGate, supports_rotation
 from hub_plugin_websocket.transports import (
     ConnectFailed,
-    Transport,
-    TransportClosed,
     TransportSettings,
     new_transport,
 )
@@ -61,6 +60,10 @@ log = logging.getLogger("hub_plugin_websocket")
 __all__ = ["ConnectPacer", "WebSocketConnection", "ssl_context_for"]
 
 USER_AGENT = "hub-plugin-websocket/0.1.0"
+_MIN_OVERLAP_S = 0.25
+"""Both sessions run at least this long in a rotation: what the old one had in flight
+from before the new one subscribed arrives meanwhile."""
+_SETTLE_POLL_S = 0.01
 _KEEPALIVE_TICK_S = 0.25
 _SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -94,15 +97,7 @@ class ConnectPacer:
                     window.window_s,
                     delay,
                 )
-            await _wait_for(window)
-
-
-async def _wait_for(window: RateWindow) -> None:
-    """Sleep until ``window`` admits one more event, then count it."""
-    # a timed wait, not an event: nothing else can make the window admit sooner
-    while (delay := window.delay(time.monotonic())) > 0:  # noqa: ASYNC110
-        await anyio.sleep(delay)
-    window.record(time.monotonic())
+            await wait_for(window)
 
 
 def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
@@ -112,20 +107,15 @@ def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
-@dataclass
-class _Pending:
-    """One request awaiting its acknowledgement."""
-
-    request: Request
-    sent: anyio.Event = field(default_factory=anyio.Event)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    refused: Refused | None = None
-    result: object = None
-    lost: str = ""
-
-
 class WebSocketConnection:
-    """One session with a JSON-over-WebSocket venue (``ExchangeConnection``)."""
+    """One connection to a JSON-over-WebSocket venue (``ExchangeConnection``).
+
+    It holds one WebSocket session (a ``Link``) and opens more when the
+    subscribed streams exceed the venue's ``streams_per_connection``; at
+    ``max_connection_age_s`` or on a ``serverShutdown`` notice a link is
+    replaced by a new one before it is closed (``rotation``), so the
+    subscribers see neither a gap nor a duplicate.
+    """
 
     def __init__(
         self,
@@ -136,76 +126,82 @@ class WebSocketConnection:
         pacer: ConnectPacer | None = None,
     ) -> None:
         self._config = config
-        self._sink = sink
-        self._options = options
+        self.sink = sink
+        self.options = options
         self._dialect = dialect
         self._pacer = pacer or ConnectPacer()
-        self._exchange = sink.exchange
+        self.exchange = sink.exchange
         self._endpoint = ""
-        self._transport: Transport | None = None
-        self._session: DialectSession | None = None
-        self._http: SnapshotClient | None = None
-        self._pending: dict[int, _Pending] = {}
-        self._snapshots: deque[NeedSnapshot] = deque()
-        # Control messages go out in the order the session created them, through one
-        # sender: Coinbase answers without ids, so its session matches replies to
-        # requests first in, first out, and a resubscribe raised on the reader must not
-        # overtake (or be overtaken by) a subscribe a caller is waiting on.
-        self._outbox: deque[tuple[Request, _Pending | None]] = deque()
-        self._outbox_wake = anyio.Event()
-        self._snapshot_wake = anyio.Event()
+        self._links: list[Link] = []
+        self._where: dict[str, Link] = {}
+        """symbol -> the link that carries it"""
+        self._session_config: SessionConfig | None = None
+        self._settings: TransportSettings | None = None
+        self._ctx: ssl.SSLContext | None = None
+        self._host = ""
+        self._loopback = False
         limits = dialect.limits
         # Evenly spaced, one a second short of the limit: the pongs the transport sends on
         # its own count too, and the network can bunch messages up on the venue's side,
         # which a burst-then-wait window would turn into a violation.
         per_second = max(1, math.floor(limits.messages_per_second) - 1)
-        self._messages = RateWindow(1, 1.0 / per_second)
-        self._snapshot_rate = RateWindow(max(1, math.floor(limits.snapshots_per_second)), 1.0)
-        self._send_lock = anyio.Lock()
+        self._message_interval_s = 1.0 / per_second
         self._tg: anyio.abc.TaskGroup | None = None
         self._connected = False
         self._closing = False
         self._failure = ""
-        self._ping_sent_ns = 0
         self._detail = "not connected"
         self._resubscribes = 0
+        self._rotations = 0
+        self._rotating: set[Link] = set()
 
     # -- errors ---------------------------------------------------------------------------
     def _failed(self, message: str, hint: str = "the hub reconnects") -> ConnectionFailed:
         return ConnectionFailed(
-            message, exchange=self._exchange, endpoint=self._endpoint, hint=hint
+            message, exchange=self.exchange, endpoint=self._endpoint, hint=hint
         )
 
     def _config_error(self, message: str, hint: str) -> ConfigError:
-        return ConfigError(message, exchange=self._exchange, endpoint=self._endpoint, hint=hint)
+        return ConfigError(message, exchange=self.exchange, endpoint=self._endpoint, hint=hint)
 
+    # -- diagnostics ----------------------------------------------------------------------
     @property
     def session(self) -> DialectSession | None:
-        """The dialect session of this connection, once connected (tests, diagnostics)."""
-        return self._session
+        """The dialect session of the first link, once connected (tests, diagnostics)."""
+        return self._links[0].session if self._links else None
+
+    @property
+    def links(self) -> int:
+        """WebSocket sessions open now (more than one past ``streams_per_connection``)."""
+        return len(self._links)
 
     @property
     def resubscribes(self) -> int:
-        """Book resyncs done by resubscribing on this connection (``Resubscribe``)."""
+        """Book resyncs done by resubscribing in a session (``Resubscribe``)."""
         return self._resubscribes
+
+    @property
+    def rotations(self) -> int:
+        """Sessions replaced without a gap (age limit or ``serverShutdown``)."""
+        return self._rotations
 
     @property
     def transport_name(self) -> str:
         """``websockets`` or ``picows``."""
-        return self._options.transport
+        return self.options.transport
 
     # -- ExchangeConnection -------------------------------------------------------------
     async def connect(self, endpoint: str) -> None:
         """Open the WebSocket to ``endpoint`` (the stream URL as configured)."""
         self._endpoint = endpoint
-        if self._transport is not None or self._closing:
+        if self._links or self._closing:
             raise self._failed(
                 "connect() after close()" if self._closing else "connect() called twice",
                 hint="create a new connection from the factory for each session",
             )
-        options = self._options
+        options = self.options
         try:
-            host = check_stream_url(endpoint)
+            self._host = check_stream_url(endpoint)
             self._dialect.validate_endpoint(endpoint)
         except ValueError as exc:
             raise self._config_error(
@@ -221,44 +217,58 @@ class WebSocketConnection:
                 ) from None
         ca_file = str(options.ca_file) if options.ca_file is not None else None
         try:
-            ctx = ssl_context_for(ca_file)
+            self._ctx = ssl_context_for(ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise self._config_error(
                 f"options.ca_file: cannot load {ca_file}: {exc}",
                 hint="point ca_file at a readable PEM file of CA certificates",
             ) from None
-        secure = urlsplit(endpoint).scheme == "wss"
+        self._session_config = SessionConfig(
+            endpoint=endpoint,
+            channels=tuple(options.channels or self._dialect.default_channels),
+            rest_url=rest_url,
+            snapshot_limit=options.snapshot_limit,
+            max_buffered_events=options.max_buffered_events,
+        )
+        self._loopback = is_loopback_host(self._host)
+        self._settings = TransportSettings(
+            url=endpoint,
+            ssl=self._ctx if urlsplit(endpoint).scheme == "wss" else None,
+            max_size=options.max_frame_bytes,
+            open_timeout=self._config.connect_timeout_ms / 1000,
+            compression=options.compression,
+            use_proxy=not self._loopback,
+            user_agent=USER_AGENT,
+        )
+        link = await self._open_link(self.sink)
+        self._links.append(link)
+        self.sink.reset_session()
+        self._connected = True
+        self._detail = f"{self._dialect.name} over {link.transport.name}"
+        log.info(
+            "[%s] connected to %s (%s, %s)",
+            self.exchange,
+            endpoint,
+            self._dialect.name,
+            link.transport.name,
+        )
+
+    async def _open_link(self, sink: ConnectionSink) -> Link:
+        """A new WebSocket session delivering to ``sink`` (paced under the venue's limit)."""
+        settings, config = self._settings, self._session_config
+        assert settings is not None and config is not None
         try:
-            transport = new_transport(options.transport)
+            transport = new_transport(self.options.transport)
         except ImportError:
             raise self._config_error(
                 "options.transport: picows is not installed",
                 hint="pip install 'hub-plugin-websocket[fast]' or use transport = 'websockets'",
             ) from None
         try:
-            session = self._dialect.new_session(
-                self._sink,
-                SessionConfig(
-                    endpoint=endpoint,
-                    channels=tuple(options.channels or self._dialect.default_channels),
-                    rest_url=rest_url,
-                    snapshot_limit=options.snapshot_limit,
-                    max_buffered_events=options.max_buffered_events,
-                ),
-            )
+            session = self._dialect.new_session(sink, config)
         except ValueError as exc:
             raise self._config_error(f"options: {exc}", hint="fix the options") from None
-        loopback = is_loopback_host(host)
-        await self._pacer.wait(self._dialect, host)
-        settings = TransportSettings(
-            url=endpoint,
-            ssl=ctx if secure else None,
-            max_size=options.max_frame_bytes,
-            open_timeout=self._config.connect_timeout_ms / 1000,
-            compression=options.compression,
-            use_proxy=not loopback,
-            user_agent=USER_AGENT,
-        )
+        await self._pacer.wait(self._dialect, self._host)
         try:
             await transport.connect(settings)
         except ConnectFailed as exc:
@@ -270,23 +280,25 @@ class WebSocketConnection:
             ) from None
         except OSError as exc:
             raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
-        self._transport = transport
-        self._session = session
-        self._http = SnapshotClient(
-            ctx if rest_url.startswith("https") else None,
-            options.snapshot_timeout_s,
-            trust_env=not loopback,
-            user_agent=USER_AGENT,
+        link = Link(
+            self,
+            transport,
+            session,
+            self._new_http,
+            self._message_interval_s,
+            self._dialect.limits.snapshots_per_second,
         )
-        self._sink.reset_session()
-        self._connected = True
-        self._detail = f"{self._dialect.name} over {transport.name}"
-        log.info(
-            "[%s] connected to %s (%s, %s)",
-            self._exchange,
-            endpoint,
-            self._dialect.name,
-            transport.name,
+        link.retire_ns = link.opened_ns + int(self.options.max_connection_age_s * 1e9)
+        return link
+
+    def _new_http(self) -> SnapshotClient:
+        config = self._session_config
+        rest_url = config.rest_url if config is not None else ""
+        return SnapshotClient(
+            self._ctx if rest_url.startswith("https") else None,
+            self.options.snapshot_timeout_s,
+            trust_env=not self._loopback,
+            user_agent=USER_AGENT,
         )
 
     def _connect_failed(self, exc: ConnectFailed) -> ConnectionFailed:
@@ -309,270 +321,293 @@ class WebSocketConnection:
 
     async def run(self) -> None:
         """Deliver frames to the dialect until the session ends (``ConnectionFailed``)."""
-        transport, session = self._transport, self._session
-        if transport is None or session is None or not self._connected:
+        if not self._links or not self._connected:
             raise self._failed("run() before connect()", hint="await connect() first")
+        first = self._links[0]
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._keepalive, transport)
-                tg.start_soon(self._snapshot_worker, session)
-                tg.start_soon(self._sender, transport)
-                try:
-                    await transport.run(self._on_frame, self._sink)
-                except TransportClosed as exc:
-                    if not self._failure:
-                        self._failure = f"{exc.reason} (close code {exc.code})"
-                tg.cancel_scope.cancel()
+                for link in self._links[1:]:
+                    tg.start_soon(self._run_link, link)
+                await self._run_link(first)
+                if not (self._failure or self._closing):
+                    await anyio.sleep_forever()  # first was replaced: the others carry on
         finally:
             self._tg = None
             self._connected = False
             self._detail = "closed" if self._closing else "disconnected"
-            self._fail_pending(self._failure or "the connection closed")
+            for link in self._links:
+                link.fail_pending(self._failure or "the connection closed")
         if self._failure and not self._closing:
             raise self._failed(self._failure)
 
+    async def _run_link(self, link: Link) -> None:
+        tg = self._tg
+        assert tg is not None
+        await link.run(tg)
+        if link.retired or self._closing:
+            return
+        # any link that ends takes the connection with it: the hub reconnects, and
+        # resubscribes every symbol, on fresh sessions
+        if not self._failure:
+            self._failure = link.failure or "the connection closed"
+        for other in self._links:
+            if other is not link and not other.closing:
+                tg.start_soon(other.close)
+        tg.cancel_scope.cancel()
+
+    def _start_link(self, link: Link) -> None:
+        self._links.append(link)
+        tg = self._tg
+        if tg is not None:
+            tg.start_soon(self._run_link, link)
+
     async def subscribe(self, symbols: Sequence[str]) -> None:
-        """Subscribe every configured channel of ``symbols``; ``SubscriptionError`` names
-        what the venue refused or did not acknowledge."""
-        session = self._require_session()
-        wanted = self._validated(symbols)
+        """Subscribe every configured channel of ``symbols``, over as many WebSocket
+        sessions as the venue's ``streams_per_connection`` needs; ``SubscriptionError``
+        names what the venue refused or did not acknowledge."""
+        self._require_up()
+        wanted = [s for s in self._validated(symbols) if s not in self._where]
+        if not wanted:
+            return
         limit = self._dialect.limits.streams_per_connection
-        channels = len(self._options.channels or self._dialect.default_channels)
-        # an upper bound: symbols already subscribed are counted again
-        new_streams = len(session.streams) + channels * len(wanted)
-        if new_streams > limit:
+        per_symbol = len(self.options.channels or self._dialect.default_channels)
+        if per_symbol > limit:
             raise SubscriptionError(
-                f"{new_streams} streams would exceed the venue's {limit} streams per connection",
-                exchange=self._exchange,
+                f"{per_symbol} channels per symbol exceed the venue's {limit} streams per "
+                "connection",
+                exchange=self.exchange,
                 endpoint=self._endpoint,
-                hint="split the symbols over several [exchanges.*] connections",
+                hint="subscribe fewer channels",
             )
-        await self._run_requests(session.subscribe(wanted), "subscribe")
+        plan: list[tuple[Link, list[str]]] = []
+        todo = list(wanted)
+        for link in self._links:
+            if link.retiring or link.closing or not todo:
+                continue
+            room = (limit - len(link.session.streams)) // per_symbol
+            if room > 0:
+                plan.append((link, todo[:room]))
+                del todo[:room]
+        while todo:
+            link = await self._open_link(self.sink)
+            self._start_link(link)
+            log.info(
+                "[%s] opened WebSocket session %d: %d streams per session at most",
+                self.exchange,
+                len(self._links),
+                limit,
+            )
+            take = limit // per_symbol
+            plan.append((link, todo[:take]))
+            del todo[:take]
+        for link, syms in plan:
+            link.symbols.extend(syms)
+            for s in syms:
+                self._where[s] = link
+        errors: list[SubscriptionError | ConnectionFailed] = []
+
+        async def one(link: Link, syms: list[str]) -> None:
+            try:
+                await self._run_requests(link, link.session.subscribe(syms), "subscribe")
+            except (SubscriptionError, ConnectionFailed) as exc:
+                # the symbols stay assigned: the venue may have taken some of them
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for link, syms in plan:
+                tg.start_soon(one, link, syms)
+        if errors:
+            raise errors[0]
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
-        """Unsubscribe ``symbols`` (not subscribed: no error). Their books are dropped."""
-        session = self._session
-        if session is None:
-            return
+        """Unsubscribe ``symbols`` (not subscribed: no error). Their books are dropped;
+        a session left without symbols (other than the first) is closed."""
         wanted = self._validated(symbols)
-        requests = session.unsubscribe(wanted)
-        if self._connected:
-            await self._run_requests(requests, "unsubscribe")
+        by_link: dict[Link, list[str]] = {}
+        for s in wanted:
+            link = self._where.pop(s, None)
+            if link is not None:
+                by_link.setdefault(link, []).append(s)
+                link.symbols.remove(s)
+        for link, syms in by_link.items():
+            requests = link.session.unsubscribe(syms)
+            if self._connected and link.running:
+                await self._run_requests(link, requests, "unsubscribe")
+            if not link.symbols and link is not self._links[0] and not link.retiring:
+                link.retired = True
+                self._links.remove(link)
+                await link.close()
 
     async def list_subscriptions(self) -> list[str]:
-        """The streams the venue says this connection has (``LIST_SUBSCRIPTIONS``)."""
-        session = self._require_session()
-        req = session.list_subscriptions()
-        if req is None:
-            return sorted(session.streams)
-        results = await self._run_requests([req], "list")
-        result = results[0] if results else None
-        return [str(s) for s in result] if isinstance(result, list) else []
+        """The streams the venue says this connection has (``LIST_SUBSCRIPTIONS`` on every
+        session)."""
+        self._require_up()
+        out: list[str] = []
+        for link in list(self._links):
+            req = link.session.list_subscriptions()
+            if req is None:
+                out.extend(link.session.streams)
+                continue
+            results = await self._run_requests(link, [req], "list")
+            result = results[0] if results else None
+            if isinstance(result, list):
+                out.extend(str(s) for s in result)
+        return sorted(out)
 
     async def probe(self) -> None:
-        """Send a ping (paced); no pong within ``pong_timeout_s`` ends the connection."""
-        transport = self._transport
-        if transport is None or not self._connected:
+        """Ping every session (paced); no pong within ``pong_timeout_s`` ends the connection."""
+        if not self._connected or not self._links:
             raise self._failed("probe() on a connection that is not up")
-        await self._send_ping(transport)
+        for link in list(self._links):
+            pending = Pending(None)
+            link.queue(None, pending)
+            await pending.sent.wait()
+            if pending.lost:
+                raise self._failed(f"ping failed: {pending.lost}")
 
     async def close(self) -> None:
-        """Close the WebSocket and the REST client. Idempotent."""
+        """Close every WebSocket session and REST client. Idempotent."""
         if self._closing:
             return
         self._closing = True
         self._connected = False
         self._detail = "closed"
-        self._fail_pending("the connection was closed")
-        transport, self._transport = self._transport, None
-        http, self._http = self._http, None
-        with anyio.CancelScope(shield=True), anyio.move_on_after(3):
-            if transport is not None:
-                try:
-                    await transport.close()
-                except Exception as exc:  # closing a broken link must not raise
-                    log.debug("[%s] transport close: %r", self._exchange, exc)
-            if http is not None:
-                await http.aclose()
+        for link in list(self._links):
+            await link.close()
+        tg = self._tg
+        if tg is not None:
+            tg.cancel_scope.cancel()
 
     def health(self) -> ConnectionHealth:
-        """Connected or not, the endpoint, and the monotonic ns of the last frame."""
-        transport = self._transport
+        """Connected or not, the endpoint, and the monotonic ns of the last frame (the
+        oldest across sessions, so that one silent session is noticed)."""
+        links = self._links
+        last = min((link.transport.last_activity_ns for link in links), default=0)
+        detail = self._detail
+        if len(links) > 1:
+            detail = f"{detail}, {len(links)} sessions"
         return ConnectionHealth(
             connected=self._connected,
             endpoint=self._endpoint,
-            last_activity_ns=transport.last_activity_ns if transport is not None else 0,
-            detail=self._detail,
+            last_activity_ns=last,
+            detail=detail,
         )
 
-    # -- the reader's side (synchronous: called by the transport for every frame) ----------
-    def _on_frame(self, data: bytes, ts_recv: int) -> None:
-        session = self._session
-        if session is None:
-            return
-        event = session.feed(data, ts_recv)
-        if event is not None:
-            self._on_event(event)
-
-    def _on_event(self, event: DialectEvent) -> None:
+    # -- what a link's dialect session returns (synchronous, on the reader) -----------------
+    def on_event(self, link: Link, event: DialectEvent) -> None:
         if isinstance(event, NeedSnapshot):
-            self._snapshots.append(event)
-            self._snapshot_wake.set()
+            link.need_snapshot(event)
         elif isinstance(event, Ack):
-            pending = self._pending.get(event.id)
+            pending = link.pending.get(event.id)
             if pending is not None:
                 pending.result = event.result
                 pending.done.set()
         elif isinstance(event, Refused):
-            pending = self._pending.get(event.id) if event.id is not None else None
+            pending = link.pending.get(event.id) if event.id is not None else None
             if pending is not None:
                 pending.refused = event
                 pending.done.set()
             else:
-                self._sink.venue_errors += 1
-                self._sink.last_error = event.message
+                self.sink.venue_errors += 1
+                self.sink.last_error = event.message
                 log.warning(
-                    "[%s] venue error (code %d): %s", self._exchange, event.code, event.message
+                    "[%s] venue error (code %d): %s", self.exchange, event.code, event.message
                 )
         elif isinstance(event, Resubscribe):
             # before ServerShutdown, its base class: a book resync keeps the session
-            log.info("[%s] %s", self._exchange, event.reason)
+            log.info("[%s] %s", self.exchange, event.reason)
             self._resubscribes += 1
-            self._enqueue([(req, None) for req in event.requests])
+            link.queue_many([(req, None) for req in event.requests])
         elif isinstance(event, ServerShutdown):
-            self._end(event.reason)
+            self._replace(link, event.reason)
         elif isinstance(event, Notice):
-            log.info("[%s] %s", self._exchange, event.text)
+            log.info("[%s] %s", self.exchange, event.text)
 
-    def _end(self, reason: str) -> None:
-        """End the session from the reader: close the transport, then ``run`` raises."""
-        if self._failure:
+    def on_age_limit(self, link: Link) -> None:
+        """A link reached ``max_connection_age_s`` (from its timer)."""
+        age = self.options.max_connection_age_s
+        self._replace(link, f"connection age limit of {age:g}s (max_connection_age_s) reached")
+
+    def _replace(self, link: Link, reason: str) -> None:
+        """Replace ``link`` by a new session without a gap, or (if the dialect cannot
+        switch sessions) end the connection so that the hub reconnects."""
+        if link.retiring or link.closing:
             return
-        self._failure = reason
-        tg, transport = self._tg, self._transport
-        if tg is not None and transport is not None:
-            tg.start_soon(self._close_transport, transport)
+        tg = self._tg
+        if tg is None or not supports_rotation(link.session) or self._closing:
+            link.end(reason)
+            return
+        link.retiring = True
+        self._rotating.add(link)
+        tg.start_soon(self._rotate, link, reason)
 
-    async def _close_transport(self, transport: Transport) -> None:
-        with anyio.move_on_after(3):
-            await transport.close()
-
-    # -- tasks of run() -------------------------------------------------------------------
-    async def _keepalive(self, transport: Transport) -> None:
-        """Ping after ``ping_interval_s`` of silence; no answer within ``pong_timeout_s``
-        (to this ping or a probe's) ends the session."""
-        interval_ns = int(self._options.ping_interval_s * 1e9)
-        timeout_ns = int(self._options.pong_timeout_s * 1e9)
-        max_age_s = self._options.max_connection_age_s
-        retire_ns = time.monotonic_ns() + int(max_age_s * 1e9)
-        while True:
-            await anyio.sleep(_KEEPALIVE_TICK_S)
-            now = time.monotonic_ns()
-            if now >= retire_ns:
-                # leave before the venue's own cut (Binance: 24 h), at a moment we choose
-                self._end(f"connection age limit of {max_age_s:g}s (max_connection_age_s) reached")
-                return
-            sent = self._ping_sent_ns
-            if sent and transport.last_activity_ns < sent:
-                if now - sent > timeout_ns:
-                    self._end(f"no pong within {self._options.pong_timeout_s:g}s of a ping")
-                    return
-                continue
-            self._ping_sent_ns = 0
-            if interval_ns and now - transport.last_activity_ns >= interval_ns:
-                try:
-                    await self._send_ping(transport)
-                except (TransportClosed, ConnectionFailed):
-                    return  # the reader reports how it ended
-
-    async def _send_ping(self, transport: Transport) -> None:
-        await self._pace_message()
-        self._ping_sent_ns = time.monotonic_ns()
+    async def _rotate(self, old: Link, reason: str) -> None:
+        log.info("[%s] replacing a WebSocket session: %s", self.exchange, reason)
+        gate = RotationGate(self.sink)
+        new: Link | None = None
         try:
-            await transport.ping()
-        except TransportClosed as exc:
-            raise self._failed(f"ping failed: {exc.reason}") from None
-
-    async def _snapshot_worker(self, session: DialectSession) -> None:
-        """Fetch the REST snapshots the dialect asks for, one at a time, paced."""
-        failures = 0
-        while True:
-            if not self._snapshots:
-                self._snapshot_wake = anyio.Event()
-                await self._snapshot_wake.wait()
-                continue
-            need = self._snapshots.popleft()
-            if any(n.symbol == need.symbol for n in self._snapshots):
-                continue  # a newer request for the same book is queued
-            await _wait_for(self._snapshot_rate)
-            http = self._http
-            if http is None:
-                return
-            try:
-                body = await http.get(need.url)
-            except SnapshotError as exc:
-                failures += 1
-                wait = max(exc.retry_after_s, _SNAPSHOT_RETRY_S[min(failures, 6) - 1])
-                log.warning(
-                    "[%s] %s book snapshot failed (%s); retrying in %gs",
-                    self._exchange,
-                    need.symbol,
-                    exc,
-                    wait,
-                )
-                session.snapshot_failed(need.symbol, str(exc))
-                await anyio.sleep(wait)
-                continue
-            failures = 0
-            event = session.snapshot_received(need.symbol, body, time.time_ns())
-            if event is not None:
-                self._on_event(event)
+            new = await self._open_link(gate.new_sink)
+            new.retire_ns = 0  # its age counts from the switch
+            old.session.rebind(gate.old_sink)
+            old.rebind()
+            self._start_link(new)
+            symbols = list(old.symbols)
+            new.symbols.extend(symbols)
+            if symbols:
+                await self._run_requests(new, new.session.subscribe(symbols), "subscribe")
+            gate.start_overlap()
+            deadline = time.monotonic() + self.options.rotation_overlap_s
+            min_overlap = min(_MIN_OVERLAP_S, self.options.rotation_overlap_s)
+            # polled: this runs for a fraction of a second once a day per session
+            while not gate.settled(min_overlap) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await anyio.sleep(_SETTLE_POLL_S)
+            if old.stopped() or old.failure:
+                raise self._failed(f"the old session ended during the switch: {old.failure}")
+            # from here to the rebinding, no await: no tick can slip between the two
+            gate.finish()
+            new.session.rebind(self.sink)
+            new.rebind()
+        except (ConnectionFailed, SubscriptionError, ConfigError) as exc:
+            log.warning("[%s] could not replace the session (%s): reconnecting", self.exchange, exc)
+            gate.abandon()
+            if new is not None:
+                new.retired = True
+                if new in self._links:
+                    self._links.remove(new)
+                await new.close()
+            self._rotating.discard(old)
+            old.end(reason)
+            return
+        for s in new.symbols:
+            self._where[s] = new
+        new.retire_at(time.monotonic_ns() + int(self.options.max_connection_age_s * 1e9))
+        old.retired = True
+        index = self._links.index(old)
+        self._links.remove(new)
+        self._links[index] = new  # the replacement takes the old one's place
+        self._rotating.discard(old)
+        self._rotations += 1
+        log.info(
+            "[%s] WebSocket session replaced (%s): %s",
+            self.exchange,
+            reason,
+            gate.describe(),
+        )
+        await old.close()
 
     # -- requests -------------------------------------------------------------------------
-    async def _pace_message(self) -> None:
-        """Stay under the venue's control-messages-per-second limit."""
-        async with self._send_lock:
-            await _wait_for(self._messages)
-
-    def _enqueue(self, items: list[tuple[Request, _Pending | None]]) -> None:
-        """Queue control messages for the sender (synchronously: the order they were
-        created in is the order they are sent in)."""
-        self._outbox.extend(items)
-        self._outbox_wake.set()
-
-    async def _sender(self, transport: Transport) -> None:
-        """Send the queued control messages one by one, paced under the venue's limit."""
-        outbox = self._outbox
-        while True:
-            if not outbox:
-                self._outbox_wake = anyio.Event()
-                await self._outbox_wake.wait()
-                continue
-            request, pending = outbox[0]
-            await self._pace_message()
-            outbox.popleft()
-            try:
-                await transport.send(request.payload)
-            except TransportClosed as exc:
-                if pending is not None:
-                    pending.lost = f"send failed: {exc.reason}"
-                    pending.done.set()
-                    pending.sent.set()
-                return  # the reader reports how the session ended
-            if pending is not None:
-                pending.sent.set()
-
-    async def _run_requests(self, requests: list[Request], op: str) -> list[object]:
+    async def _run_requests(self, link: Link, requests: list[Request], op: str) -> list[object]:
         if not requests:
             return []
-        if self._transport is None or not self._connected:
+        if link.closing or not self._connected:
             raise self._failed(f"{op}: the connection is not up")
-        pendings = [_Pending(req) for req in requests]
+        pendings = [Pending(req) for req in requests]
         for p in pendings:
-            self._pending[p.request.id] = p
-        self._enqueue([(p.request, p) for p in pendings])
-        timeout = self._options.subscribe_timeout_s
+            assert p.request is not None
+            link.pending[p.request.id] = p
+        link.queue_many([(req, p) for req, p in zip(requests, pendings, strict=True)])
+        timeout = self.options.subscribe_timeout_s
         try:
             # the wait for a turn to send (pacing) is not the venue's fault: the
             # acknowledgement timeout starts once a message is on the wire
@@ -582,49 +617,39 @@ class WebSocketConnection:
                 for p in pendings:
                     await p.done.wait()
         except TimeoutError:
-            waiting = [p.request for p in pendings if not p.done.is_set()]
+            waiting = [p.request for p in pendings if not p.done.is_set() and p.request]
             raise SubscriptionError(
                 f"no {op} acknowledgement within {timeout:g}s for {_describe_streams(waiting)}",
-                exchange=self._exchange,
+                exchange=self.exchange,
                 endpoint=self._endpoint,
                 hint="the venue did not answer: check the endpoint, or raise "
                 "options.subscribe_timeout_s",
             ) from None
         finally:
-            for p in pendings:
-                self._pending.pop(p.request.id, None)
+            for req in requests:
+                link.pending.pop(req.id, None)
         lost = [p for p in pendings if p.lost]
         if lost:
             raise self._failed(f"{op}: {lost[0].lost}")
-        refused = [p for p in pendings if p.refused is not None]
+        refused = [p for p in pendings if p.refused is not None and p.request is not None]
         if refused:
             details = "; ".join(
                 f"{_describe_streams([p.request])}: {p.refused.message} (code {p.refused.code})"
                 for p in refused
-                if p.refused is not None
+                if p.refused is not None and p.request is not None
             )
             raise SubscriptionError(
                 f"the venue refused to {op} {details}",
-                exchange=self._exchange,
+                exchange=self.exchange,
                 endpoint=self._endpoint,
                 hint="check the symbols (the venue's own, upper case) and the channels",
             )
         return [p.result for p in pendings]
 
-    def _fail_pending(self, why: str) -> None:
-        for p in self._pending.values():
-            if not p.done.is_set():
-                p.lost = why
-                p.done.set()
-            p.sent.set()
-        self._outbox.clear()
-
     # -- helpers --------------------------------------------------------------------------
-    def _require_session(self) -> DialectSession:
-        session = self._session
-        if session is None or not self._connected:
+    def _require_up(self) -> None:
+        if not self._links or not self._connected:
             raise self._failed("the connection is not up")
-        return session
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
         if isinstance(symbols, str):
@@ -636,7 +661,7 @@ class WebSocketConnection:
             except ValueError as exc:
                 raise SubscriptionError(
                     str(exc),
-                    exchange=self._exchange,
+                    exchange=self.exchange,
                     endpoint=self._endpoint,
                     hint="use the venue's own symbols, upper case (e.g. BTCUSDT)",
                 ) from None

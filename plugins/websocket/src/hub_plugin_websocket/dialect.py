@@ -211,6 +211,18 @@ class DialectSession(abc.ABC):
     def snapshot_failed(self, symbol: str, reason: str) -> None:  # noqa: B027 - optional hook
         """The snapshot request failed; the next depth event asks again."""
 
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (optional; the connector refetches
+        ``frame_handler()`` afterwards).
+
+        The connector's gap-free session rotation needs it: while a session is
+        replaced, both sessions deliver to private sinks and the connector switches
+        streams from the old to the new one. A dialect that does not override this
+        still works: its sessions are then replaced by an ordinary reconnect, which
+        publishes a ``Gap`` and rebuilds every book.
+        """
+        raise NotImplementedError
+
     def ping_payload(self) -> bytes | None:
         """An application-level heartbeat message, for venues that want one instead of
         WebSocket pings (``None``: the connector sends a WebSocket ping)."""

@@ -61,10 +61,13 @@ class WebSocketOptions(PluginOptions):
     max_buffered_events: int = Field(default=10_000, ge=10, le=1_000_000)
     """Depth events buffered per symbol while its snapshot is on its way."""
     max_connection_age_s: float = Field(default=84_600.0, gt=0, le=7 * 86_400)
-    """Recycle the connection after this long (default 23.5 h): Binance cuts every
-    connection at 24 hours, and a planned recycle is better than being cut mid-message.
-    For now the recycle is a reconnect (with its ``Gap``); see
-    sdk-docs/protocols/websocket.md, "Connection age", for the gap-free rotation design."""
+    """Replace each WebSocket session after this long (default 23.5 h): Binance cuts
+    every connection at 24 hours. The replacement is opened and subscribed before the
+    old session is closed, and the streams are switched over without a gap or a
+    duplicate (sdk-docs/protocols/websocket.md, "Rotation")."""
+    rotation_overlap_s: float = Field(default=10.0, gt=0, le=600)
+    """How long a rotation may run both sessions to align every stream; a stream not
+    aligned by then is switched with a ``Gap``."""
     compression: bool = False
     """permessage-deflate (``websockets`` transport only): less bandwidth, more CPU."""
 

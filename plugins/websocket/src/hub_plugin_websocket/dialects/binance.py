@@ -277,7 +277,6 @@ class BinanceSession(DialectSession):
         limits: RateLimits,
     ) -> None:
         self.counters = SessionCounters()
-        self._sink = sink
         self._config = config
         self._futures = futures
         self._per_message = limits.streams_per_message
@@ -289,10 +288,7 @@ class BinanceSession(DialectSession):
         self._inflight: dict[int, Request] = {}
         self._books: dict[str, _BookSync] = {}
         self._partial_symbols: dict[str, str] = {}
-        # bound once: the hot path makes one attribute-free call per tick
-        self._trade_text = sink.trade_text
-        self._quote_text = sink.quote_text
-        self._book_update = sink.book_update
+        self._bind(sink)
         self._dec_event = msgspec.json.Decoder(_Event)
         self._dec_book_ticker = msgspec.json.Decoder(_BookTicker)
         self._dec_combined = msgspec.json.Decoder(_Combined)
@@ -369,6 +365,18 @@ class BinanceSession(DialectSession):
         req = Request(req_id, "list", payload)
         self._inflight[req_id] = req
         return req
+
+    def _bind(self, sink: ConnectionSink) -> None:
+        # bound once: the hot path makes one attribute-free call per tick
+        self._sink = sink
+        self._trade_text = sink.trade_text
+        self._quote_text = sink.quote_text
+        self._book_update = sink.book_update
+
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
+        self._bind(sink)
+        self._feed = self._make_feed()
 
     # -- frames ----------------------------------------------------------------------------
     def feed(self, frame: bytes, ts_recv: int) -> DialectEvent | None:

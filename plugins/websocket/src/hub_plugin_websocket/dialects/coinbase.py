@@ -256,7 +256,6 @@ class CoinbaseSession(DialectSession):
 
     def __init__(self, sink: ConnectionSink, config: SessionConfig, limits: RateLimits) -> None:
         self.counters = SessionCounters()
-        self._sink = sink
         self._channels = config.channels
         self._per_message = limits.streams_per_message
         self._next_id = 1
@@ -268,8 +267,7 @@ class CoinbaseSession(DialectSession):
         self._dec = msgspec.json.Decoder(_Message)
         self._dec_type = msgspec.json.Decoder(_Type)
         self._enc = msgspec.json.Encoder()
-        self._trade_text = sink.trade_text
-        self._quote_text = sink.quote_text
+        self._bind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------
     @property
@@ -585,6 +583,15 @@ class CoinbaseSession(DialectSession):
 
     def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
         return self.feed
+
+    def _bind(self, sink: ConnectionSink) -> None:
+        self._sink = sink
+        self._trade_text = sink.trade_text
+        self._quote_text = sink.quote_text
+
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
+        self._bind(sink)
 
 
 class CoinbaseDialect(Dialect):

@@ -232,7 +232,6 @@ class KrakenSession(DialectSession):
 
     def __init__(self, sink: ConnectionSink, config: SessionConfig, limits: RateLimits) -> None:
         self.counters = SessionCounters()
-        self._sink = sink
         self._channels = config.channels
         self._per_message = limits.streams_per_message
         self._depth = 10
@@ -250,8 +249,7 @@ class KrakenSession(DialectSession):
         self._dec = msgspec.json.Decoder(_Data)
         self._dec_reply = msgspec.json.Decoder(_Reply)
         self._enc = msgspec.json.Encoder()
-        self._trade_bytes = sink.trade_bytes
-        self._quote_bytes = sink.quote_bytes
+        self._bind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------
     @property
@@ -574,6 +572,15 @@ class KrakenSession(DialectSession):
 
     def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
         return self.feed
+
+    def _bind(self, sink: ConnectionSink) -> None:
+        self._sink = sink
+        self._trade_bytes = sink.trade_bytes
+        self._quote_bytes = sink.quote_bytes
+
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
+        self._bind(sink)
 
 
 class KrakenDialect(Dialect):

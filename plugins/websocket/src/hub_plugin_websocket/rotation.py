@@ -1,0 +1,292 @@
+"""Replacing a WebSocket session without a gap or a duplicate (make before break).
+
+Binance cuts every connection at 24 hours and announces maintenance with
+``serverShutdown``. The connection then opens a replacement session,
+subscribes the same symbols on it, and switches each stream over once both
+sessions have delivered the same tick, before closing the old session.
+
+While the two overlap, both dialect sessions deliver to private sinks
+(``RotationGate.old_sink`` / ``new_sink``) instead of the hub's, and the gate
+decides what reaches the hub:
+
+- trades and quotes, per symbol: the old session's ticks are published and
+  remembered; the new session's are held until its first held tick is one the
+  old session also delivered (same price, size, side, venue time and id; the
+  time of receipt differs). From then on the old session's ticks of that
+  stream are dropped and the new session's are published, except those the
+  old one already published;
+- books: the new session rebuilds its book from its own snapshot; when its
+  ``BookSnapshot`` comes, it is published (a snapshot replaces the book
+  whole) and the old session's book updates of that symbol stop.
+
+When every stream has switched and the new session has delivered the last
+tick the old one published, the new session is bound to the hub's sink (no
+gate stays on the hot path) and the old one is closed. A stream that cannot
+be aligned within ``rotation_overlap_s`` gets a ``Gap`` naming the rotation:
+nothing is papered over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
+from hub_core.latency import LatencyRecorder
+from hub_core.processor import ConnectionSink
+from hub_plugin_websocket.dialect import DialectSession
+
+__all__ = ["RotationGate", "supports_rotation"]
+
+log = logging.getLogger("hub_plugin_websocket")
+
+_TradeKey = tuple[int, int, str, int, int]
+_QuoteKey = tuple[int, int, int, int, int]
+
+
+def supports_rotation(session: DialectSession) -> bool:
+    """True if the session can change sinks (``DialectSession.rebind``)."""
+    return type(session).rebind is not DialectSession.rebind
+
+
+def _trade_key(t: Trade) -> _TradeKey:
+    return (t.price, t.size, t.side, t.ts_event, t.sequence)
+
+
+def _quote_key(q: Quote) -> _QuoteKey:
+    # not ts_event: Binance spot bookTicker has no venue time (ts_event = ts_recv)
+    return (q.bid_price, q.bid_size, q.ask_price, q.ask_size, q.sequence)
+
+
+class _Stream:
+    """One stream being switched: trades, quotes or the book of one symbol."""
+
+    __slots__ = ("buffered", "caught_up", "last", "seen", "switched", "waiting")
+
+    def __init__(self) -> None:
+        self.seen: set[object] = set()
+        """What the old session published since the rotation began."""
+        self.last: object = None
+        self.buffered: list[object] = []
+        """The new session's ticks, held until the stream switches."""
+        self.switched = False
+        self.caught_up = False
+        self.waiting = False
+        """The old session delivered on this stream after the new one subscribed."""
+
+
+class RotationGate:
+    """Two sessions' ticks in, one gap-free, duplicate-free stream out (see the module)."""
+
+    def __init__(self, real: ConnectionSink) -> None:
+        self._real = real
+        exchange = real.exchange
+        old_bus, new_bus = TypedEventBus(), TypedEventBus()
+        self.old_sink = ConnectionSink(exchange, old_bus, LatencyRecorder(1))
+        """What the session being replaced delivers to during the rotation."""
+        self.new_sink = ConnectionSink(exchange, new_bus, LatencyRecorder(1))
+        """What the replacement delivers to until it is switched in."""
+        old_bus.subscribe(Trade, self._old_trade)
+        old_bus.subscribe(Quote, self._old_quote)
+        old_bus.subscribe(BookUpdate, self._old_book)
+        old_bus.subscribe(BookSnapshot, self._old_book)
+        old_bus.subscribe(Gap, self._old_gap)
+        new_bus.subscribe(Trade, self._new_trade)
+        new_bus.subscribe(Quote, self._new_quote)
+        new_bus.subscribe(BookUpdate, self._new_book_update)
+        new_bus.subscribe(BookSnapshot, self._new_snapshot)
+        new_bus.subscribe(Gap, self._new_gap)
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._overlap_since = 0.0
+        self._abandoned = False
+        self._finished = False
+        self._started_ns = time.time_ns()
+        self.released = 0
+        self.dropped_old = 0
+        self.duplicates = 0
+        self.gaps = 0
+
+    def _stream(self, kind: str, symbol: str) -> _Stream:
+        key = (kind, symbol)
+        st = self._streams.get(key)
+        if st is None:
+            st = self._streams[key] = _Stream()
+        return st
+
+    # -- the old session ----------------------------------------------------------------------
+    def _old_tick(self, kind: str, symbol: str, key: object) -> _Stream | None:
+        """Record one of the old session's trades/quotes; None: drop it (switched)."""
+        st = self._stream(kind, symbol)
+        if (st.switched or self._finished) and not self._abandoned:
+            self.dropped_old += 1
+            return None
+        st.seen.add(key)
+        st.last = key
+        st.waiting = True
+        return st
+
+    def _old_trade(self, t: Trade) -> None:
+        st = self._old_tick("T", t.symbol, _trade_key(t))
+        if st is not None:
+            self._real.on_trade(t)
+            if st.buffered:  # after publishing it: the new session's ticks come next
+                self._try_switch("T", st)
+
+    def _old_quote(self, q: Quote) -> None:
+        st = self._old_tick("Q", q.symbol, _quote_key(q))
+        if st is not None:
+            self._real.on_quote(q)
+            if st.buffered:
+                self._try_switch("Q", st)
+
+    def _old_book(self, tick: BookUpdate | BookSnapshot) -> None:
+        st = self._stream("B", tick.symbol)
+        if (st.switched or self._finished) and not self._abandoned:
+            self.dropped_old += 1
+            return
+        st.waiting = True
+        if isinstance(tick, BookSnapshot):
+            self._real.on_snapshot(tick)
+        else:
+            self._real.on_book_update(tick)
+
+    def _old_gap(self, g: Gap) -> None:
+        self._forward_gap(g)
+
+    # -- the new session ----------------------------------------------------------------------
+    def _new_tick(self, kind: str, tick: Trade | Quote, key: object) -> None:
+        if self._abandoned:
+            return
+        st = self._stream(kind, tick.symbol)
+        if not st.switched:
+            st.buffered.append(tick)
+            self._try_switch(kind, st)
+            return
+        if key in st.seen:
+            self.duplicates += 1
+            if key == st.last:
+                st.caught_up = True
+            return
+        self._publish(tick)
+
+    def _new_trade(self, t: Trade) -> None:
+        self._new_tick("T", t, _trade_key(t))
+
+    def _new_quote(self, q: Quote) -> None:
+        self._new_tick("Q", q, _quote_key(q))
+
+    def _new_snapshot(self, s: BookSnapshot) -> None:
+        if self._abandoned:
+            return
+        st = self._stream("B", s.symbol)
+        # a snapshot replaces the book whole: the old session's updates stop here
+        st.switched = True
+        st.caught_up = True
+        self._real.on_snapshot(s)
+        self.released += 1
+
+    def _new_book_update(self, u: BookUpdate) -> None:
+        if self._abandoned:
+            return
+        st = self._stream("B", u.symbol)
+        if st.switched:
+            self._real.on_book_update(u)
+            self.released += 1
+        # else: impossible by construction (a session publishes its snapshot first)
+
+    def _new_gap(self, g: Gap) -> None:
+        # the new session's books and streams are not the subscribers' until switched
+        symbol = g.symbol
+        if not self._abandoned and (
+            symbol == ""
+            or any(st.switched for (_, s), st in self._streams.items() if s == symbol)
+        ):
+            self._forward_gap(g)
+
+    # -- switching ----------------------------------------------------------------------------
+    def _publish(self, tick: object) -> None:
+        if isinstance(tick, Trade):
+            self._real.on_trade(tick)
+        elif isinstance(tick, Quote):
+            self._real.on_quote(tick)
+        self.released += 1
+
+    def _try_switch(self, kind: str, st: _Stream) -> None:
+        first = st.buffered[0]
+        key_of = _trade_key if kind == "T" else _quote_key
+        if key_of(first) not in st.seen:  # type: ignore[arg-type]
+            return  # the old session has not delivered it yet
+        st.switched = True
+        for tick in st.buffered:
+            key = key_of(tick)  # type: ignore[arg-type]
+            if key in st.seen:
+                self.duplicates += 1
+                if key == st.last:
+                    st.caught_up = True
+            else:
+                self._publish(tick)
+        st.buffered.clear()
+
+    def start_overlap(self) -> None:
+        """The new session's subscriptions are acknowledged: both now carry every stream."""
+        self._overlap_since = time.monotonic()
+
+    def settled(self, min_overlap_s: float) -> bool:
+        """Both sessions have run together for ``min_overlap_s`` (so that what the old one
+        had in flight from before the new one subscribed has arrived), and every stream
+        the old one delivered on since the rotation began has switched and caught up."""
+        since = self._overlap_since
+        if not since or time.monotonic() - since < min_overlap_s:
+            return False
+        for st in self._streams.values():
+            if st.switched:
+                if not st.caught_up:
+                    return False
+            elif st.waiting or st.buffered:
+                return False
+        return True
+
+    def finish(self) -> None:
+        """Switch whatever has not switched, with a ``Gap`` where it could not align.
+
+        The caller binds the new session to the hub's sink right after, with no await in
+        between; from here on the old session's ticks are all dropped."""
+        self._finished = True
+        now = time.time_ns()
+        for (kind, symbol), st in self._streams.items():
+            if st.switched and st.caught_up:
+                continue
+            if st.buffered or (st.switched and not st.caught_up):
+                what = {"T": "trades", "Q": "quotes", "B": "book"}[kind]
+                self.gaps += 1
+                self._real.gap(
+                    symbol,
+                    self._started_ns,
+                    now,
+                    f"session rotation: the new session's {what} could not be aligned "
+                    "with the old session's",
+                )
+                for tick in st.buffered:
+                    self._publish(tick)
+                st.buffered.clear()
+            st.switched = True
+        for aux in (self.old_sink, self.new_sink):
+            self._real.malformed_count += aux.malformed_count
+            self._real.venue_errors += aux.venue_errors
+            if aux.last_error:
+                self._real.last_error = aux.last_error
+
+    def abandon(self) -> None:
+        """The replacement failed: the old session's ticks pass through until it ends."""
+        self._abandoned = True
+
+    def _forward_gap(self, g: Gap) -> None:
+        self._real.gap(g.symbol, g.start_ts, g.end_ts, g.reason, g.start_seq, g.end_seq)
+
+    def describe(self) -> str:
+        """A one-line account for the log."""
+        return (
+            f"{len(self._streams)} streams switched, {self.released} ticks from the new "
+            f"session, {self.duplicates} duplicates and {self.dropped_old} late ticks of the "
+            f"old one dropped, {self.gaps} gaps"
+        )

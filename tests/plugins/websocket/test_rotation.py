@@ -1,0 +1,227 @@
+"""Replacing sessions without a gap, and streams spread over several sessions.
+
+Rotation (make before break): with ``max_connection_age_s`` shortened, or on
+a ``serverShutdown`` notice, the connection opens a new session, subscribes
+it, switches every stream over and only then closes the old one. The
+subscriber must see every trade id exactly once, in order, no ``Gap``, no
+reconnect, and a book equal to the venue's.
+
+Past ``streams_per_connection`` the symbols go to more sessions, each within
+the limit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import anyio
+import pytest
+
+import hub_plugin_websocket
+from hub_core import (
+    BookSnapshot,
+    ConnectionStateChanged,
+    ExchangeConfig,
+    Gap,
+    Quote,
+    Trade,
+    TypedEventBus,
+    hookimpl,
+)
+from hub_core.processor import EventProcessor
+from hub_core.supervisor import ConnectionSupervisor
+from hub_core.testing import EventRecorder
+from hub_plugin_websocket import WebSocketFactory
+from hub_plugin_websocket.dialect import RateLimits
+from hub_plugin_websocket.dialects.binance import BinanceDialect
+from hub_plugin_websocket.registry import DialectRegistry
+from hub_plugin_websocket.simulator import BinanceSimulator
+
+from .test_end_to_end import FAST, book_of, quiet, running, sim_book
+
+pytestmark = pytest.mark.anyio
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def cfg(
+    endpoint: str, transport: str, symbols: list[str], channels: list[str], **opts: Any
+) -> ExchangeConfig:
+    options = {"dialect": "binance", "channels": channels, "transport": transport} | opts
+    return ExchangeConfig.websocket("binance", endpoint, symbols=symbols, options=options, **FAST)
+
+
+def registry_with(dialect: BinanceDialect) -> DialectRegistry:
+    """The built-in dialects plus ``dialect``, registered as a vendor would."""
+
+    class Vendor:
+        @hookimpl
+        def hub_websocket_dialects(self) -> list[BinanceDialect]:
+            return [dialect]
+
+    registry = DialectRegistry(discover=False)
+    assert registry.register(Vendor(), name=f"vendor-{dialect.name}") == [dialect.name]
+    return registry
+
+
+def assert_exactly_once(rec: EventRecorder, symbol: str) -> list[int]:
+    ids = [t.sequence for t in rec.of(Trade) if t.symbol == symbol]
+    assert ids, f"no trades of {symbol}"
+    missing = sorted(set(range(ids[0], ids[-1] + 1)) - set(ids))
+    assert not missing, f"{symbol}: trade ids missing: {missing[:10]}"
+    assert len(ids) == len(set(ids)), f"{symbol}: a trade was delivered twice"
+    assert ids == sorted(ids), f"{symbol}: trades out of order"
+    return ids
+
+
+def assert_quotes_in_order(rec: EventRecorder, symbol: str) -> None:
+    seqs = [q.sequence for q in rec.of(Quote) if q.symbol == symbol]
+    assert seqs, f"no quotes of {symbol}"
+    assert all(a < b for a, b in itertools.pairwise(seqs)), (
+        f"{symbol}: a quote repeated or went back in the switch"
+    )
+
+
+def assert_no_outage(rec: EventRecorder) -> None:
+    assert not rec.of(Gap), [g.reason for g in rec.of(Gap)]
+    states = [s.state for s in rec.of(ConnectionStateChanged)]
+    assert "reconnecting" not in states, states
+
+
+async def test_age_limit_rotation_loses_and_repeats_nothing(transport: str) -> None:
+    channels = ["trade", "bookTicker", "depth@100ms"]
+    async with BinanceSimulator(SYMBOLS, rate=300, seed=41) as sim:
+        config = cfg(sim.endpoint, transport, SYMBOLS, channels, max_connection_age_s=0.7)
+        async with running(config) as (_, rec):
+            await rec.wait_for(lambda: sim.connections_accepted >= 4, 15, "three rotations")
+            await quiet(sim)
+            await anyio.sleep(0.3)
+            for symbol in SYMBOLS:
+                ids = assert_exactly_once(rec, symbol)
+                # every trade the venue made after the first one we saw, none left out
+                sent = sim.sent_trades(symbol)
+                got = [(t.price, t.size, t.side) for t in rec.of(Trade) if t.symbol == symbol]
+                start = len(sent) - len(got)
+                assert got == sent[start:], f"{symbol}: the trades differ from the venue's"
+                assert len(ids) == len(got)
+                assert_quotes_in_order(rec, symbol)
+                assert book_of(rec, symbol) == sim_book(sim, symbol)
+            assert_no_outage(rec)
+            # each rotation rebuilt the books from the new session's snapshot
+            assert len(rec.of(BookSnapshot)) >= 2 * 4
+
+
+async def test_server_shutdown_switches_to_a_new_session_without_a_gap(transport: str) -> None:
+    async with BinanceSimulator(SYMBOLS, rate=200, seed=8, shutdown_grace_s=5) as sim:
+        config = cfg(sim.endpoint, transport, SYMBOLS, ["trade", "bookTicker"])
+        async with running(config) as (_, rec):
+            await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "trades")
+            sim.server_shutdown()
+            # the old session is gone well before the venue's own close
+            await rec.wait_for(
+                lambda: sim.connections_accepted == 2 and sim.clients == 1,
+                4,
+                "the replacement to take over and the old session to close",
+            )
+            n = len(rec.of(Trade))
+            await rec.wait_for(lambda: len(rec.of(Trade)) > n + 20, 10, "trades after the switch")
+            await quiet(sim)
+            for symbol in SYMBOLS:
+                assert_exactly_once(rec, symbol)
+                assert_quotes_in_order(rec, symbol)
+            assert_no_outage(rec)
+
+
+async def test_rotation_with_a_dialect_that_cannot_switch_is_a_reconnect(transport: str) -> None:
+    """A vendor dialect without ``rebind``: the age limit still recycles the session, as
+    an ordinary reconnect that says so with a Gap."""
+
+    class Plain(BinanceDialect):
+        name = "plain-binance"
+
+        def new_session(self, sink: Any, config: Any) -> Any:
+            session = super().new_session(sink, config)
+
+            class NoRebind(type(session)):  # type: ignore[misc]
+                rebind = hub_plugin_websocket.dialect.DialectSession.rebind
+
+            session.__class__ = NoRebind
+            return session
+
+    factory = WebSocketFactory(registry_with(Plain()))
+    async with BinanceSimulator(["BTCUSDT"], rate=100, seed=13) as sim:
+        config = ExchangeConfig.websocket(
+            "plain",
+            sim.endpoint,
+            symbols=["BTCUSDT"],
+            options={
+                "dialect": "plain-binance",
+                "channels": ["trade"],
+                "transport": transport,
+                "max_connection_age_s": 0.6,
+            },
+            **FAST,
+        )
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        processor = EventProcessor(bus)
+        sup = ConnectionSupervisor("plain", config, factory, processor.sink_for("plain"))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await rec.wait_for(lambda: bool(rec.of(Gap)), 10, "the recycle's Gap")
+            (gap,) = rec.of(Gap)[:1]
+            assert "max_connection_age_s" in gap.reason
+            n = len(rec.of(Trade))
+            await rec.wait_for(lambda: len(rec.of(Trade)) > n, 10, "trades again")
+            await sup.stop()
+            tg.cancel_scope.cancel()
+        rec.close()
+
+
+async def test_streams_past_the_limit_are_spread_over_sessions(transport: str) -> None:
+    """``streams_per_connection`` = 4 and 10 symbols x 1 channel: three sessions, none
+    over 4 streams, every symbol's trades delivered; unsubscribing empties and closes
+    a session."""
+
+    class Small(BinanceDialect):
+        name = "small-binance"
+        limits = RateLimits(streams_per_connection=4, messages_per_second=50)
+
+    dialects = registry_with(Small())
+    symbols = [f"S{i}USDT" for i in range(10)]
+    async with BinanceSimulator(symbols, rate=40, seed=3) as sim:
+        config = ExchangeConfig.websocket(
+            "small",
+            sim.endpoint,
+            options={"dialect": "small-binance", "channels": ["trade"], "transport": transport},
+            **FAST,
+        )
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        sink = EventProcessor(bus).sink_for("small")
+        conn = WebSocketFactory(dialects).create(config, sink)
+        await conn.connect(sim.endpoint)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.run)
+            await conn.subscribe(symbols)
+            assert conn.links == 3
+            subs = sim.subscriptions()
+            assert sorted(len(s) for s in subs) == [2, 4, 4]
+            assert set().union(*subs) == {f"{s.lower()}@trade" for s in symbols}
+            await rec.wait_for(
+                lambda: {t.symbol for t in rec.of(Trade)} == set(symbols), 10, "every symbol"
+            )
+            assert len(await conn.list_subscriptions()) == 10
+            assert "3 sessions" in conn.health().detail
+            # the last session's two symbols go: that session closes
+            last_two = [s for s in symbols if f"{s.lower()}@trade" in min(subs, key=len)]
+            await conn.unsubscribe(last_two)
+            await rec.wait_for(lambda: sim.clients == 2, 5, "the emptied session to close")
+            assert conn.links == 2
+            # and new symbols fill the free room before a session is opened
+            await conn.subscribe(last_two)
+            assert conn.links == 3
+            await conn.close()
+            tg.cancel_scope.cancel()
+        rec.close()
