@@ -1,13 +1,29 @@
 """Fixtures of the websocket plugin's tests: the recorded traffic, a sink on a fresh bus,
-and the transport parameter every end-to-end test runs under."""
+the transport parameter every end-to-end test runs under, a CA made for the TLS tests,
+and the harness the Coinbase and Kraken end-to-end tests share (``running_venue``,
+``book_levels``)."""
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
 
-from hub_core import TypedEventBus
+import hub_plugin_websocket
+from hub_core import (
+    BookSnapshot,
+    BookUpdate,
+    ExchangeConfig,
+    ExchangeHub,
+    ExchangeRegistry,
+    Gap,
+    TypedEventBus,
+)
 from hub_core.processor import ConnectionSink, EventProcessor
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.recorded import Recording, load_recording
@@ -15,6 +31,13 @@ from hub_plugin_websocket.recorded import Recording, load_recording
 DATA = Path(__file__).parent / "data"
 RECORDED = DATA / "binance-spot-2021-10-12.ws.txt"
 TRANSPORTS = ["websockets", "picows"]
+FAST = {
+    "reconnect_delay_ms": 50,
+    "reconnect_max_delay_ms": 200,
+    "connect_timeout_ms": 3000,
+    "stale_after_ms": 0,
+}
+"""Connection settings of the end-to-end tests: quick reconnects, no stale probing."""
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +63,86 @@ def sink(bus: TypedEventBus) -> ConnectionSink:
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A server context whose certificate (127.0.0.1, localhost) a CA made here signed,
+    and that CA's PEM file (what a client passes as ``ca_file``)."""
+    ca = trustme.CA()
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return server, path
+
+
+@asynccontextmanager
+async def running_venue(
+    name: str,
+    endpoint: str,
+    transport: str,
+    symbols: list[str],
+    channels: list[str],
+    *,
+    options: dict[str, Any] | None = None,
+    wait: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[tuple[ExchangeHub, EventRecorder]]:
+    """An ``ExchangeHub`` with one websocket connection named after its dialect (``name``),
+    ``options`` added to its channels and transport; yields it and a recorder of its bus."""
+    registry = ExchangeRegistry()
+    info = registry.register(hub_plugin_websocket, name="websocket")
+    assert info.enabled, info.error
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    cfg = ExchangeConfig.websocket(
+        name,
+        endpoint,
+        symbols=symbols,
+        options={
+            "channels": channels,
+            "transport": transport,
+            "subscribe_timeout_s": 3.0,
+            **(options or {}),
+        },
+        **(FAST | overrides),
+    )
+    async with ExchangeHub(bus, registry=registry) as hub:
+        await hub.connect_exchange(name, cfg, wait=wait, timeout=10)
+        yield hub, rec
+    rec.close()
+
+
+def book_levels(
+    rec: EventRecorder, symbol: str, after: int = 0, *, reconnect_gaps: bool = True
+) -> dict[tuple[str, int], int] | None:
+    """The book a subscriber rebuilds: the last BookSnapshot, then the updates after it
+    (``None`` when there is none, or a ``Gap`` came after it).
+
+    ``reconnect_gaps=False`` ignores the hub's reconnect ``Gap`` (symbol ``""``): the
+    supervisor publishes it once the resubscribe is acknowledged, and the Coinbase and
+    Kraken venues send the new snapshot with the acknowledgement, so it lands just after
+    the fresh book it does not concern (a core ordering issue, reported to the core's
+    owner)."""
+    levels: dict[tuple[str, int], int] | None = None
+    for e in rec.events[after:]:
+        if isinstance(e, BookSnapshot) and e.symbol == symbol:
+            levels = {("B", p): q for p, q in e.bids} | {("A", p): q for p, q in e.asks}
+        elif isinstance(e, BookUpdate) and e.symbol == symbol and levels is not None:
+            if e.size:
+                levels[(e.side, e.price)] = e.size
+            else:
+                levels.pop((e.side, e.price), None)
+        elif isinstance(e, Gap) and (e.symbol == symbol or (reconnect_gaps and not e.symbol)):
+            levels = None  # a subscriber must not trust the book past a Gap
+    return levels
+
+
+def rebuilt_book(
+    rec: EventRecorder, symbol: str, after: int = 0, *, reconnect_gaps: bool = True
+) -> dict[tuple[str, int], int]:
+    """``book_levels``, which must exist."""
+    levels = book_levels(rec, symbol, after, reconnect_gaps=reconnect_gaps)
+    assert levels is not None, f"no usable book of {symbol}"
+    return levels

@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trustme
 
 import hub_plugin_websocket
 from hub_core import (
@@ -33,7 +32,7 @@ from hub_core import (
 )
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.simulator import BinanceSimulator
-from tests.plugins.websocket.conftest import RECORDED
+from tests.plugins.websocket.conftest import RECORDED, rebuilt_book
 
 pytestmark = pytest.mark.anyio
 
@@ -78,20 +77,8 @@ async def running(
 
 
 def book_of(rec: EventRecorder, symbol: str, after: int = 0) -> dict[tuple[str, int], int]:
-    """The book a subscriber rebuilds: the last BookSnapshot, then the updates after it."""
-    levels: dict[tuple[str, int], int] | None = None
-    for e in rec.events[after:]:
-        if isinstance(e, BookSnapshot) and e.symbol == symbol:
-            levels = {("B", p): q for p, q in e.bids} | {("A", p): q for p, q in e.asks}
-        elif isinstance(e, BookUpdate) and e.symbol == symbol and levels is not None:
-            if e.size:
-                levels[(e.side, e.price)] = e.size
-            else:
-                levels.pop((e.side, e.price), None)
-        elif isinstance(e, Gap) and e.symbol in (symbol, ""):
-            levels = None  # a subscriber must not trust the book past a Gap
-    assert levels is not None, f"no usable book of {symbol}"
-    return levels
+    """The book a subscriber rebuilds (``rebuilt_book``), distrusting it past any Gap."""
+    return rebuilt_book(rec, symbol, after)
 
 
 def sim_book(sim: BinanceSimulator, symbol: str) -> dict[tuple[str, int], int]:
@@ -126,6 +113,28 @@ async def test_book_and_quotes_match_the_venue(transport: str) -> None:
                 assert (q.bid_price, q.bid_size) == (best_bid, bids[best_bid])
                 assert (q.ask_price, q.ask_size) == (best_ask, asks[best_ask])
             assert not rec.of(Gap)
+            assert hub.event_processor().get_stats().malformed_frames == 0
+
+
+async def test_permessage_deflate_delivers_the_same_book() -> None:
+    """compression = true (websockets only): negotiated with the venue, and the data
+    decompresses to the same book and trades."""
+    async with BinanceSimulator(["BTCUSDT"], rate=300, seed=5) as sim:
+        cfg = config(
+            sim.endpoint,
+            "websockets",
+            ["BTCUSDT"],
+            ["trade", "depth@100ms"],
+            options={"compression": True},
+        )
+        async with running(cfg) as (hub, rec):
+            assert sim.extensions() == [["permessage-deflate"]]
+            await rec.wait_for(lambda: len(rec.of(BookUpdate)) > 100, 10, "100 book updates")
+            await quiet(sim)
+            assert book_of(rec, "BTCUSDT") == sim_book(sim, "BTCUSDT")
+            got = [(t.price, t.size, t.side) for t in rec.of(Trade)]
+            sent = sim.sent_trades("BTCUSDT")
+            assert got and got == sent[len(sent) - len(got) :]
             assert hub.event_processor().get_stats().malformed_frames == 0
 
 
@@ -234,16 +243,6 @@ async def test_book_is_rebuilt_after_a_reconnect_without_ghost_levels(transport:
 
 
 # -- TLS -------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
-    ca = trustme.CA()
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
-    path = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return server, path
-
-
 async def test_tls_with_a_custom_ca(transport: str, tls: tuple[ssl.SSLContext, Path]) -> None:
     server_ctx, ca_file = tls
     async with BinanceSimulator(["BTCUSDT"], rate=150, seed=10, ssl_context=server_ctx) as sim:
@@ -417,4 +416,3 @@ async def test_connection_lists_its_subscriptions_and_counts_venue_errors(transp
             assert conn.health().connected and conn.health().last_activity_ns > 0
             await conn.close()
         assert not conn.health().connected
-

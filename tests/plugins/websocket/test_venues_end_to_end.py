@@ -1,16 +1,18 @@
-"""Coinbase and Kraken through a real ``ExchangeHub`` against their loopback venues.
+"""Coinbase and Kraken through a real ``ExchangeHub`` against their loopback venues,
+once per transport (``websockets``, ``picows``).
 
 The core's conformance suite runs on each (its sequence fault is a ``trade_id`` hole
 for Coinbase and a wrong book checksum for Kraken), then: exact ticks, the book equal
 to the venue's, a checksum mismatch -> ``Gap`` -> the book rebuilt over the same
-connection with no ghost level, and every book rebuilt after a drop.
+connection with no ghost level, and every book rebuilt after a drop. TLS and replay
+are in ``test_venues_tls.py`` and ``test_venues_replay.py``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import anyio
@@ -19,38 +21,23 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import hub_plugin_websocket
-from hub_core import (
-    BookSnapshot,
-    BookUpdate,
-    ExchangeConfig,
-    ExchangeHub,
-    ExchangeRegistry,
-    Gap,
-    Quote,
-    Trade,
-    TypedEventBus,
-)
+from hub_core import BookSnapshot, BookUpdate, ExchangeConfig, ExchangeHub, Gap, Quote, Trade
 from hub_core.testing import ConformanceSuite, EventRecorder, SimulatorHandle
 from hub_plugin_websocket.sim_base import E8, LoopbackVenue
 from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
 from hub_plugin_websocket.sim_kraken import KrakenSimulator, kraken_checksum
 from hub_plugin_websocket.simulator import DEFAULT_SYMBOLS, main, serve_simulator
+from tests.plugins.websocket.conftest import rebuilt_book, running_venue
 
 pytestmark = pytest.mark.anyio
 
-FAST = {
-    "reconnect_delay_ms": 50,
-    "reconnect_max_delay_ms": 200,
-    "connect_timeout_ms": 3000,
-    "stale_after_ms": 0,
-}
 
-
-# -- the core's conformance suite --------------------------------------------------------------
-class TestCoinbaseConformance(ConformanceSuite):
+# -- the core's conformance suite, once per transport ------------------------------------------
+class _CoinbaseConformance(ConformanceSuite):
     name = "coinbase"
     symbols: ClassVar[list[str]] = ["BTC-USD", "ETH-USD"]
     has_sequence = True
+    transport: ClassVar[str] = "websockets"
 
     @pytest.fixture
     async def simulator(self) -> AsyncIterator[CoinbaseSimulator]:
@@ -67,15 +54,28 @@ class TestCoinbaseConformance(ConformanceSuite):
             "coinbase",
             endpoint,
             symbols=symbols,
-            options={"channels": ["matches", "ticker", "level2"], "subscribe_timeout_s": 2.0},
+            options={
+                "channels": ["matches", "ticker", "level2"],
+                "transport": self.transport,
+                "subscribe_timeout_s": 2.0,
+            },
             **overrides,
         )
 
 
-class TestKrakenConformance(ConformanceSuite):
+class TestCoinbaseConformanceWebsockets(_CoinbaseConformance):
+    transport = "websockets"
+
+
+class TestCoinbaseConformancePicows(_CoinbaseConformance):
+    transport = "picows"
+
+
+class _KrakenConformance(ConformanceSuite):
     name = "kraken"
     symbols: ClassVar[list[str]] = ["BTC/USD", "ETH/USD"]
     has_sequence = True  # the book checksum: a wrong one is a Gap saying "sequence"
+    transport: ClassVar[str] = "websockets"
 
     @pytest.fixture
     async def simulator(self) -> AsyncIterator[KrakenSimulator]:
@@ -92,56 +92,34 @@ class TestKrakenConformance(ConformanceSuite):
             "kraken",
             endpoint,
             symbols=symbols,
-            options={"channels": ["trade", "ticker", "book"], "subscribe_timeout_s": 2.0},
+            options={
+                "channels": ["trade", "ticker", "book"],
+                "transport": self.transport,
+                "subscribe_timeout_s": 2.0,
+            },
             **overrides,
         )
 
 
+class TestKrakenConformanceWebsockets(_KrakenConformance):
+    transport = "websockets"
+
+
+class TestKrakenConformancePicows(_KrakenConformance):
+    transport = "picows"
+
+
 # -- helpers -----------------------------------------------------------------------------------
-@asynccontextmanager
-async def running(
-    name: str, sim: LoopbackVenue, symbols: list[str], channels: list[str], **overrides: Any
-) -> AsyncIterator[tuple[ExchangeHub, EventRecorder]]:
-    registry = ExchangeRegistry()
-    info = registry.register(hub_plugin_websocket, name="websocket")
-    assert info.enabled, info.error
-    bus = TypedEventBus()
-    rec = EventRecorder(bus)
-    cfg = ExchangeConfig.websocket(
-        name,
-        sim.endpoint,
-        symbols=symbols,
-        options={"channels": channels, "subscribe_timeout_s": 3.0},
-        **(FAST | overrides),
-    )
-    async with ExchangeHub(bus, registry=registry) as hub:
-        await hub.connect_exchange(name, cfg, timeout=10)
-        yield hub, rec
-    rec.close()
-
-
-def book_of(
-    rec: EventRecorder, symbol: str, after: int = 0, *, reconnect_gaps: bool = True
-) -> dict[tuple[str, int], int]:
-    """The book a subscriber rebuilds: the last BookSnapshot, then the updates after it.
-
-    ``reconnect_gaps=False`` ignores the hub's reconnect ``Gap`` (symbol ``""``): the
-    supervisor publishes it once the resubscribe is acknowledged, and these venues send
-    the new snapshot with the acknowledgement, so it lands just after the fresh book it
-    does not concern (a core ordering issue, reported to the core's owner)."""
-    levels: dict[tuple[str, int], int] | None = None
-    for e in rec.events[after:]:
-        if isinstance(e, BookSnapshot) and e.symbol == symbol:
-            levels = {("B", p): q for p, q in e.bids} | {("A", p): q for p, q in e.asks}
-        elif isinstance(e, BookUpdate) and e.symbol == symbol and levels is not None:
-            if e.size:
-                levels[(e.side, e.price)] = e.size
-            else:
-                levels.pop((e.side, e.price), None)
-        elif isinstance(e, Gap) and (e.symbol == symbol or (reconnect_gaps and not e.symbol)):
-            levels = None
-    assert levels is not None, f"no usable book of {symbol}"
-    return levels
+def running(
+    name: str,
+    sim: LoopbackVenue,
+    transport: str,
+    symbols: list[str],
+    channels: list[str],
+    **kw: Any,
+) -> AbstractAsyncContextManager[tuple[ExchangeHub, EventRecorder]]:
+    """The hub connected to ``sim`` over ``transport`` (``conftest.running_venue``)."""
+    return running_venue(name, sim.endpoint, transport, symbols, channels, **kw)
 
 
 def venue_book(sim: LoopbackVenue, symbol: str, depth: int | None = None) -> dict[Any, int]:
@@ -199,17 +177,21 @@ def test_simulator_checksum_matches_krakens_documented_example() -> None:
 
 
 # -- Coinbase ----------------------------------------------------------------------------------
-async def test_coinbase_ticks_and_book_match_the_venue() -> None:
+async def test_coinbase_ticks_and_book_match_the_venue(transport: str) -> None:
     async with (
         CoinbaseSimulator(["BTC-USD", "ETH-USD"], rate=250, seed=31) as sim,
         running(
-            "coinbase", sim, ["BTC-USD", "ETH-USD"], ["matches", "ticker", "level2", "heartbeat"]
+            "coinbase",
+            sim,
+            transport,
+            ["BTC-USD", "ETH-USD"],
+            ["matches", "ticker", "level2", "heartbeat"],
         ) as (hub, rec),
     ):
         await rec.wait_for(lambda: len(rec.of(BookUpdate)) > 200, 10, "200 book updates")
         await quiet(sim)
         for sym in ("BTC-USD", "ETH-USD"):
-            assert book_of(rec, sym) == venue_book(sim, sym)
+            assert rebuilt_book(rec, sym) == venue_book(sim, sym)
             q = [x for x in rec.of(Quote) if x.symbol == sym][-1]
             bids, asks = sim.book(sym)
             assert (q.bid_price, q.bid_size) == (max(bids), bids[max(bids)])
@@ -221,10 +203,12 @@ async def test_coinbase_ticks_and_book_match_the_venue() -> None:
         assert hub.event_processor().get_stats().malformed_frames == 0
 
 
-async def test_coinbase_trade_id_hole_rebuilds_the_book_on_the_same_connection() -> None:
+async def test_coinbase_trade_id_hole_rebuilds_the_book_on_the_same_connection(
+    transport: str,
+) -> None:
     async with (
         CoinbaseSimulator(["BTC-USD"], rate=200, seed=32) as sim,
-        running("coinbase", sim, ["BTC-USD"], ["matches", "level2"]) as (_, rec),
+        running("coinbase", sim, transport, ["BTC-USD"], ["matches", "level2"]) as (_, rec),
     ):
         await rec.wait_for(lambda: len(rec.of(Trade)) > 10, 10, "trades")
         mark = len(rec.events)
@@ -234,7 +218,7 @@ async def test_coinbase_trade_id_hole_rebuilds_the_book_on_the_same_connection()
         assert "sequence" in gap.reason and gap.end_seq == gap.start_seq
         await rec.wait_for(lambda: bool(since(rec, mark, BookSnapshot)), 10, "a new book")
         await quiet(sim)
-        assert book_of(rec, "BTC-USD", mark) == venue_book(sim, "BTC-USD")
+        assert rebuilt_book(rec, "BTC-USD", mark) == venue_book(sim, "BTC-USD")
         # resynced over the same connection: one unsubscribe + subscribe of level2
         assert sim.connections_accepted == 1
         assert [r["channels"] for r in unsubscribes(sim)] == [["level2"]]
@@ -253,18 +237,17 @@ async def test_coinbase_client_that_never_subscribes_is_disconnected() -> None:
 
 
 # -- Kraken ------------------------------------------------------------------------------------
-async def test_kraken_ticks_and_book_match_the_venue() -> None:
+async def test_kraken_ticks_and_book_match_the_venue(transport: str) -> None:
     async with (
         KrakenSimulator(["BTC/USD", "ETH/USD"], rate=250, seed=41) as sim,
-        running("kraken", sim, ["BTC/USD", "ETH/USD"], ["trade", "ticker", "book@10"]) as (
-            hub,
-            rec,
-        ),
+        running(
+            "kraken", sim, transport, ["BTC/USD", "ETH/USD"], ["trade", "ticker", "book@10"]
+        ) as (hub, rec),
     ):
         await rec.wait_for(lambda: len(rec.of(BookUpdate)) > 200, 10, "200 book updates")
         await quiet(sim)
         for sym in ("BTC/USD", "ETH/USD"):
-            assert book_of(rec, sym) == venue_book(sim, sym, 10)
+            assert rebuilt_book(rec, sym) == venue_book(sim, sym, 10)
             q = [x for x in rec.of(Quote) if x.symbol == sym][-1]
             bids, _ = sim.book(sym)
             assert (q.bid_price, q.bid_size) == (max(bids), bids[max(bids)])
@@ -275,10 +258,12 @@ async def test_kraken_ticks_and_book_match_the_venue() -> None:
         assert hub.event_processor().get_stats().malformed_frames == 0
 
 
-async def test_kraken_checksum_mismatch_is_a_gap_and_a_rebuilt_book_without_ghosts() -> None:
+async def test_kraken_checksum_mismatch_is_a_gap_and_a_rebuilt_book_without_ghosts(
+    transport: str,
+) -> None:
     async with (
         KrakenSimulator(["BTC/USD"], rate=150, seed=42) as sim,
-        running("kraken", sim, ["BTC/USD"], ["trade", "book@100"]) as (_, rec),
+        running("kraken", sim, transport, ["BTC/USD"], ["trade", "book@100"]) as (_, rec),
     ):
         await rec.wait_for(lambda: bool(rec.of(BookSnapshot)), 10, "a synced book")
         await quiet(sim)
@@ -303,7 +288,7 @@ async def test_kraken_checksum_mismatch_is_a_gap_and_a_rebuilt_book_without_ghos
         sim.rate = 100
         await anyio.sleep(0.3)
         await quiet(sim)
-        after = book_of(rec, "BTC/USD", mark)
+        after = rebuilt_book(rec, "BTC/USD", mark)
         assert ("B", ghost) not in after
         assert after == venue_book(sim, "BTC/USD", 100)
         assert sim.connections_accepted == 1
@@ -311,32 +296,19 @@ async def test_kraken_checksum_mismatch_is_a_gap_and_a_rebuilt_book_without_ghos
 
 
 @pytest.mark.parametrize("venue", ["coinbase", "kraken"])
-async def test_every_book_is_rebuilt_after_a_drop(venue: str) -> None:
+async def test_every_book_is_rebuilt_after_a_drop(venue: str, transport: str) -> None:
     """Resubscribe after a drop: a level removed while disconnected must not survive."""
     sim: LoopbackVenue
     if venue == "coinbase":
-        sim, symbol, channels = (
-            CoinbaseSimulator(["BTC-USD"], rate=100, seed=51),
-            "BTC-USD",
-            [
-                "matches",
-                "level2",
-            ],
-        )
+        sim = CoinbaseSimulator(["BTC-USD"], rate=100, seed=51)
+        symbol, channels = "BTC-USD", ["matches", "level2"]
     else:
-        sim, symbol, channels = (
-            KrakenSimulator(["BTC/USD"], rate=100, seed=52),
-            "BTC/USD",
-            [
-                "trade",
-                "book@100",
-            ],
-        )
+        sim = KrakenSimulator(["BTC/USD"], rate=100, seed=52)
+        symbol, channels = "BTC/USD", ["trade", "book@100"]
+    slow_reconnect = {"reconnect_delay_ms": 500, "reconnect_max_delay_ms": 600}
     async with (
         sim,
-        running(
-            venue, sim, [symbol], channels, reconnect_delay_ms=500, reconnect_max_delay_ms=600
-        ) as (_, rec),
+        running(venue, sim, transport, [symbol], channels, **slow_reconnect) as (_, rec),
     ):
         await rec.wait_for(lambda: bool(rec.of(BookSnapshot)), 10, "a synced book")
         bids, _ = sim.book(symbol)
@@ -356,7 +328,7 @@ async def test_every_book_is_rebuilt_after_a_drop(venue: str) -> None:
         await rec.wait_for(lambda: bool(since(rec, mark, Trade)), 10, "trades again")
         await quiet(sim)
         assert any(not g.symbol for g in since(rec, mark, Gap))
-        after = book_of(rec, symbol, mark, reconnect_gaps=False)
+        after = rebuilt_book(rec, symbol, mark, reconnect_gaps=False)
         assert ("B", ghost) not in after
         assert after == venue_book(sim, symbol, None if venue == "coinbase" else 100)
         assert sim.connections_accepted == 2
@@ -397,7 +369,6 @@ async def test_serve_simulator_routes_the_dialect(dialect: str, symbol: str) -> 
 
 
 def test_simulator_command_line_knows_the_venues() -> None:
+    """An unknown venue is a usage error (replay for every venue: test_venues_replay.py)."""
     with pytest.raises(SystemExit):
         main(["--dialect", "bitstamp"])
-    with pytest.raises(SystemExit):
-        main(["--dialect", "kraken", "--replay", "x.txt"])

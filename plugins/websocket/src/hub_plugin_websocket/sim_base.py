@@ -9,6 +9,16 @@ open), and the faults every venue has: drop, stall, malformed JSON, raw frames.
 The base implements ``hub_core.testing.SimulatorHandle`` (its fault methods are
 coroutines), so the core's conformance suite drives a subclass as it is.
 
+``replay=`` (a path or a ``recorded.Recording``) streams a recorded session
+instead of the random walk: the subclass names the (channel, symbol) stream of
+each recorded message (``_replay_stream``), and every session gets, from its
+first subscription on and paced by the recorded times (``replay_speed``), the
+recorded messages of the streams it subscribed. A stream subscribed late still
+gets its messages from the start of the recording, so the result does not
+depend on how the client spaces its requests. Recorded replies, statuses and
+anything that is not a data message are left out: the venue answers requests
+itself.
+
 Prices and sizes are integers in 1e-8 units (``E8``); ``fmt`` prints them with
 a venue's fixed number of decimals, ``fixed`` converts to the hub's 1e-9.
 """
@@ -17,14 +27,17 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
+import math
 import random
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, TypeAlias
 
 import anyio
 import anyio.abc
@@ -33,10 +46,20 @@ from websockets.exceptions import ConnectionClosed
 
 from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS
+from hub_plugin_websocket.recorded import Recording, load_recording
 
 log = logging.getLogger("hub_plugin_websocket.simulator")
 
-__all__ = ["E8", "LoopbackVenue", "Market", "VenueClient", "fmt", "iso_time"]
+__all__ = [
+    "E8",
+    "LoopbackVenue",
+    "Market",
+    "ReplayFrame",
+    "Stream",
+    "VenueClient",
+    "fmt",
+    "iso_time",
+]
 
 E8: Final = 100_000_000
 _TICK_S: Final = 0.02
@@ -44,6 +67,12 @@ _TICK_S: Final = 0.02
 _QUEUE_LIMIT: Final = 200_000
 """Messages queued for one client past which it is disconnected as too slow."""
 _TRADE_LOG: Final = 100_000
+_REPLAY_BATCH: Final = 1_000
+"""With ``replay_speed=0``: messages queued for one client past which the replay waits
+for the writer to catch up (instead of hitting ``_QUEUE_LIMIT``)."""
+
+Stream: TypeAlias = tuple[str, str]
+"""(channel, symbol), as a venue keeps a client's subscriptions."""
 
 MALFORMED_TEXT: Final = {
     "truncated": '{"type":"match","trade_id":1,"sequence":2,"product_id":"BTC',
@@ -104,6 +133,15 @@ class Market:
         return bids, asks
 
 
+@dataclass(frozen=True)
+class ReplayFrame:
+    """One recorded message to replay: when it was received, its text, its stream."""
+
+    ts: float
+    text: str
+    stream: Stream
+
+
 @dataclass(eq=False)
 class VenueClient:
     """One WebSocket session on the venue: what it subscribed and what waits to be sent."""
@@ -111,13 +149,20 @@ class VenueClient:
     ws: ServerConnection
     queue: deque[str] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by the writer whenever it has sent everything queued."""
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
-    streams: set[tuple[str, str]] = field(default_factory=set)
+    streams: set[Stream] = field(default_factory=set)
     """(channel, symbol) pairs subscribed."""
     skip: set[str] = field(default_factory=set)
     """Symbols whose next sequenced message is lost (``skip_sequence``)."""
     state: dict[str, Any] = field(default_factory=dict)
     """Per-venue extras (Kraken: each book's depth and last view)."""
+    replay_started: bool = False
+    replay_seen: set[Stream] = field(default_factory=set)
+    """Streams subscribed at least once in this session (replay mode)."""
+    replay_held: dict[Stream, list[tuple[int, str]]] = field(default_factory=dict)
+    """Replayed messages (index, text) of streams not subscribed yet, kept until they are."""
 
     def push(self, text: str) -> None:
         self.queue.append(text)
@@ -140,6 +185,8 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         depth_levels: int = 20,
         ssl_context: ssl.SSLContext | None = None,
         refuse_symbols: Sequence[str] = (),
+        replay: str | Path | Recording | None = None,
+        replay_speed: float = 1.0,
     ) -> None:
         if host == "localhost":
             host = "127.0.0.1"
@@ -152,9 +199,22 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
             raise ValueError(f"rate must be >= 0, got {rate}")
         if not 1 <= depth_levels <= 1000:
             raise ValueError(f"depth_levels must be 1..1000, got {depth_levels}")
+        if not (replay_speed >= 0 and math.isfinite(replay_speed)):
+            raise ValueError(
+                f"replay_speed must be >= 0 (0: as fast as possible), got {replay_speed}"
+            )
         self.host = host
         self.port = port
         self.rate = float(rate)
+        self.replay_speed = float(replay_speed)
+        """Recorded time runs this much faster on replay (0: no pacing at all)."""
+        self._replay: list[ReplayFrame] | None = None
+        if replay is not None:
+            self._replay = self._replay_frames(
+                replay if isinstance(replay, Recording) else load_recording(replay)
+            )
+            if not symbols:
+                symbols = sorted({f.stream[1] for f in self._replay})
         self.symbols = tuple(symbols)
         self.refuse_symbols = set(refuse_symbols)
         self._ssl = ssl_context
@@ -186,6 +246,11 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         """Open WebSocket sessions."""
         return len(self._clients)
 
+    @property
+    def replaying(self) -> bool:
+        """Whether this venue replays a recording (its random-walk market stays idle)."""
+        return self._replay is not None
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def serve(
         self,
@@ -210,7 +275,10 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                 ready(self.host, self.port)
             task_status.started()
             try:
-                await self._market_loop()
+                if self._replay is None:
+                    await self._market_loop()
+                else:
+                    await anyio.sleep_forever()
             finally:
                 for client in list(self._clients):
                     client.ws.transport.abort()
@@ -263,6 +331,8 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
     def set_level(self, symbol: str, side: str, price: int, size: int) -> int:
         """Put (size 0: remove) one level, 1e-8 units; clients get it like any change.
         Returns the fixed-point (1e-9) price."""
+        if self._replay is not None:
+            raise RuntimeError("set_level: the market is idle while a recording is replayed")
         m = self._markets[symbol]
         self._set_level(m, "B" if side in ("B", "bid") else "A", price, size)
         for c in self._clients:
@@ -281,7 +351,10 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                 self._on_open(client, tg)
                 async for message in ws:
                     text = message if isinstance(message, str) else message.decode()
+                    before = set(client.streams) if self._replay is not None else None
                     self._on_text(client, text)
+                    if before is not None:
+                        self._replay_subscribed(client, before, tg)
                     client.wake.set()
                 tg.cancel_scope.cancel()
         except* (ConnectionClosed, OSError) as group:
@@ -301,6 +374,61 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                     await ws.close(1008, "client too slow")
                     return
                 await ws.send(queue.popleft())
+            client.drained.set()
+
+    # -- replay ---------------------------------------------------------------------------------
+    def _replay_frames(self, recording: Recording) -> list[ReplayFrame]:
+        """The recording's received data messages with their streams (see the module docs)."""
+        frames: list[ReplayFrame] = []
+        for msg in recording.received:
+            try:
+                text = msg.text.decode()
+                stream = self._replay_stream(json.loads(text))
+            except ValueError:  # not UTF-8 or not JSON: no data message of any stream
+                continue
+            if stream is not None:
+                frames.append(ReplayFrame(msg.ts, text, stream))
+        if not frames:
+            where = recording.url or "the recording"
+            raise ValueError(f"{where}: no {self.venue} market-data message to replay")
+        return frames
+
+    def _replay_subscribed(
+        self, client: VenueClient, before: set[Stream], tg: anyio.abc.TaskGroup
+    ) -> None:
+        """After a request in replay mode: a stream subscribed for the first time gets what
+        the replay already passed (in recorded order); the first subscription starts it."""
+        fresh = client.streams - before - client.replay_seen
+        if fresh:
+            client.replay_seen |= fresh
+            held = sorted(item for s in fresh for item in client.replay_held.pop(s, ()))
+            client.queue.extend(text for _, text in held)
+        if client.streams and not client.replay_started:
+            client.replay_started = True
+            tg.start_soon(self._replay_to, client)
+
+    async def _replay_to(self, client: VenueClient) -> None:
+        """Send the recording to one session, keeping its pacing (``replay_speed``)."""
+        frames = self._replay
+        assert frames is not None
+        speed = self.replay_speed
+        start = time.monotonic()
+        t0 = frames[0].ts
+        for i, frame in enumerate(frames):
+            if speed > 0:
+                wait = start + (frame.ts - t0) / speed - time.monotonic()
+                if wait > 0:
+                    await anyio.sleep(wait)
+            elif len(client.queue) >= _REPLAY_BATCH:
+                client.drained.clear()
+                client.wake.set()
+                await client.drained.wait()
+            if frame.stream in client.streams:
+                client.push(frame.text)
+                client.wake.set()
+            elif frame.stream not in client.replay_seen:
+                # not subscribed yet: kept for when it is (a stream once left gets nothing)
+                client.replay_held.setdefault(frame.stream, []).append((i, frame.text))
 
     # -- market ---------------------------------------------------------------------------------
     async def _market_loop(self) -> None:
@@ -409,6 +537,12 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
     @abc.abstractmethod
     def _on_text(self, client: VenueClient, text: str) -> None:
         """One message from a client: queue the replies with ``client.push``."""
+
+    @abc.abstractmethod
+    def _replay_stream(self, message: Any) -> Stream | None:
+        """The (channel, symbol) stream a recorded message (decoded JSON) belongs to, as
+        ``VenueClient.streams`` holds it; ``None`` for anything not replayed (replies,
+        statuses, heartbeats the venue sends itself)."""
 
     @abc.abstractmethod
     def _on_trade(self, m: Market, ts: int, price: int, qty: int, buy: bool) -> None:

@@ -17,6 +17,12 @@ authentication (the production feed wants it signed).
 
 Faults: ``skip_sequence()`` loses the next ``match`` of every product (a
 ``trade_id`` hole), plus the base's drop, stall, malformed JSON and raw frames.
+
+Replay (``replay=``): every ``ticker``, ``match``/``last_match``, ``snapshot``/
+``l2update`` and ``heartbeat`` message of the recording goes to the sessions
+subscribed to that channel and product; nothing is made up on subscribing (no
+snapshot, ``last_match`` or heartbeat of the venue's own), so a recording should
+start with the subscription it was made with.
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from hub_plugin_websocket.sim_base import E8, LoopbackVenue, Market, VenueClient, fmt, iso_time
+from hub_plugin_websocket.sim_base import (
+    E8,
+    LoopbackVenue,
+    Market,
+    Stream,
+    VenueClient,
+    fmt,
+    iso_time,
+)
 
 __all__ = ["COINBASE_SYMBOLS", "CoinbaseSimulator"]
 
@@ -38,6 +52,15 @@ _CHANNELS: Final = frozenset({"ticker", "matches", "level2", "heartbeat"})
 _PRICE_DECIMALS: Final = 2
 _SIZE_DECIMALS: Final = 8
 _PRICES: Final = {"BTC-USD": 60_000 * E8, "ETH-USD": 3_000 * E8, "SOL-USD": 150 * E8}
+_REPLAYED: Final = {
+    "ticker": "ticker",
+    "match": "matches",
+    "last_match": "matches",
+    "snapshot": "level2",
+    "l2update": "level2",
+    "heartbeat": "heartbeat",
+}
+"""A recorded message's ``type`` -> the channel it belongs to."""
 
 
 def _dumps(obj: object) -> str:
@@ -76,7 +99,8 @@ class CoinbaseSimulator(LoopbackVenue):
     # -- sessions -------------------------------------------------------------------------------
     def _on_open(self, client: VenueClient, tg: anyio.abc.TaskGroup) -> None:
         tg.start_soon(self._deadline, client)
-        tg.start_soon(self._heartbeats, client)
+        if not self.replaying:  # a replay sends the recorded heartbeats (their trade ids)
+            tg.start_soon(self._heartbeats, client)
 
     async def _deadline(self, client: VenueClient) -> None:
         with anyio.move_on_after(self.subscribe_deadline_s):
@@ -163,11 +187,21 @@ class CoinbaseSimulator(LoopbackVenue):
             fresh = [pair for pair in pairs if pair not in client.streams]
             client.streams.update(pairs)
             client.push(self._subscriptions(client))
-            for ch, p in fresh:
-                self._on_subscribed(client, ch, p)
+            if not self.replaying:  # a replay has the recorded snapshot and last_match
+                for ch, p in fresh:
+                    self._on_subscribed(client, ch, p)
         else:
             client.streams.difference_update(pairs)
             client.push(self._subscriptions(client))
+
+    def _replay_stream(self, message: Any) -> Stream | None:
+        if not isinstance(message, dict):
+            return None
+        channel = _REPLAYED.get(message.get("type", ""))
+        product = message.get("product_id")
+        if channel is None or not isinstance(product, str):
+            return None
+        return (channel, product)
 
     def _subscriptions(self, client: VenueClient) -> str:
         by_channel: dict[str, list[str]] = {}

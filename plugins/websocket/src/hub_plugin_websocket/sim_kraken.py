@@ -24,6 +24,12 @@ Faults: ``skip_sequence()`` sends the next book update of every subscribed
 book with a wrong checksum (Kraken's books have no sequence numbers: the
 checksum is how a loss shows), plus the base's drop, stall, malformed JSON and
 raw frames.
+
+Replay (``replay=``): every ``ticker``, ``trade`` and ``book`` message of the
+recording goes to the sessions subscribed to that channel and (first) symbol;
+nothing is made up on subscribing (no book, ticker or trade snapshot of the
+venue's own), so a recording should start with the subscriptions it was made
+with. Heartbeats and ``pong`` stay the venue's own.
 """
 
 from __future__ import annotations
@@ -37,7 +43,15 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from hub_plugin_websocket.sim_base import E8, LoopbackVenue, Market, VenueClient, fmt, iso_time
+from hub_plugin_websocket.sim_base import (
+    E8,
+    LoopbackVenue,
+    Market,
+    Stream,
+    VenueClient,
+    fmt,
+    iso_time,
+)
 
 __all__ = ["KRAKEN_SYMBOLS", "KrakenSimulator", "kraken_checksum"]
 
@@ -45,6 +59,8 @@ KRAKEN_SYMBOLS: Final = ("BTC/USD", "ETH/USD")
 _PRICE_DECIMALS: Final = 1
 _QTY_DECIMALS: Final = 8
 _DEPTHS: Final = frozenset({10, 25, 100, 500, 1000})
+_REPLAYED: Final = frozenset({"ticker", "trade", "book"})
+"""The channels whose recorded messages a replay sends."""
 _PRICES: Final = {"BTC/USD": 60_000 * E8, "ETH/USD": 3_000 * E8, "SOL/USD": 150 * E8}
 
 
@@ -215,8 +231,17 @@ class KrakenSimulator(LoopbackVenue):
                     }
                 )
             )
-            if method == "subscribe":
+            if method == "subscribe" and not self.replaying:  # a replay has recorded ones
                 self._on_subscribed(client, channel, sym, depth, params)
+
+    def _replay_stream(self, message: Any) -> Stream | None:
+        if not isinstance(message, dict) or message.get("channel") not in _REPLAYED:
+            return None
+        data = message.get("data")
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+            return None  # e.g. an empty trade snapshot: nothing to deliver
+        symbol = data[0].get("symbol")
+        return (message["channel"], symbol) if isinstance(symbol, str) else None
 
     def _on_subscribed(
         self, client: VenueClient, channel: str, sym: str, depth: int, params: dict[str, Any]

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import ssl
 import sys
@@ -425,6 +426,10 @@ class BinanceSimulator(BackgroundServer):
     def subscriptions(self) -> list[set[str]]:
         """Each open session's streams."""
         return [set(c.streams) for c in self._clients]
+
+    def extensions(self) -> list[list[str]]:
+        """Each open session's negotiated WebSocket extensions (``permessage-deflate``)."""
+        return [[e.name for e in c.ws.protocol.extensions] for c in self._clients]
 
     # -- REST --------------------------------------------------------------------------------------
     async def _process_request(
@@ -848,6 +853,69 @@ def _url_streams(path: str, query: str) -> list[str]:
 
 
 # -- SimulatorSpec.serve and the command line ------------------------------------------------------
+def _text_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+_FROM_TEXT: Final[dict[str, tuple[Callable[[str], object], str]]] = {
+    "seed": (int, "an integer"),
+    "depth_levels": (int, "an integer"),
+    "messages_per_second": (int, "an integer"),
+    "max_streams": (int, "an integer"),
+    "replay_speed": (float, "a number"),
+    "ping_interval_s": (float, "a number"),
+    "ping_timeout_s": (float, "a number"),
+    "depth_interval_s": (float, "a number"),
+    "shutdown_grace_s": (float, "a number"),
+    "subscribe_deadline_s": (float, "a number"),
+    "heartbeat_interval_s": (float, "a number"),
+    "refuse_symbols": (_text_list, "a comma-separated list"),
+    "replay": (str, "a file"),
+}
+"""How an option given as text (``hub sim -o KEY=VALUE``) becomes the keyword's type."""
+_COMMON_OPTIONS: Final = frozenset(
+    {"seed", "depth_levels", "refuse_symbols", "replay", "replay_speed", "ssl_context"}
+)
+_OPTIONS: Final = {
+    "binance": _COMMON_OPTIONS
+    | {
+        "ping_interval_s",
+        "ping_timeout_s",
+        "messages_per_second",
+        "max_streams",
+        "depth_interval_s",
+        "shutdown_grace_s",
+    },
+    "coinbase": _COMMON_OPTIONS | {"subscribe_deadline_s", "heartbeat_interval_s"},
+    "kraken": _COMMON_OPTIONS | {"heartbeat_interval_s"},
+}
+"""The keywords each venue's simulator takes besides host, port, symbols and rate."""
+
+
+def simulator_options(dialect: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for the ``dialect`` venue's simulator, text values converted to the
+    keyword's type (``"0.5"`` -> 0.5); ``ValueError`` naming the option otherwise."""
+    known = _OPTIONS["binance" if dialect == "binance-futures" else dialect]
+    out: dict[str, Any] = {}
+    for key, given in options.items():
+        if key not in known:
+            takes = ", ".join(sorted(known))
+            raise ValueError(f"the {dialect} simulator has no option {key!r} (it takes {takes})")
+        value: object = given
+        if isinstance(given, str):
+            if key not in _FROM_TEXT:
+                raise ValueError(f"option {key!r} cannot be given as text")
+            convert, what = _FROM_TEXT[key]
+            try:
+                value = convert(given)
+            except ValueError:
+                raise ValueError(f"option {key}={given!r}: expected {what}") from None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"option {key}={given!r}: expected a finite number")
+        out[key] = value
+    return out
+
+
 async def serve_simulator(
     host: str,
     port: int,
@@ -863,25 +931,32 @@ async def serve_simulator(
     ``dialect`` picks the venue: ``binance``, ``binance-futures``, ``coinbase`` or
     ``kraken``. ``hub sim`` passes the spec's default symbols (Binance's) when
     ``--symbols`` is absent; those are no Coinbase or Kraken symbols, so that list
-    means "the venue's own defaults" there.
+    means "the venue's own defaults" there, and "the recording's symbols" with
+    ``replay=FILE``. ``kwargs`` are the venue's options (``hub sim -o KEY=VALUE``:
+    text is converted, see ``simulator_options``).
     """
+    if dialect not in ("binance", "binance-futures", "coinbase", "kraken"):
+        raise ValueError(
+            f"the simulator speaks binance, binance-futures, coinbase and kraken, not {dialect!r}"
+        )
+    kwargs = simulator_options(dialect, kwargs)
+    replaying = kwargs.get("replay") is not None
+    if list(symbols) == list(DEFAULT_SYMBOLS) and (replaying or dialect in ("coinbase", "kraken")):
+        symbols = []  # hub sim's stand-in for "no --symbols"
     if dialect in ("coinbase", "kraken"):
         from hub_plugin_websocket.sim_coinbase import COINBASE_SYMBOLS, CoinbaseSimulator
         from hub_plugin_websocket.sim_kraken import KRAKEN_SYMBOLS, KrakenSimulator
 
         defaults = COINBASE_SYMBOLS if dialect == "coinbase" else KRAKEN_SYMBOLS
-        if not symbols or list(symbols) == list(DEFAULT_SYMBOLS):
-            symbols = list(defaults)
         cls = CoinbaseSimulator if dialect == "coinbase" else KrakenSimulator
-        venue = cls(symbols, rate, host=host, port=port, **kwargs)
+        # no symbols: the recording's, or else the venue's own
+        venue = cls(
+            symbols or ([] if replaying else defaults), rate, host=host, port=port, **kwargs
+        )
         await venue.serve(ready)
         return
-    if dialect not in ("binance", "binance-futures"):
-        raise ValueError(
-            f"the simulator speaks binance, binance-futures, coinbase and kraken, not {dialect!r}"
-        )
     sim = BinanceSimulator(
-        symbols or DEFAULT_SYMBOLS,
+        symbols or ([] if replaying else DEFAULT_SYMBOLS),
         rate,
         host=host,
         port=port,
@@ -904,19 +979,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", choices=list(LOOPBACK_HOSTS))
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--symbols", help="comma-separated (default: the venue's own two)")
+    parser.add_argument(
+        "--symbols",
+        help="comma-separated (default: the venue's own two; the recording's with --replay)",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per symbol")
     parser.add_argument("--replay", metavar="FILE", help="replay a recorded session")
     parser.add_argument("--replay-speed", type=float, default=1.0, help="0 = as fast as possible")
     parser.add_argument("--duration", type=float, help="stop after S seconds")
     args = parser.parse_args(argv)
     symbols = [s.strip() for s in (args.symbols or "").split(",") if s.strip()]
-    if args.replay:
-        if args.dialect not in ("binance", "binance-futures"):
-            parser.error("--replay: recorded traffic is Binance's")
-        symbols = []
     extra: dict[str, Any] = {}
     if args.replay:
+        if not Path(args.replay).is_file():
+            parser.error(f"--replay: no such file: {args.replay}")
+        if args.replay_speed < 0:
+            parser.error("--replay-speed: give a number >= 0 (0: as fast as possible)")
         extra = {"replay": args.replay, "replay_speed": args.replay_speed}
 
     def ready(host: str, port: int) -> None:
