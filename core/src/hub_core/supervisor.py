@@ -43,6 +43,9 @@ _TRANSIENT = (
 )
 
 
+_JITTER = random.Random()
+
+
 def backoff_delay_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter, floored at ``base_ms``.
 
@@ -108,7 +111,9 @@ class ConnectionSupervisor:
         self.attempt = 0
         self.connects = 0
         self.error: HubError | None = None
-        self._rng = rng or random.Random()
+        # one generator for every supervisor: a Random holds 2.5 KiB of state, and jitter
+        # needs no per-connection stream
+        self._rng = rng or _JITTER
         self._clock = clock
         self._pacer = pacer or ConnectPacer(clock)
         self._conn: ExchangeConnection | None = None
@@ -116,7 +121,7 @@ class ConnectionSupervisor:
         self._cancel: anyio.CancelScope | None = None
         self._recycle: anyio.Event | None = None
         self._recycle_reason = ""
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None  # made when someone waits
         self.finished = anyio.Event()
 
     # -- public view --------------------------------------------------------------
@@ -136,14 +141,17 @@ class ConnectionSupervisor:
             ConnectionState.AUTH_FAILED,
             ConnectionState.CLOSED,
         ):
+            if self._changed is None:
+                self._changed = anyio.Event()
             await self._changed.wait()
 
     def _set_state(self, state: str, reason: str = "") -> None:
         self.state = state
         self.reason = reason
         self.sink.state(state, reason, self.endpoint, self.attempt)
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
         level = (
             logging.WARNING
             if state in (ConnectionState.RECONNECTING, ConnectionState.STALE)

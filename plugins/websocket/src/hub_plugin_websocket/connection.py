@@ -157,9 +157,7 @@ class WebSocketConnection:
 
     # -- errors ---------------------------------------------------------------------------
     def _failed(self, message: str, hint: str = "the hub reconnects") -> ConnectionFailed:
-        return ConnectionFailed(
-            message, exchange=self.exchange, endpoint=self._endpoint, hint=hint
-        )
+        return ConnectionFailed(message, exchange=self.exchange, endpoint=self._endpoint, hint=hint)
 
     def _config_error(self, message: str, hint: str) -> ConfigError:
         return ConfigError(message, exchange=self.exchange, endpoint=self._endpoint, hint=hint)

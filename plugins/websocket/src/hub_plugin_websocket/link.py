@@ -68,6 +68,36 @@ class Pending:
 class Link:
     """One WebSocket session: the transport, its dialect session, its queues and timer."""
 
+    # slots: an idle connection should not pay for a per-instance dict
+    __slots__ = (
+        "_fetching",
+        "_handler",
+        "_http",
+        "_messages",
+        "_new_http",
+        "_outbox",
+        "_ping_queued",
+        "_ping_sent_ns",
+        "_sending",
+        "_snapshot_limit",
+        "_snapshot_rate",
+        "_snapshots",
+        "_tg",
+        "_timer",
+        "closing",
+        "failure",
+        "opened_ns",
+        "owner",
+        "pending",
+        "retire_ns",
+        "retired",
+        "retiring",
+        "running",
+        "session",
+        "symbols",
+        "transport",
+    )
+
     def __init__(
         self,
         owner: WebSocketConnection,

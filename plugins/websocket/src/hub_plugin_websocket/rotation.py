@@ -198,8 +198,7 @@ class RotationGate:
         # the new session's books and streams are not the subscribers' until switched
         symbol = g.symbol
         if not self._abandoned and (
-            symbol == ""
-            or any(st.switched for (_, s), st in self._streams.items() if s == symbol)
+            symbol == "" or any(st.switched for (_, s), st in self._streams.items() if s == symbol)
         ):
             self._forward_gap(g)
 

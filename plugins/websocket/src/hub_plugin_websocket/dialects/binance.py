@@ -244,6 +244,17 @@ def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
     return [(parse_fixed(p), parse_fixed(q)) for p, q in pairs]
 
 
+# shared by every session: msgspec decoders and encoders hold no per-call state, and
+# an idle connection should not carry its own copies
+_DEC_EVENT: Final = msgspec.json.Decoder(_Event)
+_DEC_BOOK_TICKER: Final = msgspec.json.Decoder(_BookTicker)
+_DEC_COMBINED: Final = msgspec.json.Decoder(_Combined)
+_DEC_SNAPSHOT: Final = msgspec.json.Decoder(_DepthSnapshot)
+_DEC_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_DEC_EVENT_TYPE: Final = msgspec.json.Decoder(_EventType)
+_ENC: Final = msgspec.json.Encoder()
+
+
 class _BookSync:
     """One symbol's diff-depth book and where it stands in the sync procedure."""
 
@@ -289,13 +300,13 @@ class BinanceSession(DialectSession):
         self._books: dict[str, _BookSync] = {}
         self._partial_symbols: dict[str, str] = {}
         self._bind(sink)
-        self._dec_event = msgspec.json.Decoder(_Event)
-        self._dec_book_ticker = msgspec.json.Decoder(_BookTicker)
-        self._dec_combined = msgspec.json.Decoder(_Combined)
-        self._dec_snapshot = msgspec.json.Decoder(_DepthSnapshot)
-        self._dec_envelope = msgspec.json.Decoder(_Envelope)
-        self._dec_event_type = msgspec.json.Decoder(_EventType)
-        self._enc = msgspec.json.Encoder()
+        self._dec_event = _DEC_EVENT
+        self._dec_book_ticker = _DEC_BOOK_TICKER
+        self._dec_combined = _DEC_COMBINED
+        self._dec_snapshot = _DEC_SNAPSHOT
+        self._dec_envelope = _DEC_ENVELOPE
+        self._dec_event_type = _DEC_EVENT_TYPE
+        self._enc = _ENC
         self._feed = self._make_feed()
         for stream in _streams_in_url(config.endpoint):
             self._add_stream(stream)

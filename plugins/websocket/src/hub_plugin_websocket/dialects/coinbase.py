@@ -251,6 +251,13 @@ class _Product:
         self.resyncing = False
 
 
+# shared by every session: msgspec decoders and encoders hold no per-call state, and
+# an idle connection should not carry its own copies
+_DEC: Final = msgspec.json.Decoder(_Message)
+_DEC_TYPE: Final = msgspec.json.Decoder(_Type)
+_ENC: Final = msgspec.json.Encoder()
+
+
 class CoinbaseSession(DialectSession):
     """One connection's worth of Coinbase protocol state (requests in flight, books)."""
 
@@ -264,9 +271,9 @@ class CoinbaseSession(DialectSession):
         # replies carry no id: they answer the oldest request in flight
         self._inflight: deque[Request] = deque()
         self._internal: set[int] = set()  # our own resync requests: no one awaits them
-        self._dec = msgspec.json.Decoder(_Message)
-        self._dec_type = msgspec.json.Decoder(_Type)
-        self._enc = msgspec.json.Encoder()
+        self._dec = _DEC
+        self._dec_type = _DEC_TYPE
+        self._enc = _ENC
         self._bind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------

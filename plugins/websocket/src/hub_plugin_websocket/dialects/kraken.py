@@ -227,6 +227,13 @@ class _Book:
         return book_checksum([a[p] for p in asks], [b[p] for p in bids])
 
 
+# shared by every session: msgspec decoders and encoders hold no per-call state, and
+# an idle connection should not carry its own copies
+_DEC: Final = msgspec.json.Decoder(_Data)
+_DEC_REPLY: Final = msgspec.json.Decoder(_Reply)
+_ENC: Final = msgspec.json.Encoder()
+
+
 class KrakenSession(DialectSession):
     """One connection's worth of Kraken v2 protocol state (requests in flight, books)."""
 
@@ -246,9 +253,9 @@ class KrakenSession(DialectSession):
         # req_id -> [request, acks still expected]
         self._inflight: dict[int, tuple[Request, list[int]]] = {}
         self._internal: set[int] = set()
-        self._dec = msgspec.json.Decoder(_Data)
-        self._dec_reply = msgspec.json.Decoder(_Reply)
-        self._enc = msgspec.json.Encoder()
+        self._dec = _DEC
+        self._dec_reply = _DEC_REPLY
+        self._enc = _ENC
         self._bind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------

@@ -11,11 +11,13 @@ and no clock read per message (``ts_recv`` is read once per socket read).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import time
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -23,6 +25,7 @@ from websockets.exceptions import (
     InvalidURI,
     PayloadTooBig,
 )
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.version import version as _ws_version
 
@@ -48,6 +51,16 @@ _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
 
 
+def _deflate() -> ClientPerMessageDeflateFactory:
+    """permessage-deflate as a market-data client wants it: the venue keeps its context
+    (small messages compress well only with it), ours is reset after each of our rare
+    control messages, so an idle connection holds no compressor (zlib's is ~40 KiB)."""
+    return ClientPerMessageDeflateFactory(
+        client_no_context_takeover=True,
+        compress_settings={"memLevel": 5},
+    )
+
+
 def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
     """A ``TransportClosed`` saying who closed and why."""
     if isinstance(exc.__cause__, PayloadTooBig) or (exc.sent is not None and exc.sent.code == 1009):
@@ -62,6 +75,17 @@ def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
 
 class _DeliveringConnection(ClientConnection):
     """A ``ClientConnection`` that delivers messages synchronously to ``on_frame``."""
+
+    # slots: an idle connection should not pay for a per-instance dict
+    __slots__ = (
+        "_parts",
+        "_ts",
+        "capacity",
+        "early",
+        "on_frame",
+        "owner",
+        "paused",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,7 +169,8 @@ class WebsocketsTransport(Transport):
             # the connection sends its own pings (keepalive and the hub's probes)
             "ping_interval": None,
             "ping_timeout": None,
-            "compression": "deflate" if settings.compression else None,
+            "compression": None,
+            "extensions": [_deflate()] if settings.compression else None,
             "user_agent_header": settings.user_agent,
             "create_connection": _DeliveringConnection,
         }
@@ -171,6 +196,11 @@ class WebsocketsTransport(Transport):
         except InvalidHandshake as exc:
             raise ConnectFailed(f"WebSocket handshake failed: {exc}") from None
         assert isinstance(ws, _DeliveringConnection)
+        # the handshake's headers are checked by now; kept, they are 3.5 KiB of every idle
+        # connection (the response object itself must stay: it marks the handshake done)
+        ws.request = None
+        if ws.response is not None:
+            ws.response = dataclasses.replace(ws.response, headers=Headers(), body=b"")
         ws.owner = self
         self._ws = ws
         self.last_activity_ns = time.monotonic_ns()
