@@ -23,6 +23,7 @@ from hub_core import (
     Gap,
     Trade,
     TypedEventBus,
+    hookimpl,
 )
 from hub_core.supervisor import backoff_delay_ms, endpoint_host
 from hub_core.testing import EventRecorder
@@ -250,3 +251,36 @@ async def test_pacing_holds_across_connections_to_one_host(
 )
 def test_endpoint_host(endpoint: str, host: str) -> None:
     assert endpoint_host(endpoint) == host
+
+
+async def test_a_close_that_raises_cancelled_still_lets_the_hub_close(server: LineServer) -> None:
+    """A plugin's close() that lets a CancelledError out (as an asyncio future cancelled
+    under it does) must not leave stop() waiting forever for the supervisor."""
+    import asyncio
+
+    from .lineproto import LineConnection, LineFactory
+
+    class BadClose(LineConnection):
+        async def close(self) -> None:
+            await super().close()
+            raise asyncio.CancelledError("a plugin's own future was cancelled")
+
+    class Factory(LineFactory):
+        def create(self, config: ExchangeConfig, sink: Any) -> LineConnection:
+            return BadClose(config, sink)
+
+    class BadPlugin:
+        @hookimpl
+        def hub_connection_factories(self) -> list[LineFactory]:
+            return [Factory()]
+
+    reg = ExchangeRegistry()
+    reg.register(BadPlugin(), name="lineproto")
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    with anyio.fail_after(10):
+        async with ExchangeHub(bus, registry=reg) as h:
+            await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
+            await rec.wait_for(lambda: bool(rec.of(Trade)), 5, "trades")
+    states = [e.state for e in rec.of(ConnectionStateChanged)]
+    assert states[-1] == "closed"

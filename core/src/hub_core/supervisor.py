@@ -202,13 +202,18 @@ class ConnectionSupervisor:
                 self._cancel = scope
                 await self._loop()
         finally:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                    await conn.close()
-            if not self.dead:
-                self._set_state(ConnectionState.CLOSED, "closed on request")
-            self.finished.set()
+            # whatever a plugin's close() raises (even a CancelledError of its own), the
+            # state is published and stop() does not wait forever
+            try:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    await self._close(conn)
+            finally:
+                try:
+                    if not self.dead:
+                        self._set_state(ConnectionState.CLOSED, "closed on request")
+                finally:
+                    self.finished.set()
 
     async def _loop(self) -> None:
         cfg = self.config
