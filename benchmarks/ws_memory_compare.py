@@ -1,6 +1,17 @@
-"""Memory per idle websocket connection: many hub connections to one Binance
-simulator (in its own process), Python heap and RSS before and after, without
-and with permessage-deflate."""
+"""Memory per idle websocket connection.
+
+Many hub connections to one Binance simulator (in its own process, so its
+memory is not counted), measured with tracemalloc (Python heap) and RSS
+before and after, per connection:
+
+- ``hub, null connection``: what the hub itself keeps per connection
+  (supervisor, its tasks, sink, config) around a connection that holds nothing;
+- ``websocket ...``: a websocket connection with no subscription, through the
+  hub, and its *plugin share* (the total minus the hub's own): what the issue's
+  target is about, since the hub's part is the same for every protocol.
+
+    python benchmarks/ws_memory_compare.py        # or compare.py --only ws-memory
+"""
 
 from __future__ import annotations
 
@@ -8,13 +19,21 @@ import gc
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 from memory_compare import rss_kib
 
-from hub_core import ExchangeConfig, ExchangeHub, TypedEventBus
+from hub_core import (
+    ConnectionFactory,
+    ConnectionHealth,
+    ExchangeConfig,
+    ExchangeHub,
+    TypedEventBus,
+    hookimpl,
+)
+from hub_core.processor import ConnectionSink
 from hub_core.registry import ExchangeRegistry
 
 CONNECTIONS = 40
@@ -29,23 +48,61 @@ anyio.run(main)
 """
 
 
-async def _measure(endpoint: str, n: int, compression: bool) -> tuple[float, float]:
+class NullConnection:
+    """A connection that holds nothing: it connects at once and waits to be cancelled."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+
+    async def connect(self, endpoint: str) -> None:
+        pass
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        pass
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        pass
+
+    async def run(self) -> None:
+        await anyio.sleep_forever()
+
+    async def probe(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def health(self) -> ConnectionHealth:
+        return ConnectionHealth(True, self._endpoint, 0, "null")
+
+
+class NullFactory(ConnectionFactory):
+    protocol = "null"
+
+    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> NullConnection:
+        return NullConnection(config.endpoint)
+
+
+class NullPlugin:
+    @hookimpl
+    def hub_connection_factories(self) -> list[ConnectionFactory]:
+        return [NullFactory()]
+
+
+async def _measure(make: Callable[[], ExchangeConfig], n: int) -> tuple[float, float]:
     import hub_plugin_websocket
 
     reg = ExchangeRegistry()
     reg.register(hub_plugin_websocket, name="websocket")
-    options = {"dialect": "binance", "channels": ["trade"], "compression": compression}
-
-    def config() -> ExchangeConfig:
-        return ExchangeConfig.websocket("binance", endpoint, options=dict(options))
-
+    reg.register(NullPlugin(), name="null")
     async with ExchangeHub(TypedEventBus(), registry=reg) as hub:
-        await hub.connect_exchange("warm", config())  # imports and first-use caches
+        await hub.connect_exchange("warm", make())  # imports and first-use caches
+        await anyio.sleep(0.2)
         gc.collect()
         tracemalloc.start()
         before_py, before_rss = tracemalloc.get_traced_memory()[0], rss_kib()
         for i in range(n):
-            await hub.connect_exchange(f"idle{i}", config())
+            await hub.connect_exchange(f"idle{i}", make())
         await anyio.sleep(0.5)
         gc.collect()
         after_py, after_rss = tracemalloc.get_traced_memory()[0], rss_kib()
@@ -58,18 +115,35 @@ def bench_ws_memory(report: Callable[[Any], None], Result: Any, median_time: Any
     try:
         assert proc.stdout is not None
         endpoint = proc.stdout.readline().strip()
-        for compression, target in ((False, "<= 16 KiB"), (True, "<= 50 KiB")):
-            py, rss = anyio.run(_measure, endpoint, CONNECTIONS, compression)
-            label = "with" if compression else "without"
+
+        def null() -> ExchangeConfig:
+            return ExchangeConfig(name="null", protocol="null", endpoint=endpoint)
+
+        hub_py, hub_rss = anyio.run(_measure, null, CONNECTIONS)
+        report(Result("idle connection: the hub's own part (null connection)", hub_py, "KiB"))
+        report(Result("idle connection: the hub's own part, RSS growth", hub_rss, "KiB"))
+        cases = (
+            ("websockets", {}, "<= 16 KiB"),
+            ("websockets + permessage-deflate", {"compression": True}, "<= 50 KiB"),
+            ("picows", {"transport": "picows"}, "<= 16 KiB"),
+        )
+        for label, extra, target in cases:
+            options = {"dialect": "binance", "channels": ["trade"], **extra}
+
+            def config(options: dict[str, Any] = options) -> ExchangeConfig:
+                return ExchangeConfig.websocket("binance", endpoint, options=dict(options))
+
+            py, rss = anyio.run(_measure, config, CONNECTIONS)
             report(
                 Result(
-                    f"idle websocket connection {label} deflate: Python heap",
-                    py,
+                    f"idle websocket connection, {label}: plugin share (heap)",
+                    py - hub_py,
                     "KiB",
                     target=target,
                 )
             )
-            report(Result(f"idle websocket connection {label} deflate: RSS growth", rss, "KiB"))
+            report(Result(f"idle websocket connection, {label}: total with the hub", py, "KiB"))
+            report(Result(f"idle websocket connection, {label}: RSS growth", rss, "KiB"))
     finally:
         proc.terminate()
         proc.wait(10)

@@ -13,6 +13,7 @@ import ssl
 import time
 from typing import Final
 
+import anyio
 from picows import (
     WSCloseCode,
     WSError,
@@ -40,6 +41,7 @@ _EARLY_LIMIT: Final = 10_000
 """Messages kept while nobody runs ``run()`` yet (frames can arrive right after the
 handshake, e.g. streams named in the URL); past it the connection is failed."""
 _CLOSE_WAIT_S: Final = 2.0
+_READ_BUFFER_INIT: Final = 1024
 
 
 class _Listener(WSListener):
@@ -159,6 +161,9 @@ class PicowsTransport(Transport):
                     max_frame_size=settings.max_size,
                     max_redirects=0,
                     extra_headers={"User-Agent": settings.user_agent},
+                    # picows grows the buffer as frames need it; its 16 KiB default is
+                    # most of an idle connection's memory
+                    read_buffer_init_size=_READ_BUFFER_INIT,
                 )
         except WSInvalidStatusError as exc:
             status = exc.response.status if exc.response is not None else None
@@ -231,8 +236,7 @@ class PicowsTransport(Transport):
             return
         transport.send_close(WSCloseCode.OK)
         transport.disconnect()
-        try:
-            async with asyncio.timeout(_CLOSE_WAIT_S):
-                await transport.wait_disconnected()
-        except (TimeoutError, Exception):
+        with anyio.move_on_after(_CLOSE_WAIT_S) as scope:
+            await transport.wait_disconnected()
+        if scope.cancelled_caught:
             transport.disconnect(graceful=False)

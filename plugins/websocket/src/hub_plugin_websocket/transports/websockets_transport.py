@@ -1,22 +1,29 @@
 """The ``websockets`` transport (the default).
 
-``websockets`` does the handshake, TLS, framing, deflate and the close
-handshake. Messages do not go through its ``recv()`` queue: a
-``ClientConnection`` subclass (the library's documented customisation point,
-``connect(create_connection=...)``) hands every data frame to the connection
-from ``data_received``, as picows does, so there is no queue, no task switch
-and no clock read per message (``ts_recv`` is read once per socket read).
+``websockets`` does the WebSocket protocol: the handshake, framing, masking,
+pings and pongs, permessage-deflate, size limits and the close handshake.
+For a direct connection we drive its sans-I/O ``ClientProtocol`` from a small
+``asyncio.Protocol`` (``_Wire``): every data frame goes to the connection from
+``data_received``, with one clock read per socket read, no message queue and
+no task switch, and an idle connection holds only the protocol, the socket
+and two futures. Through a proxy from the environment (``HTTPS_PROXY`` and
+the like), the library's own asyncio client connects instead (it knows HTTP
+and SOCKS proxies); a ``ClientConnection`` subclass then delivers frames the
+same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import time
 from typing import Any, Final
 
+import anyio
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import (
     ConnectionClosed,
@@ -27,7 +34,10 @@ from websockets.exceptions import (
 )
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
-from websockets.version import version as _ws_version
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from hub_plugin_websocket.transports import (
     Capacity,
@@ -40,8 +50,6 @@ from hub_plugin_websocket.transports import (
 
 __all__ = ["WebsocketsTransport"]
 
-# websockets >= 15 reads proxy settings from the environment unless told not to
-_HAS_PROXY_ARG: Final = int(_ws_version.split(".", 1)[0]) >= 15
 _CLOSE_TIMEOUT_S: Final = 2.0
 _EARLY_LIMIT: Final = 10_000
 """Messages kept while nobody runs ``run()`` yet (frames can arrive right after the
@@ -49,6 +57,8 @@ handshake, e.g. streams named in the URL); past it the connection is failed."""
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
+_OPEN: Final = State.OPEN
+_CLOSED: Final = State.CLOSED
 
 
 def _deflate() -> ClientPerMessageDeflateFactory:
@@ -73,42 +83,45 @@ def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
     return TransportClosed("the connection was lost without a close frame", 1006)
 
 
-class _DeliveringConnection(ClientConnection):
-    """A ``ClientConnection`` that delivers messages synchronously to ``on_frame``."""
+def _handshake_failed(exc: BaseException) -> ConnectFailed:
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return ConnectFailed(f"HTTP {status} instead of a WebSocket upgrade", status=status)
+    if isinstance(exc, InvalidURI):
+        return ConnectFailed(f"invalid URL: {exc}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectFailed(f"TLS certificate rejected: {exc.verify_message}", tls=True)
+    if isinstance(exc, ssl.SSLError):
+        return ConnectFailed(f"TLS handshake failed: {exc}", tls=True)
+    return ConnectFailed(f"WebSocket handshake failed: {exc}")
 
-    # slots: an idle connection should not pay for a per-instance dict
-    __slots__ = (
-        "_parts",
-        "_ts",
-        "capacity",
-        "early",
-        "on_frame",
-        "owner",
-        "paused",
-    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_frame: FrameHandler | None = None
-        self.capacity: Capacity | None = None
-        self.early: list[tuple[bytes, int]] | None = []
-        self.owner: WebsocketsTransport | None = None
+class _Receiver:
+    """Message assembly and delivery, shared by both ways of connecting.
+
+    Subclasses provide ``_pause_reading``/``_resume_reading``/``abort`` and set
+    ``_ts`` (wall-clock ns of the current socket read) before handing frames in.
+    """
+
+    __slots__ = ("_parts", "_ts", "capacity", "early", "on_frame", "paused")
+
+    on_frame: FrameHandler | None
+    capacity: Capacity | None
+    early: list[tuple[bytes, int]] | None
+    paused: bool
+    _parts: list[bytes]
+    _ts: int
+
+    def _init_receiver(self) -> None:
+        self.on_frame = None
+        self.capacity = None
+        self.early = []
         self.paused = False
-        self._parts: list[bytes] = []
+        self._parts = []
         self._ts = 0
 
-    def data_received(self, data: bytes) -> None:
-        # one clock reading per socket read: every message in it was received then
-        self._ts = time.time_ns()
-        owner = self.owner
-        if owner is not None:
-            owner.last_activity_ns = time.monotonic_ns()
-        super().data_received(data)
-
-    def process_event(self, event: Any) -> None:
-        if self.response is None or type(event) is not Frame:
-            super().process_event(event)  # the handshake response
-            return
+    def _data_frame(self, event: Frame) -> bool:
+        """Handle a data frame; False for a control frame (the protocol answers pings)."""
         opcode = event.opcode
         if opcode is _TEXT or opcode is _BINARY:
             if event.fin:
@@ -124,7 +137,8 @@ class _DeliveringConnection(ClientConnection):
                     self._parts = []
                     self._deliver(data)
         else:
-            super().process_event(event)  # pongs complete ping waiters
+            return False
+        return True
 
     def _deliver(self, data: bytes) -> None:
         handler = self.on_frame
@@ -133,7 +147,7 @@ class _DeliveringConnection(ClientConnection):
             if early is not None:
                 if len(early) >= _EARLY_LIMIT:
                     self.early = None
-                    self.transport.abort()
+                    self.abort()
                     return
                 early.append((data, self._ts))
             return
@@ -142,26 +156,192 @@ class _DeliveringConnection(ClientConnection):
         if capacity is not None and not self.paused and capacity.backpressured:
             # a consumer chose overflow="block": stop reading the socket until it catches up
             self.paused = True
-            self.transport.pause_reading()
+            self._pause_reading()
             capacity.add_capacity_waiter(self._resume)
 
     def _resume(self) -> None:
         self.paused = False
+        self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def _resume_reading(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _Wire(_Receiver, asyncio.Protocol):
+    """asyncio's side of a direct connection: bytes in and out of ``ClientProtocol``."""
+
+    # slots: an idle connection should carry as little as possible
+    __slots__ = ("_close_timer", "closed", "opened", "owner", "transport", "ws")
+
+    def __init__(self, ws: ClientProtocol, owner: WebsocketsTransport) -> None:
+        self._init_receiver()
+        self.ws = ws
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.flush()  # the handshake request
+
+    def data_received(self, data: bytes) -> None:
+        # one clock reading per socket read: every message in it was received then
+        self._ts = time.time_ns()
+        self.owner.last_activity_ns = time.monotonic_ns()
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        self.flush()  # pongs, the close handshake
+        for event in events:
+            if type(event) is Frame:
+                self._data_frame(event)
+            elif isinstance(event, Response) and not self.opened.done():
+                exc = ws.handshake_exc
+                if exc is None:
+                    self.opened.set_result(None)
+                else:
+                    self.opened.set_exception(exc)
+        if ws.close_expected() and self._close_timer is None and self.transport is not None:
+            # the close handshake is done on our side: the venue should now close TCP
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(_CLOSE_TIMEOUT_S, self.transport.abort)
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self.flush()
+        return None  # asyncio closes the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ws.receive_eof()  # idempotent; the protocol is CLOSED from here
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- _Receiver ------------------------------------------------------------------------
+    def _pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- output ---------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write what the protocol has to send (an empty chunk: it is done sending)."""
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+
+class _ProxiedConnection(_Receiver, ClientConnection):
+    """``websockets``' asyncio client (used through a proxy), delivering like ``_Wire``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_receiver()
+        self.owner: WebsocketsTransport | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._ts = time.time_ns()
+        if self.owner is not None:
+            self.owner.last_activity_ns = time.monotonic_ns()
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None or type(event) is not Frame or not self._data_frame(event):
+            super().process_event(event)  # the handshake response, pongs
+
+    def _pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
         if not self.transport.is_closing():
             self.transport.resume_reading()
 
+    def abort(self) -> None:
+        self.transport.abort()
+
 
 class WebsocketsTransport(Transport):
-    """``websockets.asyncio.client`` behind the ``Transport`` interface."""
+    """``websockets`` behind the ``Transport`` interface."""
 
     name = "websockets"
 
     def __init__(self) -> None:
-        self._ws: _DeliveringConnection | None = None
+        self._wire: _Wire | None = None
+        self._proxied: _ProxiedConnection | None = None
         self._closing = False
         self._max_size = 0
 
     async def connect(self, settings: TransportSettings) -> None:
+        self._max_size = settings.max_size
+        try:
+            uri = parse_uri(settings.url)
+        except InvalidURI as exc:
+            raise ConnectFailed(f"invalid URL: {exc}") from None
+        proxy = get_proxy(uri) if settings.use_proxy else None
+        try:
+            if proxy is None:
+                await self._connect_direct(settings, uri.host, uri.port)
+            else:
+                await self._connect_proxied(settings, proxy)
+        except (InvalidHandshake, ssl.SSLError) as exc:
+            raise _handshake_failed(exc) from None
+        self.last_activity_ns = time.monotonic_ns()
+
+    async def _connect_direct(self, settings: TransportSettings, host: str, port: int) -> None:
+        ws = ClientProtocol(
+            parse_uri(settings.url),
+            extensions=[_deflate()] if settings.compression else None,
+            max_size=settings.max_size,
+        )
+        request = ws.connect()
+        request.headers["User-Agent"] = settings.user_agent
+        ws.send_request(request)
+        wire = _Wire(ws, self)
+        loop = asyncio.get_running_loop()
+        try:
+            # anyio's timeout, not asyncio's: the hub cancels through anyio scopes, and
+            # asyncio.timeout inside a shielded anyio scope can leak a cancellation
+            with anyio.fail_after(settings.open_timeout):
+                await loop.create_connection(
+                    lambda: wire,
+                    host,
+                    port,
+                    ssl=settings.ssl,
+                    server_hostname=host if settings.ssl is not None else None,
+                )
+                await wire.opened
+        except BaseException:
+            wire.abort()
+            raise
+        self._wire = wire
+
+    async def _connect_proxied(self, settings: TransportSettings, proxy: str) -> None:
         kwargs: dict[str, Any] = {
             "max_size": settings.max_size,
             "open_timeout": settings.open_timeout,
@@ -172,85 +352,87 @@ class WebsocketsTransport(Transport):
             "compression": None,
             "extensions": [_deflate()] if settings.compression else None,
             "user_agent_header": settings.user_agent,
-            "create_connection": _DeliveringConnection,
+            "create_connection": _ProxiedConnection,
+            "proxy": proxy,
         }
         if settings.ssl is not None:
             kwargs["ssl"] = settings.ssl
-        if _HAS_PROXY_ARG and not settings.use_proxy:
-            kwargs["proxy"] = None
-        self._max_size = settings.max_size
-        try:
-            ws = await connect(settings.url, **kwargs)
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ConnectFailed(
-                f"HTTP {status} instead of a WebSocket upgrade", status=status
-            ) from None
-        except InvalidURI as exc:
-            raise ConnectFailed(f"invalid URL: {exc}") from None
-        except ssl.SSLCertVerificationError as exc:
-            reason = f"TLS certificate rejected: {exc.verify_message}"
-            raise ConnectFailed(reason, tls=True) from None
-        except ssl.SSLError as exc:
-            raise ConnectFailed(f"TLS handshake failed: {exc}", tls=True) from None
-        except InvalidHandshake as exc:
-            raise ConnectFailed(f"WebSocket handshake failed: {exc}") from None
-        assert isinstance(ws, _DeliveringConnection)
+        ws = await connect(settings.url, **kwargs)
+        assert isinstance(ws, _ProxiedConnection)
         # the handshake's headers are checked by now; kept, they are 3.5 KiB of every idle
         # connection (the response object itself must stay: it marks the handshake done)
         ws.request = None
         if ws.response is not None:
             ws.response = dataclasses.replace(ws.response, headers=Headers(), body=b"")
         ws.owner = self
-        self._ws = ws
-        self.last_activity_ns = time.monotonic_ns()
+        self._proxied = ws
 
     async def run(self, on_frame: FrameHandler, capacity: Capacity) -> None:
-        ws = self._ws
-        if ws is None:
+        receiver: _Receiver | None = self._wire or self._proxied
+        if receiver is None:
             raise TransportClosed("run() before connect()")
-        early, ws.early = ws.early, None
+        early, receiver.early = receiver.early, None
         if early is None:
             raise TransportClosed(f"more than {_EARLY_LIMIT} messages arrived before run()")
-        ws.capacity = capacity
+        receiver.capacity = capacity
         for data, ts in early:
             on_frame(data, ts)
-        ws.on_frame = on_frame
-        await ws.wait_closed()
+        receiver.on_frame = on_frame
+        if self._wire is not None:
+            # shielded: a cancelled run() must not cancel the future close() waits on
+            await asyncio.shield(self._wire.closed)
+            protocol = self._wire.ws
+        else:
+            assert self._proxied is not None
+            await self._proxied.wait_closed()
+            protocol = self._proxied.protocol
         if self._closing:
             return
-        exc = ws.protocol.close_exc
-        if isinstance(exc, ConnectionClosed):
-            raise describe_close(exc, self._max_size)
+        if protocol.state is _CLOSED:
+            raise describe_close(protocol.close_exc, self._max_size)
         raise TransportClosed("the connection was lost without a close frame", 1006)
 
+    def _open_wire(self) -> _Wire:
+        wire = self._wire
+        if wire is None or wire.ws.state is not _OPEN or wire.transport is None:
+            raise TransportClosed("the connection is not open")
+        return wire
+
     async def send(self, data: bytes) -> None:
-        ws = self._ws
-        if ws is None:
-            raise TransportClosed("send() before connect()")
-        try:
-            # text frame: websockets sends bytes as binary, so say it is text
-            await ws.send(data, text=True)
-        except ConnectionClosed as exc:
-            raise describe_close(exc, self._max_size) from None
+        if self._proxied is not None:
+            try:
+                await self._proxied.send(data, text=True)
+            except ConnectionClosed as exc:
+                raise describe_close(exc, self._max_size) from None
+            return
+        wire = self._open_wire()
+        wire.ws.send_text(data)
+        wire.flush()
 
     async def ping(self) -> None:
-        ws = self._ws
-        if ws is None:
-            raise TransportClosed("ping() before connect()")
-        try:
-            waiter = asyncio.ensure_future(await ws.ping())
-        except ConnectionClosed as exc:
-            raise describe_close(exc, self._max_size) from None
-        waiter.add_done_callback(self._on_pong)
-
-    def _on_pong(self, fut: asyncio.Future[float]) -> None:
-        # retrieve the outcome (a closed connection fails the waiter) so nothing is logged
-        if not fut.cancelled() and fut.exception() is None:
-            self.last_activity_ns = time.monotonic_ns()
+        if self._proxied is not None:
+            try:
+                await self._proxied.ping()
+            except ConnectionClosed as exc:
+                raise describe_close(exc, self._max_size) from None
+            return
+        # any frame (the pong too) refreshes last_activity_ns in data_received
+        wire = self._open_wire()
+        wire.ws.send_ping(os.urandom(4))
+        wire.flush()
 
     async def close(self) -> None:
         self._closing = True
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
+        if self._proxied is not None:
+            await self._proxied.close()
+            return
+        wire = self._wire
+        if wire is None:
+            return
+        if wire.ws.state is _OPEN and wire.transport is not None:
+            wire.ws.send_close(1000)
+            wire.flush()
+        with anyio.move_on_after(_CLOSE_TIMEOUT_S) as scope:
+            await asyncio.shield(wire.closed)  # run() awaits it too
+        if scope.cancelled_caught:
+            wire.abort()
