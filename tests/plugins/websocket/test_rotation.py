@@ -36,8 +36,11 @@ from hub_plugin_websocket import WebSocketFactory
 from hub_plugin_websocket.dialect import RateLimits
 from hub_plugin_websocket.dialects.binance import BinanceDialect
 from hub_plugin_websocket.registry import DialectRegistry
+from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
+from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import BinanceSimulator
 
+from .conftest import rebuilt_book, running_venue
 from .test_end_to_end import FAST, book_of, quiet, running, sim_book
 
 pytestmark = pytest.mark.anyio
@@ -225,3 +228,44 @@ async def test_streams_past_the_limit_are_spread_over_sessions(transport: str) -
             await conn.close()
             tg.cancel_scope.cancel()
         rec.close()
+
+
+@pytest.mark.parametrize(
+    ("venue", "symbols", "channels", "depth"),
+    [
+        ("coinbase", ["BTC-USD", "ETH-USD"], ["matches", "ticker", "level2"], None),
+        ("kraken", ["BTC/USD", "ETH/USD"], ["trade", "ticker", "book@10"], 10),
+    ],
+)
+async def test_coinbase_and_kraken_sessions_rotate_without_a_gap(
+    transport: str, venue: str, symbols: list[str], channels: list[str], depth: int | None
+) -> None:
+    """The age limit on the other dialects: trades exactly as the venue made them, the
+    books equal to the venue's (Kraken's checksums held across the switch), no Gap."""
+    sim_class = CoinbaseSimulator if venue == "coinbase" else KrakenSimulator
+    async with (
+        sim_class(symbols, rate=250, seed=17) as sim,
+        running_venue(
+            venue,
+            sim.endpoint,
+            transport,
+            symbols,
+            channels,
+            options={"max_connection_age_s": 0.8},
+        ) as (hub, rec),
+    ):
+        await rec.wait_for(lambda: sim.connections_accepted >= 3, 15, "two rotations")
+        await rec.wait_for(lambda: sim.clients == 1, 5, "the last old session to close")
+        sim.rate = 0  # the market stops; the last messages reach the client
+        await anyio.sleep(0.5)
+        for symbol in symbols:
+            got = [(t.price, t.size, t.side) for t in rec.of(Trade) if t.symbol == symbol]
+            sent = sim.sent_trades(symbol)
+            assert got and got == sent[len(sent) - len(got) :], f"{symbol}: every trade once"
+            bids, asks = sim.book(symbol, depth)
+            venue_levels = {("B", p): q for p, q in bids.items()} | {
+                ("A", p): q for p, q in asks.items()
+            }
+            assert rebuilt_book(rec, symbol) == venue_levels
+        assert_no_outage(rec)
+        assert hub.event_processor().get_stats().malformed_frames == 0
