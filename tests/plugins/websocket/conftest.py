@@ -115,16 +115,12 @@ async def running_venue(
 
 
 def book_levels(
-    rec: EventRecorder, symbol: str, after: int = 0, *, reconnect_gaps: bool = True
+    rec: EventRecorder, symbol: str, after: int = 0
 ) -> dict[tuple[str, int], int] | None:
     """The book a subscriber rebuilds: the last BookSnapshot, then the updates after it
-    (``None`` when there is none, or a ``Gap`` came after it).
-
-    ``reconnect_gaps=False`` ignores the hub's reconnect ``Gap`` (symbol ``""``): the
-    supervisor publishes it once the resubscribe is acknowledged, and the Coinbase and
-    Kraken venues send the new snapshot with the acknowledgement, so it lands just after
-    the fresh book it does not concern (a core ordering issue, reported to the core's
-    owner)."""
+    (``None`` when there is none, or a ``Gap`` of the symbol or of all, ``""``, came
+    after it: the hub publishes a reconnect's Gap before it resubscribes, so before the
+    fresh snapshot)."""
     levels: dict[tuple[str, int], int] | None = None
     for e in rec.events[after:]:
         if isinstance(e, BookSnapshot) and e.symbol == symbol:
@@ -134,15 +130,13 @@ def book_levels(
                 levels[(e.side, e.price)] = e.size
             else:
                 levels.pop((e.side, e.price), None)
-        elif isinstance(e, Gap) and (e.symbol == symbol or (reconnect_gaps and not e.symbol)):
+        elif isinstance(e, Gap) and e.symbol in (symbol, ""):
             levels = None  # a subscriber must not trust the book past a Gap
     return levels
 
 
-def rebuilt_book(
-    rec: EventRecorder, symbol: str, after: int = 0, *, reconnect_gaps: bool = True
-) -> dict[tuple[str, int], int]:
+def rebuilt_book(rec: EventRecorder, symbol: str, after: int = 0) -> dict[tuple[str, int], int]:
     """``book_levels``, which must exist."""
-    levels = book_levels(rec, symbol, after, reconnect_gaps=reconnect_gaps)
+    levels = book_levels(rec, symbol, after)
     assert levels is not None, f"no usable book of {symbol}"
     return levels

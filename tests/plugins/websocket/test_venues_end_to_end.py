@@ -21,7 +21,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import hub_plugin_websocket
-from hub_core import BookSnapshot, BookUpdate, ExchangeConfig, ExchangeHub, Gap, Quote, Trade
+from hub_core import (
+    BookSnapshot,
+    BookUpdate,
+    ConnectionStateChanged,
+    ExchangeConfig,
+    ExchangeHub,
+    Gap,
+    Quote,
+    Trade,
+)
 from hub_core.testing import ConformanceSuite, EventRecorder, SimulatorHandle
 from hub_plugin_websocket.sim_base import E8, LoopbackVenue
 from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
@@ -236,6 +245,31 @@ async def test_coinbase_client_that_never_subscribes_is_disconnected() -> None:
         assert len(texts) == 1 and "Failed to subscribe" in texts[0]
 
 
+async def test_the_hub_subscribes_inside_the_coinbase_deadline(transport: str) -> None:
+    """Coinbase drops a session that has not subscribed within 5 s: the connection
+    subscribes right after the handshake, on its first session, after a reconnect, and
+    on a rotation's replacement (the deadline shortened to 0.4 s here)."""
+    async with (
+        CoinbaseSimulator(["BTC-USD"], rate=50, seed=5, subscribe_deadline_s=0.4) as sim,
+        running(
+            "coinbase",
+            sim,
+            transport,
+            ["BTC-USD"],
+            ["matches"],
+            options={"max_connection_age_s": 0.6},
+        ) as (_, rec),
+    ):
+        await rec.wait_for(lambda: sim.connections_accepted >= 3, 10, "two rotations")
+        mark = len(rec.events)
+        await sim.drop_connections()
+        await rec.wait_for(lambda: bool(since(rec, mark, Trade)), 10, "trades after the drop")
+        await anyio.sleep(1.0)  # longer than the deadline: nobody is cut for silence
+        states = [e.state for e in since(rec, mark, ConnectionStateChanged)]
+        assert states.count("reconnecting") == 1, states
+        assert not [e for e in rec.events[:mark] if isinstance(e, Gap)]
+
+
 # -- Kraken ------------------------------------------------------------------------------------
 async def test_kraken_ticks_and_book_match_the_venue(transport: str) -> None:
     async with (
@@ -328,7 +362,7 @@ async def test_every_book_is_rebuilt_after_a_drop(venue: str, transport: str) ->
         await rec.wait_for(lambda: bool(since(rec, mark, Trade)), 10, "trades again")
         await quiet(sim)
         assert any(not g.symbol for g in since(rec, mark, Gap))
-        after = rebuilt_book(rec, symbol, mark, reconnect_gaps=False)
+        after = rebuilt_book(rec, symbol, mark)
         assert ("B", ghost) not in after
         assert after == venue_book(sim, symbol, None if venue == "coinbase" else 100)
         assert sim.connections_accepted == 2
