@@ -269,3 +269,48 @@ async def test_coinbase_and_kraken_sessions_rotate_without_a_gap(
             assert rebuilt_book(rec, symbol) == venue_levels
         assert_no_outage(rec)
         assert hub.event_processor().get_stats().malformed_frames == 0
+
+
+async def test_a_dialect_heartbeat_replaces_websocket_pings(transport: str) -> None:
+    """``DialectSession.ping_payload``: keepalive and probes send the venue's own
+    heartbeat message instead of a WebSocket ping."""
+    heartbeat = b'{"method":"LIST_SUBSCRIPTIONS","id":0}'
+
+    class Heartbeat(BinanceDialect):
+        name = "heartbeat-binance"
+
+        def new_session(self, sink: Any, config: Any) -> Any:
+            session = super().new_session(sink, config)
+            session.ping_payload = lambda: heartbeat
+            return session
+
+    async with BinanceSimulator(["BTCUSDT"], rate=0, seed=1) as sim:
+        config = ExchangeConfig.websocket(
+            "hb",
+            sim.endpoint,
+            options={
+                "dialect": "heartbeat-binance",
+                "transport": transport,
+                "ping_interval_s": 0.2,
+                "pong_timeout_s": 1.0,
+            },
+            **FAST,
+        )
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        sink = EventProcessor(bus).sink_for("hb")
+        conn = WebSocketFactory(registry_with(Heartbeat())).create(config, sink)
+        await conn.connect(sim.endpoint)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.run)
+            await conn.probe()
+            await rec.wait_for(
+                lambda: sum(r.get("id") == 0 for r in sim.requests_received) >= 3,
+                5,
+                "three heartbeats",
+            )
+            assert all(r["method"] == "LIST_SUBSCRIPTIONS" for r in sim.requests_received)
+            assert conn.health().connected  # the replies kept the session alive
+            await conn.close()
+            tg.cancel_scope.cancel()
+        rec.close()

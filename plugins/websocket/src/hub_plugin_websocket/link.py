@@ -295,7 +295,13 @@ class Link:
                     if request is None:
                         self._ping_queued = False
                         self._ping_sent_ns = time.monotonic_ns()
-                        await transport.ping()
+                        # a venue that wants an application heartbeat gets it instead
+                        # (its reply, like a pong, is a frame: it refreshes the activity)
+                        heartbeat = self.session.ping_payload()
+                        if heartbeat is None:
+                            await transport.ping()
+                        else:
+                            await transport.send(heartbeat)
                         if self._timer is None and self.running:
                             self._arm(self.owner.options.pong_timeout_s)
                     else:
