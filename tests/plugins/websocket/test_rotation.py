@@ -314,3 +314,43 @@ async def test_a_dialect_heartbeat_replaces_websocket_pings(transport: str) -> N
             await conn.close()
             tg.cancel_scope.cancel()
         rec.close()
+
+
+async def test_subscription_changes_during_a_rotation_reach_the_replacement(
+    transport: str,
+) -> None:
+    """An unsubscribe while both sessions run reaches both; a subscribe goes to a session
+    that is not being switched; afterwards only the wanted streams flow, without a Gap."""
+    async with BinanceSimulator(["BTCUSDT", "ETHUSDT", "SOLUSDT"], rate=100, seed=9) as sim:
+        config = cfg(sim.endpoint, transport, [], ["trade"], max_connection_age_s=0.6)
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        conn = WebSocketFactory().create(config, EventProcessor(bus).sink_for("binance"))
+        await conn.connect(sim.endpoint)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.run)
+            await conn.subscribe(["BTCUSDT", "ETHUSDT"])
+            await rec.wait_for(lambda: sim.clients == 2, 5, "a rotation under way")
+            await conn.unsubscribe(["ETHUSDT"])
+            await conn.subscribe(["SOLUSDT"])
+            await rec.wait_for(
+                lambda: conn.rotations >= 1 and sim.clients == conn.links, 5, "the switch"
+            )
+            await rec.wait_for(lambda: conn.rotations >= 2, 5, "one more rotation")
+            await rec.wait_for(lambda: sim.clients == conn.links, 5, "the old session closed")
+            streams = set().union(*sim.subscriptions())
+            assert streams == {"btcusdt@trade", "solusdt@trade"}
+            mark = len(rec.events)
+            await rec.wait_for(
+                lambda: (
+                    {e.symbol for e in rec.events[mark:] if isinstance(e, Trade)}
+                    >= {"BTCUSDT", "SOLUSDT"}
+                ),
+                5,
+                "trades of both",
+            )
+            assert "ETHUSDT" not in {t.symbol for t in rec.events[mark:] if isinstance(t, Trade)}
+            assert not rec.of(Gap)
+            await conn.close()
+            tg.cancel_scope.cancel()
+        rec.close()

@@ -153,7 +153,6 @@ class WebSocketConnection:
         self._detail = "not connected"
         self._resubscribes = 0
         self._rotations = 0
-        self._rotating: set[Link] = set()
 
     # -- errors ---------------------------------------------------------------------------
     def _failed(self, message: str, hint: str = "the hub reconnects") -> ConnectionFailed:
@@ -381,7 +380,9 @@ class WebSocketConnection:
         plan: list[tuple[Link, list[str]]] = []
         todo = list(wanted)
         for link in self._links:
-            if link.retiring or link.closing or not todo:
+            # not a session being replaced, nor its replacement (its streams are being
+            # switched; a new one would wait for an alignment that cannot come)
+            if link.retiring or link.joining or link.closing or not todo:
                 continue
             room = (limit - len(link.session.streams)) // per_symbol
             if room > 0:
@@ -421,18 +422,26 @@ class WebSocketConnection:
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         """Unsubscribe ``symbols`` (not subscribed: no error). Their books are dropped;
         a session left without symbols (other than the first) is closed."""
-        wanted = self._validated(symbols)
-        by_link: dict[Link, list[str]] = {}
+        wanted = set(self._validated(symbols))
         for s in wanted:
-            link = self._where.pop(s, None)
-            if link is not None:
-                by_link.setdefault(link, []).append(s)
-                link.symbols.remove(s)
+            self._where.pop(s, None)
+        # every session that carries a symbol: during a rotation, the old one and its
+        # replacement both do
+        by_link: dict[Link, list[str]] = {}
+        for link in self._links:
+            syms = [s for s in link.symbols if s in wanted]
+            if syms:
+                by_link[link] = syms
+                link.symbols = [s for s in link.symbols if s not in wanted]
         for link, syms in by_link.items():
             requests = link.session.unsubscribe(syms)
             if self._connected and link.running:
                 await self._run_requests(link, requests, "unsubscribe")
-            if not link.symbols and link is not self._links[0] and not link.retiring:
+            if (
+                not link.symbols
+                and link is not self._links[0]
+                and not (link.retiring or link.joining)
+            ):
                 link.retired = True
                 self._links.remove(link)
                 await link.close()
@@ -537,7 +546,6 @@ class WebSocketConnection:
             link.end(reason)
             return
         link.retiring = True
-        self._rotating.add(link)
         tg.start_soon(self._rotate, link, reason)
 
     async def _rotate(self, old: Link, reason: str) -> None:
@@ -547,6 +555,7 @@ class WebSocketConnection:
         try:
             new = await self._open_link(gate.new_sink)
             new.retire_ns = 0  # its age counts from the switch
+            new.joining = True
             old.session.rebind(gate.old_sink)
             old.rebind()
             self._start_link(new)
@@ -566,6 +575,7 @@ class WebSocketConnection:
             gate.finish()
             new.session.rebind(self.sink)
             new.rebind()
+            new.joining = False
         except (ConnectionFailed, SubscriptionError, ConfigError) as exc:
             log.warning("[%s] could not replace the session (%s): reconnecting", self.exchange, exc)
             gate.abandon()
@@ -574,7 +584,6 @@ class WebSocketConnection:
                 if new in self._links:
                     self._links.remove(new)
                 await new.close()
-            self._rotating.discard(old)
             old.end(reason)
             return
         for s in new.symbols:
@@ -584,7 +593,6 @@ class WebSocketConnection:
         index = self._links.index(old)
         self._links.remove(new)
         self._links[index] = new  # the replacement takes the old one's place
-        self._rotating.discard(old)
         self._rotations += 1
         log.info(
             "[%s] WebSocket session replaced (%s): %s",

@@ -86,6 +86,7 @@ class Link:
         "_timer",
         "closing",
         "failure",
+        "joining",
         "opened_ns",
         "owner",
         "pending",
@@ -127,6 +128,8 @@ class Link:
         self.retire_ns = 0
         """Monotonic ns at which the link is replaced (0: never)."""
         self.retiring = False
+        self.joining = False
+        """A rotation's replacement, not switched in yet."""
         self.retired = False
         """Replaced by a rotation: its end is not a failure of the connection."""
         self.failure = ""
