@@ -322,7 +322,15 @@ async def test_subscription_changes_during_a_rotation_reach_the_replacement(
     """An unsubscribe while both sessions run reaches both; a subscribe goes to a session
     that is not being switched; afterwards only the wanted streams flow, without a Gap."""
     async with BinanceSimulator(["BTCUSDT", "ETHUSDT", "SOLUSDT"], rate=100, seed=9) as sim:
-        config = cfg(sim.endpoint, transport, [], ["trade"], max_connection_age_s=0.6)
+        # a long overlap limit: an unsubscribed stream must not hold the switch until it
+        config = cfg(
+            sim.endpoint,
+            transport,
+            [],
+            ["trade"],
+            max_connection_age_s=0.6,
+            rotation_overlap_s=30,
+        )
         bus = TypedEventBus()
         rec = EventRecorder(bus)
         conn = WebSocketFactory().create(config, EventProcessor(bus).sink_for("binance"))

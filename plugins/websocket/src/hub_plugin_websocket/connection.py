@@ -153,6 +153,8 @@ class WebSocketConnection:
         self._detail = "not connected"
         self._resubscribes = 0
         self._rotations = 0
+        self._gates: list[RotationGate] = []
+        """The rotations under way."""
 
     # -- errors ---------------------------------------------------------------------------
     def _failed(self, message: str, hint: str = "the hub reconnects") -> ConnectionFailed:
@@ -425,6 +427,8 @@ class WebSocketConnection:
         wanted = set(self._validated(symbols))
         for s in wanted:
             self._where.pop(s, None)
+        for gate in self._gates:
+            gate.forget(wanted)
         # every session that carries a symbol: during a rotation, the old one and its
         # replacement both do
         by_link: dict[Link, list[str]] = {}
@@ -552,6 +556,7 @@ class WebSocketConnection:
         log.info("[%s] replacing a WebSocket session: %s", self.exchange, reason)
         gate = RotationGate(self.sink)
         new: Link | None = None
+        self._gates.append(gate)
         try:
             new = await self._open_link(gate.new_sink)
             new.retire_ns = 0  # its age counts from the switch
@@ -586,6 +591,8 @@ class WebSocketConnection:
                 await new.close()
             old.end(reason)
             return
+        finally:
+            self._gates.remove(gate)
         for s in new.symbols:
             self._where[s] = new
         new.retire_at(time.monotonic_ns() + int(self.options.max_connection_age_s * 1e9))

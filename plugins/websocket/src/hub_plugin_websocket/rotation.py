@@ -226,6 +226,13 @@ class RotationGate:
                 self._publish(tick)
         st.buffered.clear()
 
+    def forget(self, symbols: set[str]) -> None:
+        """``symbols`` were unsubscribed: their streams no longer hold the switch."""
+        for (_, symbol), st in self._streams.items():
+            if symbol in symbols:
+                st.buffered.clear()
+                st.switched = st.caught_up = True
+
     def start_overlap(self) -> None:
         """The new session's subscriptions are acknowledged: both now carry every stream."""
         self._overlap_since = time.monotonic()
