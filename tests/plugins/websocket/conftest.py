@@ -56,8 +56,14 @@ def recorder(bus: TypedEventBus) -> EventRecorder:
 
 
 @pytest.fixture
-def sink(bus: TypedEventBus) -> ConnectionSink:
-    return EventProcessor(bus).sink_for("binance")
+def exchange() -> str:
+    """The connection name ``sink`` delivers as (a test module may override it)."""
+    return "binance"
+
+
+@pytest.fixture
+def sink(bus: TypedEventBus, exchange: str) -> ConnectionSink:
+    return EventProcessor(bus).sink_for(exchange)
 
 
 @pytest.fixture(params=TRANSPORTS)

@@ -35,18 +35,8 @@ def fx(text: str) -> int:
 
 
 @pytest.fixture
-def bus() -> TypedEventBus:
-    return TypedEventBus()
-
-
-@pytest.fixture
-def recorder(bus: TypedEventBus) -> EventRecorder:
-    return EventRecorder(bus)
-
-
-@pytest.fixture
-def sink(bus: TypedEventBus) -> ConnectionSink:
-    return EventProcessor(bus).sink_for("coinbase")
+def exchange() -> str:
+    return "coinbase"  # the bus, recorder and sink fixtures are conftest's
 
 
 def session(

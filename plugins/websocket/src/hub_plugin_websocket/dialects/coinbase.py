@@ -41,7 +41,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -274,7 +274,7 @@ class CoinbaseSession(DialectSession):
         self._dec = _DEC
         self._dec_type = _DEC_TYPE
         self._enc = _ENC
-        self._bind(sink)
+        self.rebind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------
     @property
@@ -588,17 +588,11 @@ class CoinbaseSession(DialectSession):
         st = self._products.get(symbol)
         return st.book if st is not None and st.book_live else None
 
-    def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
-        return self.feed
-
-    def _bind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (also the constructor's binding)."""
         self._sink = sink
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
-
-    def rebind(self, sink: ConnectionSink) -> None:
-        """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
-        self._bind(sink)
 
 
 class CoinbaseDialect(Dialect):

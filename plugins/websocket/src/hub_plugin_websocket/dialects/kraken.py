@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -256,7 +256,7 @@ class KrakenSession(DialectSession):
         self._dec = _DEC
         self._dec_reply = _DEC_REPLY
         self._enc = _ENC
-        self._bind(sink)
+        self.rebind(sink)
 
     # -- subscriptions ---------------------------------------------------------------------
     @property
@@ -577,17 +577,11 @@ class KrakenSession(DialectSession):
         st = self._books.get(symbol)
         return st.book if st is not None and st.live else None
 
-    def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
-        return self.feed
-
-    def _bind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: ConnectionSink) -> None:
+        """Deliver to ``sink`` from now on (also the constructor's binding)."""
         self._sink = sink
         self._trade_bytes = sink.trade_bytes
         self._quote_bytes = sink.quote_bytes
-
-    def rebind(self, sink: ConnectionSink) -> None:
-        """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
-        self._bind(sink)
 
 
 class KrakenDialect(Dialect):

@@ -29,6 +29,7 @@ __all__ = [
     "TransportClosed",
     "TransportSettings",
     "new_transport",
+    "tls_failed",
 ]
 
 FrameHandler = Callable[[bytes, int], None]
@@ -53,6 +54,13 @@ class ConnectFailed(Exception):
         self.status = status
         self.tls = tls
         super().__init__(reason)
+
+
+def tls_failed(exc: ssl.SSLError) -> ConnectFailed:
+    """The ``ConnectFailed`` for a TLS handshake that failed (both transports word it so)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectFailed(f"TLS certificate rejected: {exc.verify_message}", tls=True)
+    return ConnectFailed(f"TLS handshake failed: {exc}", tls=True)
 
 
 class TransportClosed(Exception):

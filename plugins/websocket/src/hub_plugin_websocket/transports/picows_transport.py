@@ -8,7 +8,6 @@ read (``frame.last_in_buffer``), not once per frame.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from typing import Final
@@ -33,6 +32,7 @@ from hub_plugin_websocket.transports import (
     Transport,
     TransportClosed,
     TransportSettings,
+    tls_failed,
 )
 
 __all__ = ["PicowsTransport"]
@@ -151,7 +151,9 @@ class PicowsTransport(Transport):
         listener = _Listener(self, settings.max_size)
         self._listener = listener
         try:
-            async with asyncio.timeout(settings.open_timeout):
+            # anyio's timeout, as everywhere in the plugin: asyncio.timeout inside the
+            # hub's anyio cancel scopes can leak a cancellation
+            with anyio.fail_after(settings.open_timeout):
                 transport, _ = await ws_connect(
                     lambda: listener,
                     settings.url,
@@ -173,11 +175,8 @@ class PicowsTransport(Transport):
             raise ConnectFailed(
                 f"HTTP {status} instead of a WebSocket upgrade", status=status
             ) from None
-        except ssl.SSLCertVerificationError as exc:
-            reason = f"TLS certificate rejected: {exc.verify_message}"
-            raise ConnectFailed(reason, tls=True) from None
         except ssl.SSLError as exc:
-            raise ConnectFailed(f"TLS handshake failed: {exc}", tls=True) from None
+            raise tls_failed(exc) from None
         except WSError as exc:
             raise ConnectFailed(f"WebSocket handshake failed: {exc}") from None
         # the handshake is checked: its headers would stay with every idle connection

@@ -46,6 +46,7 @@ from hub_plugin_websocket.transports import (
     Transport,
     TransportClosed,
     TransportSettings,
+    tls_failed,
 )
 
 __all__ = ["WebsocketsTransport"]
@@ -89,10 +90,8 @@ def _handshake_failed(exc: BaseException) -> ConnectFailed:
         return ConnectFailed(f"HTTP {status} instead of a WebSocket upgrade", status=status)
     if isinstance(exc, InvalidURI):
         return ConnectFailed(f"invalid URL: {exc}")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ConnectFailed(f"TLS certificate rejected: {exc.verify_message}", tls=True)
     if isinstance(exc, ssl.SSLError):
-        return ConnectFailed(f"TLS handshake failed: {exc}", tls=True)
+        return tls_failed(exc)
     return ConnectFailed(f"WebSocket handshake failed: {exc}")
 
 
