@@ -9,7 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trustme
@@ -25,7 +25,7 @@ from hub_core import (
     TypedEventBus,
 )
 from hub_core.processor import ConnectionSink, EventProcessor
-from hub_core.testing import EventRecorder
+from hub_core.testing import ConformanceSuite, EventRecorder, SimulatorHandle
 from hub_plugin_websocket.recorded import Recording, load_recording
 
 DATA = Path(__file__).parent / "data"
@@ -146,3 +146,36 @@ def rebuilt_book(rec: EventRecorder, symbol: str, after: int = 0) -> dict[tuple[
     levels = book_levels(rec, symbol, after)
     assert levels is not None, f"no usable book of {symbol}"
     return levels
+
+
+class WebSocketConformance(ConformanceSuite):
+    """The core's conformance suite for one dialect (``name``) over one ``transport``,
+    against ``venue`` (a simulator class) streaming ``channels``."""
+
+    transport: ClassVar[str] = "websockets"
+    channels: ClassVar[list[str]] = []
+    seed: ClassVar[int] = 0
+    venue: ClassVar[Any]
+
+    @pytest.fixture
+    async def simulator(self) -> AsyncIterator[SimulatorHandle]:
+        async with self.venue(self.symbols, rate=150, seed=self.seed) as sim:
+            assert isinstance(sim, SimulatorHandle)
+            yield sim
+
+    @pytest.fixture
+    def plugin(self) -> object:
+        return hub_plugin_websocket
+
+    def make_config(self, endpoint: str, symbols: list[str], **overrides: Any) -> ExchangeConfig:
+        return ExchangeConfig.websocket(
+            self.name,
+            endpoint,
+            symbols=symbols,
+            options={
+                "channels": list(self.channels),
+                "transport": self.transport,
+                "subscribe_timeout_s": 2.0,
+            },
+            **overrides,
+        )

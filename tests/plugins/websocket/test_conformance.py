@@ -11,43 +11,26 @@ and the dialect must publish a ``Gap`` whose reason says "sequence" and resync t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
-import hub_plugin_websocket
-from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
+from hub_core.testing import SyncFaultsAdapter
 from hub_plugin_websocket.simulator import BinanceSimulator
+from tests.plugins.websocket.conftest import WebSocketConformance
 
 
-class _BinanceConformance(ConformanceSuite):
+class _BinanceConformance(WebSocketConformance):
     name = "binance"
     symbols: ClassVar[list[str]] = ["BTCUSDT", "ETHUSDT"]
     has_sequence = True
-    transport: ClassVar[str] = "websockets"
+    channels: ClassVar[list[str]] = ["trade", "bookTicker", "depth@100ms"]
 
     @pytest.fixture
     async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
+        # the Binance simulator's fault methods are synchronous
         async with BinanceSimulator(self.symbols, rate=150, seed=7) as sim:
             yield SyncFaultsAdapter(sim)
-
-    @pytest.fixture
-    def plugin(self) -> object:
-        return hub_plugin_websocket
-
-    def make_config(self, endpoint: str, symbols: list[str], **overrides: Any) -> ExchangeConfig:
-        return ExchangeConfig.websocket(
-            "binance",
-            endpoint,
-            symbols=symbols,
-            options={
-                "channels": ["trade", "bookTicker", "depth@100ms"],
-                "transport": self.transport,
-                "subscribe_timeout_s": 2.0,
-            },
-            **overrides,
-        )
 
 
 class TestConformanceWebsockets(_BinanceConformance):

@@ -11,7 +11,6 @@ are in ``test_venues_tls.py`` and ``test_venues_replay.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
@@ -20,56 +19,33 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-import hub_plugin_websocket
 from hub_core import (
     BookSnapshot,
     BookUpdate,
     ConnectionStateChanged,
-    ExchangeConfig,
     ExchangeHub,
     Gap,
     Quote,
     Trade,
 )
-from hub_core.testing import ConformanceSuite, EventRecorder, SimulatorHandle
+from hub_core.testing import EventRecorder
 from hub_plugin_websocket.sim_base import E8, LoopbackVenue
 from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
 from hub_plugin_websocket.sim_kraken import KrakenSimulator, kraken_checksum
 from hub_plugin_websocket.simulator import DEFAULT_SYMBOLS, main, serve_simulator
-from tests.plugins.websocket.conftest import rebuilt_book, running_venue
+from tests.plugins.websocket.conftest import WebSocketConformance, rebuilt_book, running_venue
 
 pytestmark = pytest.mark.anyio
 
 
 # -- the core's conformance suite, once per transport ------------------------------------------
-class _CoinbaseConformance(ConformanceSuite):
+class _CoinbaseConformance(WebSocketConformance):
     name = "coinbase"
     symbols: ClassVar[list[str]] = ["BTC-USD", "ETH-USD"]
     has_sequence = True
-    transport: ClassVar[str] = "websockets"
-
-    @pytest.fixture
-    async def simulator(self) -> AsyncIterator[CoinbaseSimulator]:
-        async with CoinbaseSimulator(self.symbols, rate=150, seed=21) as sim:
-            assert isinstance(sim, SimulatorHandle)
-            yield sim
-
-    @pytest.fixture
-    def plugin(self) -> object:
-        return hub_plugin_websocket
-
-    def make_config(self, endpoint: str, symbols: list[str], **overrides: Any) -> ExchangeConfig:
-        return ExchangeConfig.websocket(
-            "coinbase",
-            endpoint,
-            symbols=symbols,
-            options={
-                "channels": ["matches", "ticker", "level2"],
-                "transport": self.transport,
-                "subscribe_timeout_s": 2.0,
-            },
-            **overrides,
-        )
+    venue = CoinbaseSimulator
+    channels: ClassVar[list[str]] = ["matches", "ticker", "level2"]
+    seed = 21
 
 
 class TestCoinbaseConformanceWebsockets(_CoinbaseConformance):
@@ -80,34 +56,13 @@ class TestCoinbaseConformancePicows(_CoinbaseConformance):
     transport = "picows"
 
 
-class _KrakenConformance(ConformanceSuite):
+class _KrakenConformance(WebSocketConformance):
     name = "kraken"
     symbols: ClassVar[list[str]] = ["BTC/USD", "ETH/USD"]
     has_sequence = True  # the book checksum: a wrong one is a Gap saying "sequence"
-    transport: ClassVar[str] = "websockets"
-
-    @pytest.fixture
-    async def simulator(self) -> AsyncIterator[KrakenSimulator]:
-        async with KrakenSimulator(self.symbols, rate=150, seed=22) as sim:
-            assert isinstance(sim, SimulatorHandle)
-            yield sim
-
-    @pytest.fixture
-    def plugin(self) -> object:
-        return hub_plugin_websocket
-
-    def make_config(self, endpoint: str, symbols: list[str], **overrides: Any) -> ExchangeConfig:
-        return ExchangeConfig.websocket(
-            "kraken",
-            endpoint,
-            symbols=symbols,
-            options={
-                "channels": ["trade", "ticker", "book"],
-                "transport": self.transport,
-                "subscribe_timeout_s": 2.0,
-            },
-            **overrides,
-        )
+    venue = KrakenSimulator
+    channels: ClassVar[list[str]] = ["trade", "ticker", "book"]
+    seed = 22
 
 
 class TestKrakenConformanceWebsockets(_KrakenConformance):
