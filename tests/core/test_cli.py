@@ -799,7 +799,7 @@ def test_jsonl_flushes_at_high_water_and_stops_on_a_broken_pipe() -> None:
 
 
 def test_redaction() -> None:
-    from hub_core.cli.redact import redact_endpoint, redact_options
+    from hub_core.redact import redact_endpoint, redact_options
 
     assert redact_endpoint("127.0.0.1:7496") == "127.0.0.1:7496"
     assert (

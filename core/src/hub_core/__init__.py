@@ -30,6 +30,8 @@ from hub_core.errors import (
     MalformedNumber,
     PluginError,
     ProtocolError,
+    RateLimited,
+    SequenceMismatch,
     SubscriptionError,
 )
 from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
@@ -94,6 +96,8 @@ __all__ = [
     "PluginOptions",
     "ProcessorStats",
     "ProtocolError",
+    "RateLimited",
+    "SequenceMismatch",
     "Quote",
     "Side",
     "SimulatorSpec",

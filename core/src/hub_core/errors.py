@@ -19,18 +19,24 @@ class HubError(Exception):
         endpoint: str = "",
         hint: str = "",
     ) -> None:
+        # Only the redacted endpoint is kept: an error travels into logs, events and the
+        # CLI's last line, and a URL may carry a password or a token.
+        from hub_core.redact import redact_endpoint, redact_text
+
+        endpoint = redact_endpoint(endpoint) if endpoint else ""
         self.exchange = exchange
         self.endpoint = endpoint
         self.hint = hint
         parts = []
-        if exchange:
+        # a plugin's message that already names the exchange is not prefixed twice
+        if exchange and not message.startswith(f"[{exchange}]"):
             parts.append(f"[{exchange}]")
-        parts.append(message)
+        parts.append(redact_text(message))
         if endpoint:
             parts.append(f"(endpoint {endpoint})")
         text = " ".join(parts)
         if hint:
-            text += f": {hint}"
+            text += f": {redact_text(hint)}"
         super().__init__(text)
 
 
@@ -47,7 +53,38 @@ class ConnectionFailed(HubError):
 
 
 class AuthenticationError(HubError):
-    """The venue refused our credentials. Never retried automatically."""
+    """The venue refused us: wrong credentials, HTTP 401/403 on a WebSocket upgrade,
+    a logon the venue rejects. Never retried: one attempt, then ``auth_failed``."""
+
+
+class RateLimited(ConnectionFailed):
+    """The venue told us to slow down (HTTP 429/418, a pacing reject).
+
+    The supervisor waits ``retry_after_s`` (the venue's ``Retry-After``; at
+    least its own backoff) before the next attempt, and never counts it as a
+    refusal or a network fault.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float = 0.0,
+        exchange: str = "",
+        endpoint: str = "",
+        hint: str = "",
+    ) -> None:
+        self.retry_after_s = max(0.0, float(retry_after_s))
+        super().__init__(message, exchange=exchange, endpoint=endpoint, hint=hint)
+
+
+class SequenceMismatch(HubError):
+    """The venue and the hub disagree on session sequence numbers (one side reset).
+
+    Retrying cannot fix it, so the connection stops (``dead``) with a message
+    that names both numbers and what to change (for FIX: ``reset_on_logon`` or
+    the sequence store).
+    """
 
 
 class SubscriptionError(HubError):

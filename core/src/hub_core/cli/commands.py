@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 import hub_core
-from hub_core.cli.redact import one_line
+from hub_core.redact import one_line
 from hub_core.cli.session import ExitCode, Session, SessionOptions, fatal_message, first_error
 from hub_core.errors import ConfigError, HubError, PluginError
 from hub_core.hub import ExchangeHub

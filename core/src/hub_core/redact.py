@@ -1,10 +1,11 @@
-"""Keep secrets out of what the CLI prints.
+"""Keep secrets out of everything the hub shows: the one place endpoints are redacted.
 
-Credentials never reach the CLI's output (they are ``SecretStr`` and only the
-names of their environment variables are shown), but an endpoint URL can
-carry a password (``wss://user:pass@host``) or a token in its query string,
-and a plugin's ``options`` table can hold a key-like value. Both are masked
-before anything is printed, served as a metric label, or logged.
+Credentials never reach any output (they are ``SecretStr`` and only the names
+of their environment variables are shown), but an endpoint URL can carry a
+password (``wss://user:pass@host``) or a token in its query string, and a
+plugin's ``options`` table can hold a key-like value. Every event, log line,
+error message, metric label and CLI output goes through these functions; the
+raw endpoint stays inside the connection that dials it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,34 @@ def redact_endpoint(endpoint: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if is_secret_key(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+# A URL inside free text: scheme://, then everything up to white space or a quote.
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+# user:password@host without a scheme (the host:port endpoint form)
+_USERINFO_IN_TEXT = re.compile(r"""(?<![\w/@])[^\s'"<>/@:]+:[^\s'"<>/@]+@(?=[\w\[])""")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it redacted (passwords and secret-looking query values).
+
+    For messages that may quote an endpoint: a library's exception text, a
+    plugin's error, a log line.
+    """
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: _redact_url_in_text(m.group(0)), text)
+    if "@" in text:
+        text = _USERINFO_IN_TEXT.sub(MASK + "@", text)
+    return text
+
+
+def _redact_url_in_text(url: str) -> str:
+    # trailing punctuation belongs to the sentence, not the URL
+    tail = ""
+    while url and url[-1] in ".,;:)]}":
+        tail = url[-1] + tail
+        url = url[:-1]
+    return redact_endpoint(url) + tail
 
 
 def redact_options(options: dict[str, object]) -> dict[str, object]:
