@@ -88,7 +88,24 @@ class SequenceMismatch(HubError):
 
 
 class SubscriptionError(HubError):
-    """The venue refused a subscription (unknown symbol, no entitlement)."""
+    """The venue refused a subscription (unknown symbol, no entitlement).
+
+    ``refused`` maps each refused symbol to the venue's reason, so the hub can
+    keep the accepted ones and show the refused ones per symbol. A plugin that
+    cannot tell which symbols were refused leaves it empty.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        refused: dict[str, str] | None = None,
+        exchange: str = "",
+        endpoint: str = "",
+        hint: str = "",
+    ) -> None:
+        self.refused: dict[str, str] = dict(refused or {})
+        super().__init__(message, exchange=exchange, endpoint=endpoint, hint=hint)
 
 
 class ProtocolError(HubError):
