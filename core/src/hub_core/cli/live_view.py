@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from hub_core.bus import Subscription, TypedEventBus
-from hub_core.redact import redact_endpoint
 from hub_core.processor import ProcessorStats
+from hub_core.redact import redact_endpoint
 from hub_core.ticks import ConnectionState, Quote, Trade
 
 if TYPE_CHECKING:
