@@ -403,6 +403,18 @@ class ConnectionSink(RecordHandler):
         self._decoder.symbols[instrument_id] = symbol
 
     # -- control ----------------------------------------------------------------
+    def venue_error(self, code: int, text: str) -> None:
+        """Count and log an error the venue reported (a reject, an error record).
+
+        Plugins call this instead of writing ``venue_errors`` / ``last_error``;
+        the counter is ``hub_venue_errors_total`` in the metrics.
+        """
+        self.venue_errors += 1
+        self.last_error = text
+        n = self.venue_errors
+        if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+            log.warning("[%s] venue error %d (%d so far): %s", self.exchange, code, n, text)
+
     def malformed(self, reason: str) -> None:
         """Count and log a frame the codec could not use. Never raises."""
         self.malformed_count += 1
