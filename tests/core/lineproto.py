@@ -160,8 +160,8 @@ class LineConnection:
 
     async def connect(self, endpoint: str) -> None:
         # "user:password@host:port" is allowed, as for a real venue; only host:port is dialled
-        if ":" not in endpoint:
-            raise ConfigError("endpoint must be host:port", endpoint=endpoint)
+        if endpoint.endswith(":0"):
+            raise ConfigError("port 0 cannot be dialled", endpoint=endpoint)
         host, port = endpoint.rsplit("@", 1)[-1].rsplit(":", 1)
         try:
             self.stream = await anyio.connect_tcp(host, int(port))
@@ -243,6 +243,10 @@ class LineConnection:
 
 class LineFactory(ConnectionFactory):
     protocol = "lineproto"
+
+    def check_endpoint(self, endpoint: str) -> None:
+        if ":" not in endpoint:
+            raise ValueError(f"{endpoint!r} is not host:port")
 
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> LineConnection:
         return LineConnection(config, sink)

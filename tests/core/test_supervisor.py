@@ -325,10 +325,23 @@ async def test_an_endpoint_the_plugin_cannot_use_is_dead_not_retried(
     hub: tuple[ExchangeHub, EventRecorder],
 ) -> None:
     h, rec = hub
-    with pytest.raises(ConfigError, match="host:port"):
-        await h.connect_exchange("line", config("nonsense"))
+    with pytest.raises(ConfigError, match="port 0 cannot be dialled"):
+        await h.connect_exchange("line", config("127.0.0.1:0"))
     assert rec.states().count(ConnectionState.CONNECTING) == 1
     assert rec.states()[-1] == ConnectionState.DEAD
+
+
+async def test_the_plugins_endpoint_check_refuses_before_any_attempt(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    h, rec = hub
+    with pytest.raises(
+        ConfigError, match=r"exchanges\.line\.endpoint: 'nonsense' is not host:port"
+    ):
+        await h.connect_exchange("line", config("nonsense"))
+    with pytest.raises(ConfigError, match=r"backup_endpoints\[0\]"):
+        await h.connect_exchange("line", config("127.0.0.1:1", backup_endpoints=["oops"]))
+    assert rec.states() == []
 
 
 async def test_a_sequence_mismatch_stops_with_the_plugins_message(
