@@ -3,6 +3,7 @@
 import itertools
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -556,3 +557,43 @@ async def test_a_close_that_raises_cancelled_still_lets_the_hub_close(server: Li
             await rec.wait_for(lambda: bool(rec.of(Trade)), 5, "trades")
     states = [e.state for e in rec.of(ConnectionStateChanged)]
     assert states[-1] == "closed"
+
+
+async def test_late_data_from_a_closing_session_never_hides_the_blindness(
+    server: LineServer,
+) -> None:
+    """A transport still closing (a thawed venue flushing its buffer) may deliver data
+    after the session was declared stale: the silence before it stays inside a Gap."""
+    from hub_core.testing import assert_blind_windows_covered
+
+    from .lineproto import LineConnection, LineFactory
+
+    class LateClose(LineConnection):
+        async def close(self) -> None:
+            if self.sink.data_count:  # what the venue had buffered, delivered on the way out
+                self.sink.trade_text("AAA", "1.5", "1", "N", 0, time.time_ns())
+            await super().close()
+
+    class Factory(LineFactory):
+        def create(self, config: ExchangeConfig, sink: Any) -> LineConnection:
+            return LateClose(config, sink)
+
+    class LatePlugin:
+        @hookimpl
+        def hub_connection_factories(self) -> list[LineFactory]:
+            return [Factory()]
+
+    reg = ExchangeRegistry()
+    reg.register(LatePlugin(), name="lineproto")
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    async with ExchangeHub(bus, registry=reg) as h:
+        await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", stale_after_ms=150))
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 3, 5, "trades")
+        server.silent = True
+        await rec.wait_for(lambda: ConnectionState.RECONNECTING in rec.states(), 10, "the stall")
+        server.silent = False
+        n = len(rec.of(Trade))
+        await rec.wait_for(lambda: len(rec.of(Trade)) > n + 3, 10, "trades after the stall")
+    windows = assert_blind_windows_covered(rec.events, 100_000_000)
+    assert windows  # the stall made a silence, and a Gap covers it

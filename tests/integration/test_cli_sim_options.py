@@ -33,3 +33,33 @@ def test_malformed_option() -> None:
     proc = hub("sim", "ninjatrader", "-o", "novalue")
     assert proc.returncode == 2
     assert "KEY=VALUE" in proc.stderr
+
+
+def test_ninjatrader_simulator_options_are_converted_from_text() -> None:
+    proc = hub(
+        "sim",
+        "ninjatrader",
+        "-o",
+        "users=alice:Secret1,bob:pw2",
+        "-o",
+        "depth_levels=3",
+        "--duration",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("listening on 127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("depth_levels=many", "option depth_levels='many': expected a whole number"),
+        ("users=nobody", "expected USER:PASSWORD"),
+        ("colour=blue", "the ninjatrader simulator has no option 'colour'"),
+    ],
+)
+def test_ninjatrader_simulator_refuses_a_bad_option_in_one_line(option: str, message: str) -> None:
+    proc = hub("sim", "ninjatrader", "-o", option, "--duration", "1")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -98,3 +98,53 @@ def reset_on_close(stream: anyio.abc.ByteStream) -> None:
     raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
     if raw is not None:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+OptionParser = Callable[[str], object]
+"""Turns the text of ``hub sim -o KEY=VALUE`` into the simulator keyword's value."""
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false``/``1``/``0``/``yes``/``no`` (any case) as a bool."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def parse_users(text: str) -> dict[str, str]:
+    """``USER:PASSWORD[,USER:PASSWORD...]`` as a mapping (the simulator's accounts)."""
+    users: dict[str, str] = {}
+    for item in text.split(","):
+        user, sep, password = item.partition(":")
+        if not sep or not user:
+            raise ValueError(item)
+        users[user] = password
+    return users
+
+
+def simulator_options(
+    simulator: str, given: dict[str, object], parsers: dict[str, tuple[OptionParser, str]]
+) -> dict[str, object]:
+    """``hub sim -o`` options for ``simulator``, text converted by each key's parser.
+
+    ``parsers`` maps a keyword to ``(parse, what it expects)``. An unknown key or a
+    value its parser refuses is a ``ValueError`` naming the option, which ``hub sim``
+    prints as a one-line error. Values that are not text (from Python) pass as they are.
+    """
+    out: dict[str, object] = {}
+    for key, raw in given.items():
+        if key not in parsers:
+            takes = ", ".join(sorted(parsers)) or "no options"
+            raise ValueError(f"the {simulator} simulator has no option {key!r} (it takes {takes})")
+        value = raw
+        if isinstance(raw, str):
+            parse, what = parsers[key]
+            try:
+                value = parse(raw)
+            except ValueError:
+                raise ValueError(f"option {key}={raw!r}: expected {what}") from None
+        out[key] = value
+    return out

@@ -491,13 +491,21 @@ class ConnectionSupervisor:
                 self._set_state(ConnectionState.CONNECTED, self._subscribed_text())
                 await self._watch(conn, ended, ends)
             tg.cancel_scope.cancel()
-        had_bytes = was_up and conn.health().last_activity_ns != self._bytes_at_start_ns
-        await self._close(conn)
-        self._conn = None
         end = ends[0] if ends else SessionEnd(Outcome.CLOSED, "closed")
         end.was_up = was_up
         end.had_data = self.sink.data_count > data_at_start
-        end.had_bytes = had_bytes or end.had_data
+        end.had_bytes = end.had_data or (
+            was_up and conn.health().last_activity_ns != self._bytes_at_start_ns
+        )
+        if self.connects > 0:
+            # The window opens now, before close(): a transport still closing (a thawed
+            # venue flushing what it had buffered) may deliver late data, which must
+            # close this window, not silently move its start past the blindness.
+            self.sink.begin_blind(
+                self._blind_start(end), f"blind while reconnecting ({end.reason})"
+            )
+        await self._close(conn)
+        self._conn = None
         return end
 
     def _subscribed_text(self) -> str:

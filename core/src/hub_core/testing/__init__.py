@@ -7,14 +7,19 @@ from hub_core.testing.conformance import (
     SyncFaultsAdapter,
 )
 from hub_core.testing.coverage import (
+    DATA_TYPES,
+    FINAL_STATES,
     Window,
     assert_blind_windows_covered,
     blind_windows,
     connection_gaps,
+    trailing_windows,
     uncovered,
 )
 
 __all__ = [
+    "DATA_TYPES",
+    "FINAL_STATES",
     "ConformanceSuite",
     "EventRecorder",
     "SimulatorHandle",
@@ -23,5 +28,6 @@ __all__ = [
     "assert_blind_windows_covered",
     "blind_windows",
     "connection_gaps",
+    "trailing_windows",
     "uncovered",
 ]

@@ -69,6 +69,31 @@ def blind_windows(events: Iterable[Any], threshold_ns: int, exchange: str = "") 
     return found
 
 
+FINAL_STATES = ("dead", "auth_failed", "closed")
+"""States after which a connection delivers nothing more."""
+
+
+def trailing_windows(events: Iterable[Any], threshold_ns: int, exchange: str = "") -> list[Window]:
+    """Per connection, the silence from its last data tick to its first final state
+    (``dead``, ``auth_failed``, ``closed``) after it, when longer than ``threshold_ns``:
+    the blindness of a connection that stopped for good."""
+    last: dict[str, int] = {}
+    found: list[Window] = []
+    for event in events:
+        name = _type_name(event)
+        ex = str(_get(event, "exchange"))
+        if exchange and ex != exchange:
+            continue
+        if name in DATA_TYPES:
+            last[ex] = max(last.get(ex, 0), int(_get(event, "ts_recv") or 0))
+        elif name == "ConnectionStateChanged" and _get(event, "state") in FINAL_STATES:
+            start = last.pop(ex, None)
+            end = int(_get(event, "ts_event") or 0)
+            if start is not None and end - start > threshold_ns:
+                found.append(Window(ex, start, end))
+    return found
+
+
 def connection_gaps(events: Iterable[Any], exchange: str) -> list[tuple[int, int]]:
     """The [start_ts, end_ts] of every connection-wide ``Gap`` (symbol "") of ``exchange``."""
     return [
@@ -113,9 +138,11 @@ def assert_blind_windows_covered(
     tolerance_ns: int = 50_000_000,
 ) -> list[Window]:
     """Fail (``AssertionError``) naming every silence of more than ``threshold_ns`` that no
-    Gap covers; returns the windows found, so a test can also check the fault made one."""
+    Gap covers (between ticks, and from the last tick to a final stop); returns the
+    windows found, so a test can also check the fault made one."""
     events = list(events)
     windows = blind_windows(events, threshold_ns, exchange)
+    windows += trailing_windows(events, threshold_ns, exchange)
     missing = uncovered(windows, events, tolerance_ns)
     assert not missing, "blind windows with no Gap: " + "; ".join(str(w) for w in missing)
     return windows
@@ -123,9 +150,11 @@ def assert_blind_windows_covered(
 
 __all__ = [
     "DATA_TYPES",
+    "FINAL_STATES",
     "Window",
     "assert_blind_windows_covered",
     "blind_windows",
     "connection_gaps",
+    "trailing_windows",
     "uncovered",
 ]

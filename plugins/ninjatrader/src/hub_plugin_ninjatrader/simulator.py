@@ -44,7 +44,16 @@ from hub_core.dbn import (
     encode_trade_raw,
 )
 from hub_core.fixed import PRICE_SCALE
-from hub_core.simulation import BackgroundServer, StallSwitch, host_port, reset_on_close
+from hub_core.simulation import (
+    BackgroundServer,
+    OptionParser,
+    StallSwitch,
+    host_port,
+    parse_bool,
+    parse_users,
+    reset_on_close,
+    simulator_options,
+)
 from hub_core.ticks import BookUpdate
 from hub_plugin_ninjatrader import codec as c
 
@@ -727,6 +736,18 @@ class NinjaTraderSimulator(BackgroundServer, StallSwitch):
 
 
 # -- SimulatorSpec.serve -------------------------------------------------------------------
+_OPTION_PARSERS: dict[str, tuple[OptionParser, str]] = {
+    "users": (parse_users, "USER:PASSWORD[,USER:PASSWORD...]"),
+    "depth_levels": (int, "a whole number"),
+    "heartbeat_s": (int, "whole seconds"),
+    "max_clients": (int, "a whole number"),
+    "seed": (int, "a whole number"),
+    "bench": (parse_bool, "true or false"),
+    "bench_batch": (int, "a whole number"),
+    "max_buffer": (int, "a number of bytes"),
+}
+
+
 async def serve_simulator(
     host: str,
     port: int,
@@ -735,6 +756,18 @@ async def serve_simulator(
     ready: Callable[[str, int], None],
     **kwargs: Any,
 ) -> None:
-    """Run a simulator until cancelled (``SimulatorSpec.serve`` for ``hub sim``/``hub demo``)."""
-    sim = NinjaTraderSimulator(symbols or DEFAULT_SYMBOLS, rate, host=host, port=port, **kwargs)
+    """Run a simulator until cancelled (``SimulatorSpec.serve`` for ``hub sim``/``hub demo``).
+
+    ``kwargs`` are ``hub sim -o KEY=VALUE`` options (text, converted here): ``users``
+    (``USER:PASSWORD,...``), ``depth_levels``, ``heartbeat_s``, ``max_clients``, ``seed``,
+    ``bench``, ``bench_batch``, ``max_buffer``.
+    """
+    options = simulator_options("ninjatrader", kwargs, _OPTION_PARSERS)
+    sim = NinjaTraderSimulator(
+        symbols or DEFAULT_SYMBOLS,
+        rate,
+        host=host,
+        port=port,
+        **options,  # type: ignore[arg-type]
+    )
     await sim.serve(ready)
