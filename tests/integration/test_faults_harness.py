@@ -5,14 +5,21 @@ does not, or the fault tests prove nothing."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from tests.integration.faults import (
     BLIND_THRESHOLD_NS,
     GAP_TOLERANCE_NS,
+    HubRun,
     RefusingHttpServer,
+    Secrets,
+    _LineReader,
     coverage_problems,
     resumed_problems,
+    secret_problems,
 )
 
 MS = 1_000_000
@@ -92,3 +99,23 @@ def test_refusing_server_answers_the_upgrade_and_counts_it() -> None:
         assert answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
         assert b"\r\nRetry-After: 2\r\n" in answer
         assert len(srv.accepts) == 1
+
+
+def test_secret_scan_finds_each_secret_where_it_leaked(tmp_path: Path) -> None:
+    planted = Secrets()
+    log = tmp_path / "hub-run.log"
+    log.write_text(f"connecting ws://alice:{planted.url_password}@127.0.0.1:1/ws\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"print({planted.env_password!r})"], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    run = HubRun(proc, log, _LineReader(proc.stdout))
+    run.wait(timeout=30)
+    run.metrics.append(f'hub_info{{token="{planted.url_token}"}} 1'.encode())
+    assert sorted(secret_problems(run, planted)) == [
+        "secret leaked: the credentials.password_env appears 1 times in stdout",
+        "secret leaked: the endpoint URL password appears 1 times in stderr/log file",
+        "secret leaked: the endpoint URL token appears 1 times in metrics page 1",
+    ]
+    clean = Secrets()
+    assert secret_problems(run, clean) == []
