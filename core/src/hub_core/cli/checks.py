@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub_core.redact import redact_endpoint, redact_options
 from hub_core.config import HubConfig, load_config
 from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
+from hub_core.redact import redact_endpoint, redact_options
 from hub_core.registry import ExchangeRegistry
 
 
