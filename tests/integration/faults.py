@@ -334,6 +334,8 @@ def hub_run(
     finally:
         _stop(proc, signal.SIGKILL)
         run.stdout.close()
+        # kept next to the log, so a failure can be read event by event afterwards
+        config.with_name("hub-run.jsonl").write_bytes(bytes(run.stdout.raw))
 
 
 def closed_port() -> int:
@@ -671,6 +673,7 @@ class Outcome:
             "\n".join(self.problems)
             + f"\n-- exit {self.run.returncode}; states: {states[:12]}"
             + f"\n-- stderr tail: {self.run.stderr_lines()[-3:]}"
+            + f"\n-- recorded: {self.run.log_path} and hub-run.jsonl next to it"
         )
 
 
