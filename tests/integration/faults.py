@@ -822,3 +822,57 @@ def dead_endpoint_scenario(plugin: str, tmp_path: Path) -> Outcome:
         out.problems.append("data ticks from a closed port")
     out.problems += secret_problems(run, planted)
     return out
+
+
+def trailing_window(events: Sequence[Mapping[str, Any]], exchange: str) -> Window | None:
+    """The window from the last tick of ``exchange`` to its final stop (its ``dead``,
+    ``auth_failed`` or ``closed`` state event), or None without both.
+
+    ``blind_windows`` only sees silences between two ticks; a connection that stops
+    for good after data flowed ends blind, and the Gap rule covers that too ("ends
+    when the connection stops for good"). The window is handed to the core's
+    ``uncovered`` like any other.
+    """
+    ticks = [e["ts_recv"] for e in events if e["type"] in DATA_TYPES and e["exchange"] == exchange]
+    final = [
+        e["ts_recv"]
+        for e in state_events(events, exchange)
+        if e["state"] in ("dead", "auth_failed", "closed")
+    ]
+    if not ticks or not final:
+        return None
+    return Window(exchange, max(ticks), final[0])
+
+
+def final_stop_scenario(plugin: str, tmp_path: Path) -> Outcome:
+    """Data flows with ``reconnect_attempts = 2``; the venue is killed and never comes
+    back. The connection must give up (``dead``), ``hub run`` exit non-zero with a
+    one-line reason, and a Gap cover the time from the last data to the death."""
+    planted = Secrets()
+    protocol, args = venue_args(plugin)
+    with venue(protocol, tmp_path, *args) as v:
+        name, table = exchange_table(plugin, v.port, planted, reconnect_attempts=2)
+        with hub_run(write_config(tmp_path, table), planted.env(), duration=30) as run:
+            run.wait_data(20, exchange=name)
+            run.fetch_metrics()
+            v.kill()
+            run.wait()
+    events = run.events()
+    out = Outcome(events, run, name)
+    out.problems += failed_exit_problems(
+        run, re.compile(r"refused|unreachable|gave up|reconnect|closed", re.IGNORECASE)
+    )
+    states = [e["state"] for e in state_events(events, name)]
+    if "dead" not in states:
+        out.problems.append(f"no dead state; states: {states[:12]}")
+    window = trailing_window(events, name)
+    if window is None:
+        out.problems.append("harness: no data, or no final state, to measure the last window")
+    else:
+        for w in uncovered([window], events, GAP_TOLERANCE_NS):
+            out.problems.append(
+                f"from the last data to the final stop, no Gap: {w} "
+                f"({describe_gaps(events, name, w)})"
+            )
+    out.problems += secret_problems(run, planted)
+    return out
