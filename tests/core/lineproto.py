@@ -22,6 +22,7 @@ from anyio.abc import SocketStream
 
 from hub_core import (
     AuthenticationError,
+    ConfigError,
     ConnectionFactory,
     ConnectionFailed,
     ConnectionHealth,
@@ -50,6 +51,8 @@ class LineServer:
         self.slow_logins: list[float] = []
         """Retry-After seconds for the next logins (one entry used per login)."""
         self.sequence_reset = False
+        self.mute_symbols: set[str] = set()
+        """Subscribed symbols that get no trades (a quiet instrument)."""
         self.logins = 0
         self.login_times: list[int] = []
         """``time.monotonic_ns()`` of each LOGIN received."""
@@ -91,7 +94,7 @@ class LineServer:
                         if self.silent or self.ignore_subscriptions:
                             continue
                         price += 1
-                        for s in sorted(subs):
+                        for s in sorted(subs - self.mute_symbols):
                             self.sent.append((s, price))
                             await send(f"T {s} {price / 1000:.3f} 1\n".encode())
 
@@ -157,6 +160,8 @@ class LineConnection:
 
     async def connect(self, endpoint: str) -> None:
         # "user:password@host:port" is allowed, as for a real venue; only host:port is dialled
+        if ":" not in endpoint:
+            raise ConfigError("endpoint must be host:port", endpoint=endpoint)
         host, port = endpoint.rsplit("@", 1)[-1].rsplit(":", 1)
         try:
             self.stream = await anyio.connect_tcp(host, int(port))

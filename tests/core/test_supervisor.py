@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hub_core import (
     AuthenticationError,
+    ConfigError,
     ConnectionDead,
     ConnectionState,
     ConnectionStateChanged,
@@ -187,6 +188,25 @@ async def test_a_quiet_market_on_a_live_link_is_reported_never_recycled(
     assert not rec.of(Gap)
 
 
+async def test_a_quiet_symbol_is_reported_per_symbol(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.mute_symbols = {"BBB"}
+    cfg = config(f"127.0.0.1:{server.port}", stale_after_ms=150)
+    cfg.symbols = ["AAA", "BBB"]
+    await h.connect_exchange("line", cfg)
+    sup = h.connections()["line"]
+    await rec.wait_for(lambda: sup.quiet_symbols == {"BBB"}, 10, "BBB to be reported quiet")
+    assert sup.symbol_states() == {"AAA": "subscribed", "BBB": "quiet"}
+    assert not sup.quiet  # the connection as a whole carries data
+    assert any("quiet: BBB" in e.reason for e in rec.of(ConnectionStateChanged))
+    server.mute_symbols = set()
+    await rec.wait_for(lambda: not sup.quiet_symbols, 10, "BBB to trade again")
+    assert rec.of(ConnectionStateChanged)[-1].reason == "market data resumed"
+    assert server.connections == 1 and not rec.of(Gap)
+
+
 async def test_heartbeats_keep_a_quiet_link_alive_without_probes(
     server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
 ) -> None:
@@ -299,6 +319,16 @@ async def test_a_rate_limit_is_waited_out_on_the_same_endpoint(
     assert any("rate limited" in r for r in reasons)
     assert h.connections()["line"].endpoint == f"127.0.0.1:{server.port}"  # no failover
     assert h.connections()["line"].state == ConnectionState.CONNECTED
+
+
+async def test_an_endpoint_the_plugin_cannot_use_is_dead_not_retried(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    h, rec = hub
+    with pytest.raises(ConfigError, match="host:port"):
+        await h.connect_exchange("line", config("nonsense"))
+    assert rec.states().count(ConnectionState.CONNECTING) == 1
+    assert rec.states()[-1] == ConnectionState.DEAD
 
 
 async def test_a_sequence_mismatch_stops_with_the_plugins_message(

@@ -70,6 +70,9 @@ class ConnectionSink(RecordHandler):
     blind_since_ns: int
     """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
     blind_reason: str
+    last_by_symbol: dict[str, object]
+    """The last market-data tick of each symbol (its ``ts_recv`` says when): one dict
+    store per tick, no allocation; read by the supervisor to report quiet symbols."""
     control: Callable[[str, int, str], object] | None
     """Set by a plugin whose control messages travel as DBN records: called as
     ``control(kind, number, text)`` with kind ``"symbol_mapping"`` (instrument
@@ -92,6 +95,7 @@ class ConnectionSink(RecordHandler):
         self.last_recv_ns = 0
         self.blind_since_ns = 0
         self.blind_reason = ""
+        self.last_by_symbol = {}
         self.control = None
         self._decoder = DbnDecoder(exchange, self)
 
@@ -110,6 +114,7 @@ class ConnectionSink(RecordHandler):
             self.end_blind(tick.ts_recv)
         self.trades += 1
         self._bus.publish_trade(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_quote(self, tick: Quote) -> None:
@@ -117,6 +122,7 @@ class ConnectionSink(RecordHandler):
             self.end_blind(tick.ts_recv)
         self.quotes += 1
         self._bus.publish_quote(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_book_update(self, tick: BookUpdate) -> None:
@@ -124,6 +130,7 @@ class ConnectionSink(RecordHandler):
             self.end_blind(tick.ts_recv)
         self.book_updates += 1
         self._bus.publish_book_update(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
@@ -131,6 +138,7 @@ class ConnectionSink(RecordHandler):
             self.end_blind(tick.ts_recv)
         self.snapshots += 1
         self._bus.publish_snapshot(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_symbol_mapping(self, instrument_id: int, symbol: str, ts_event: int) -> None:
@@ -431,6 +439,19 @@ class ConnectionSink(RecordHandler):
             return
         self.blind_since_ns = since_ns if since_ns > 0 else time.time_ns()
         self.blind_reason = reason
+
+    def last_seen_ns(self, symbol: str) -> int:
+        """Wall-clock ns of the last market data of ``symbol``; 0 = none yet."""
+        tick = self.last_by_symbol.get(symbol)
+        if isinstance(tick, Trade):
+            return tick.ts_recv
+        if isinstance(tick, Quote):
+            return tick.ts_recv
+        if isinstance(tick, BookUpdate):
+            return tick.ts_recv
+        if isinstance(tick, BookSnapshot):
+            return tick.ts_recv
+        return 0
 
     def end_blind(self, end_ns: int) -> None:
         """Close the open blind window (if any) with a ``Gap`` ending at ``end_ns``."""

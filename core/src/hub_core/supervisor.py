@@ -23,6 +23,7 @@ from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionFactory, ExchangeConnection
 from hub_core.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectionDead,
     ConnectionFailed,
     HubError,
@@ -58,6 +59,8 @@ class Outcome(enum.Enum):
     """``AuthenticationError``: one attempt, then ``auth_failed``; never retried."""
     SEQUENCE = "sequence"
     """``SequenceMismatch``: retrying cannot help; ``dead`` with the plugin's message."""
+    CONFIG = "config"
+    """``ConfigError`` from the plugin (an endpoint or option it cannot use): ``dead``."""
     RATE_LIMITED = "rate_limited"
     """``RateLimited``: wait ``Retry-After`` (at least the backoff), same endpoint."""
     CONNECT_FAILED = "connect_failed"
@@ -176,7 +179,9 @@ class ConnectionSupervisor:
         self.refused: dict[str, str] = {}
         """Symbols the venue refused at the last (re)subscription, with its reason."""
         self.quiet = False
-        """True while the link is alive but no market data arrives (a quiet market)."""
+        """True while the link is alive but no market data at all arrives (a quiet market)."""
+        self.quiet_symbols: set[str] = set()
+        """Accepted symbols without market data for ``stale_after_ms`` on a live link."""
         self._subscribed_wall_ns = 0
         self._bytes_at_start_ns = 0
         # one generator for every supervisor: a Random holds 2.5 KiB of state, and jitter
@@ -193,6 +198,20 @@ class ConnectionSupervisor:
         self.finished = anyio.Event()
 
     # -- public view --------------------------------------------------------------
+    def symbol_states(self) -> dict[str, str]:
+        """Each wanted symbol's state: ``subscribed``, ``quiet``, or ``refused: <reason>``
+        (``pending`` while the connection is not up)."""
+        up = self.healthy
+        out: dict[str, str] = {}
+        for s in self.symbols:
+            if s in self.refused:
+                out[s] = f"refused: {self.refused[s]}"
+            elif not up:
+                out[s] = "pending"
+            else:
+                out[s] = "quiet" if s in self.quiet_symbols else "subscribed"
+        return out
+
     @property
     def shown_endpoint(self) -> str:
         """The endpoint as every event, log line and view shows it (secrets masked)."""
@@ -320,7 +339,7 @@ class ConnectionSupervisor:
             if end.outcome is Outcome.REFUSED:
                 self._stop_for_good(ConnectionState.AUTH_FAILED, end.reason)
                 return
-            if end.outcome is Outcome.SEQUENCE:
+            if end.outcome in (Outcome.SEQUENCE, Outcome.CONFIG):
                 self._stop_for_good(ConnectionState.DEAD, end.reason)
                 return
             if end.was_up:
@@ -394,6 +413,9 @@ class ConnectionSupervisor:
         if isinstance(exc, SequenceMismatch):
             self.error = exc
             return SessionEnd(Outcome.SEQUENCE, _describe_hub(exc))
+        if isinstance(exc, ConfigError):
+            self.error = exc
+            return SessionEnd(Outcome.CONFIG, _describe_hub(exc))
         if isinstance(exc, RateLimited):
             return SessionEnd(
                 Outcome.RATE_LIMITED,
@@ -520,6 +542,7 @@ class ConnectionSupervisor:
         up_since_ns = last_data_ns
         probing_since = 0
         self.quiet = False
+        self.quiet_symbols = set()
         while not ended.is_set() and not self._stopping:
             with anyio.move_on_after(tick_s):
                 await ended.wait()
@@ -529,9 +552,6 @@ class ConnectionSupervisor:
             if self.sink.data_count != last_data:
                 last_data = self.sink.data_count
                 last_data_ns = now
-                if self.quiet:
-                    self.quiet = False
-                    self._set_state(ConnectionState.CONNECTED, "market data resumed")
             link_ns = max(conn.health().last_activity_ns, last_data_ns)
             if probing_since:
                 if link_ns >= probing_since:
@@ -562,12 +582,31 @@ class ConnectionSupervisor:
                 # resubscribed, the link answers, but the market is quiet: nothing was
                 # missed after the resubscription, so the window ends there
                 self.sink.end_blind(self._subscribed_wall_ns)
-            if self.symbols and not self.quiet and now - last_data_ns > stale_ns:
-                self.quiet = True
-                self._set_state(
-                    ConnectionState.CONNECTED,
-                    f"quiet: no market data for {cfg.stale_after_ms} ms on a live link",
-                )
+            self._update_quiet(now - last_data_ns > stale_ns, stale_ns)
+
+    def _update_quiet(self, all_quiet: bool, stale_ns: int) -> None:
+        """Report symbols whose market is quiet on a live link (never a recycle)."""
+        now_wall = time.time_ns()
+        since = self._subscribed_wall_ns
+        quiet = {
+            s
+            for s in self.symbols
+            if s not in self.refused and now_wall - max(self.sink.last_seen_ns(s), since) > stale_ns
+        }
+        all_quiet = all_quiet and bool(self.symbols)
+        if quiet == self.quiet_symbols and all_quiet == self.quiet:
+            return
+        self.quiet_symbols = quiet
+        self.quiet = all_quiet
+        ms = stale_ns // 1_000_000
+        if all_quiet:
+            reason = f"quiet: no market data for {ms} ms on a live link"
+        elif quiet:
+            listed = ", ".join(sorted(quiet)[:20]) + (" ..." if len(quiet) > 20 else "")
+            reason = f"quiet: {listed}: no market data for {ms} ms on a live link"
+        else:
+            reason = "market data resumed"
+        self._set_state(ConnectionState.CONNECTED, reason)
 
     async def _close(self, conn: ExchangeConnection) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):

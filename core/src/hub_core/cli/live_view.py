@@ -302,6 +302,9 @@ class LiveView:
             if refused:
                 listed = ", ".join(f"{sym} ({why})" for sym, why in sorted(refused.items()))
                 notes.append(Text.assemble((f"{name} refused: ", "yellow"), listed))
+            if sup.quiet_symbols and not sup.quiet:
+                listed = ", ".join(sorted(sup.quiet_symbols))
+                notes.append(Text.assemble((f"{name} quiet: ", "dim"), listed))
         return Group(table, *notes) if notes else table
 
     def _symbols_table(self) -> RenderableType:
