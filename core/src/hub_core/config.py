@@ -163,8 +163,10 @@ class HubSection(BaseModel):
     """Allow-list of plugin names; default: every discovered plugin."""
     disabled_plugins: list[str] = Field(default_factory=list)
     """Deny-list, applied after the allow-list."""
-    gc_freeze: bool = True
-    """Freeze start-up objects out of the GC and raise gen-0 threshold (see sdk-docs)."""
+    gc_freeze: bool | None = None
+    """Freeze start-up objects out of the GC and raise the gen-0 threshold (see
+    sdk-docs/architecture.md). Unset: the ``hub`` command does, a hub embedded in an
+    application does not (the application's collector is its own)."""
 
 
 class HubConfig(BaseModel):

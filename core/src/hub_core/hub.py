@@ -56,9 +56,15 @@ class ExchangeHub:
         *,
         registry: ExchangeRegistry | None = None,
         config: HubConfig | None = None,
+        tune_gc: bool | None = None,
     ) -> None:
+        """``tune_gc=True`` applies the hub's garbage-collector tuning on start (the
+        ``hub`` command does); by default an embedded hub leaves the application's
+        collector alone unless ``[hub] gc_freeze = true`` asks for it."""
         self.bus = bus if bus is not None else TypedEventBus()
         self.config = config or HubConfig()
+        wanted = self.config.hub.gc_freeze
+        self._tune_gc = bool(tune_gc) if wanted is None else wanted
         if registry is None:
             registry = ExchangeRegistry(
                 allow=self.config.hub.plugins, deny=self.config.hub.disabled_plugins
@@ -97,7 +103,7 @@ class ExchangeHub:
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
-        if self.config.hub.gc_freeze:
+        if self._tune_gc:
             tune_gc()
         return self
 

@@ -310,7 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for warning in checked.warnings:
         log.warning("%s", warning)
     remember_secrets(checked.config)
-    hub = ExchangeHub(registry=checked.registry, config=checked.config)
+    hub = ExchangeHub(registry=checked.registry, config=checked.config, tune_gc=True)
 
     async def build(tg: TaskGroup) -> ExchangeHub:
         return hub
@@ -344,7 +344,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sims, config = await start_demo_simulators(tg, registry, rate=args.rate)
         names = ", ".join(f"{s.protocol} {s.endpoint}" for s in sims)
         options.title = f"hub demo: simulators on {LOOPBACK} ({names})"
-        return ExchangeHub(registry=registry, config=config)
+        return ExchangeHub(registry=registry, config=config, tune_gc=True)
 
     return _run_session(session, build)
 
