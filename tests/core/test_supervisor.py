@@ -24,6 +24,7 @@ from hub_core import (
     ExchangeRegistry,
     Gap,
     SequenceMismatch,
+    SubscriptionError,
     Trade,
     TypedEventBus,
     hookimpl,
@@ -597,3 +598,20 @@ async def test_late_data_from_a_closing_session_never_hides_the_blindness(
         await rec.wait_for(lambda: len(rec.of(Trade)) > n + 3, 10, "trades after the stall")
     windows = assert_blind_windows_covered(rec.events, 100_000_000)
     assert windows  # the stall made a silence, and a Gap covers it
+
+
+async def test_an_error_inside_the_hub_block_reaches_the_user_unwrapped(
+    server: LineServer,
+) -> None:
+    reg = ExchangeRegistry()
+    reg.register(Plugin(), name="lineproto")
+    with pytest.raises(KeyError, match="from the strategy"):
+        async with ExchangeHub(TypedEventBus(), registry=reg) as h:
+            await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
+            raise KeyError("from the strategy")
+    server.refuse = {"BAD": "unknown-symbol"}
+    with pytest.raises(SubscriptionError) as info:
+        async with ExchangeHub(TypedEventBus(), registry=reg) as h:
+            await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
+            await h.subscribe_market_data("line", ["BAD"])
+    assert info.value.refused == {"BAD": "unknown-symbol"}

@@ -123,7 +123,17 @@ class ExchangeHub:
                     await self._manager.stop_all()
         finally:
             tg.cancel_scope.cancel()
-            result = await tg.__aexit__(exc_type, exc, tb)
+            try:
+                result = await tg.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                # the task group wraps what the user's block raised; hand back the
+                # original, so `except SubscriptionError:` around the block works
+                leaves = _leaves(group)
+                if exc is not None and any(e is exc for e in leaves):
+                    raise exc.with_traceback(tb) from None
+                if len(leaves) == 1:
+                    raise leaves[0] from None
+                raise
         return result
 
     def _require_started(self) -> ConnectionManager:
@@ -206,6 +216,13 @@ class ExchangeHub:
     def event_processor(self) -> EventProcessor:
         """Stats: ``hub.event_processor().get_stats()``."""
         return self._processor
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
 
 
 def check_endpoints(
