@@ -615,3 +615,29 @@ async def test_an_error_inside_the_hub_block_reaches_the_user_unwrapped(
             await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
             await h.subscribe_market_data("line", ["BAD"])
     assert info.value.refused == {"BAD": "unknown-symbol"}
+
+
+async def test_streams_end_when_the_hub_that_feeds_them_closes(server: LineServer) -> None:
+    reg = ExchangeRegistry()
+    reg.register(Plugin(), name="lineproto")
+    bus = TypedEventBus()
+    got: list[Trade] = []
+    three = anyio.Event()
+
+    async def consume(stream: Any) -> None:
+        async for tick in stream:
+            got.append(tick)
+            if len(got) >= 3:
+                three.set()
+
+    stream = bus.stream(Trade, maxsize=100_000)
+    # the task group waits for the consumer: its loop must end by itself after the close
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume, stream)
+            async with ExchangeHub(bus, registry=reg) as h:
+                await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
+                await three.wait()
+    assert len(got) >= 3
+    published = h.event_processor().get_stats().trades_processed
+    assert len(got) == published  # what was buffered at the close was still delivered

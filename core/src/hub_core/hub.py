@@ -123,6 +123,10 @@ class ExchangeHub:
                     await self._manager.stop_all()
         finally:
             tg.cancel_scope.cancel()
+            # nothing feeds the bus any more: `async for` over its streams ends once
+            # what is buffered has been read
+            for buf in self.bus.streams():
+                buf.close()
             try:
                 result = await tg.__aexit__(exc_type, exc, tb)
             except BaseExceptionGroup as group:
