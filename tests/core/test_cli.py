@@ -814,6 +814,36 @@ def test_redaction() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "failed ws://alice:PW@127.0.0.1:5/ws?token=TOK.",
+            "failed ws://alice:***@127.0.0.1:5/ws?token=***.",
+        ),
+        ("login alice:PW@127.0.0.1:80 refused", "login ***@127.0.0.1:80 refused"),
+        ("use fixs://; retrying in 32 ms", "use fixs://; retrying in 32 ms"),
+        ("see wss://host/ws?a=1&b=2, then", "see wss://host/ws?a=1&b=2, then"),
+        ("mail a@b.com at 127.0.0.1:80", "mail a@b.com at 127.0.0.1:80"),
+    ],
+)
+def test_urls_inside_text_are_redacted_and_otherwise_untouched(text: str, shown: str) -> None:
+    from hub_core.redact import redact_text
+
+    assert redact_text(text) == shown
+
+
+def test_the_secret_mask_catches_known_values_anywhere() -> None:
+    from hub_core.redact import SecretMask, endpoint_secrets
+
+    mask = SecretMask()
+    mask.add(*endpoint_secrets("ws://alice:Hunter22@127.0.0.1/ws?token=T0KEN9&depth=5"))
+    mask.add("pw")  # too short to mask without mangling ordinary words
+    assert mask.mask("a library said: bad password Hunter22 / T0KEN9 (pw)") == (
+        "a library said: bad password *** / *** (pw)"
+    )
+
+
 def test_loopback_detection() -> None:
     from hub_core.cli.demo import host_port, is_loopback
 

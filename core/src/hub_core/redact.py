@@ -76,7 +76,10 @@ def _redact_url_in_text(url: str) -> str:
     while url and url[-1] in ".,;:)]}":
         tail = url[-1] + tail
         url = url[:-1]
-    return redact_endpoint(url) + tail
+    redacted = redact_endpoint(url)
+    # keep the text exactly as written unless something was masked (urlunsplit
+    # normalises: "fixs://" would come back as "fixs:")
+    return (redacted if MASK in redacted else url) + tail
 
 
 def endpoint_secrets(endpoint: str) -> list[str]:
