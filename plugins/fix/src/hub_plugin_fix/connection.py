@@ -150,6 +150,8 @@ class FixConnection:
             "2" in options.entry_types,
         )
         self._send_lock = anyio.Lock()
+        self._outbox = bytearray()
+        """Bytes made (sequence numbers taken) and not yet written, in order."""
         self._subs: dict[str, _Subscription] = {}
         self._by_req: dict[str, _Subscription] = {}
         self._req_prefix = secrets.token_hex(3)
@@ -314,7 +316,7 @@ class FixConnection:
         session = self._session
         stream = self._stream
         assert session is not None and stream is not None
-        await stream.send(session.logon())
+        await self._send_raw(stream, session.logon())
         while True:
             event = session.next_event()
             if isinstance(event, s.NeedData):
@@ -323,6 +325,8 @@ class FixConnection:
                     data = await stream.receive(READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     data = b""
+                if data:
+                    self._last_activity_ns = time.monotonic_ns()
                 session.receive_data(data, time.time_ns())
                 continue
             if isinstance(event, s.LoggedOn):
@@ -583,6 +587,7 @@ class FixConnection:
                     data = await stream.receive(READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     return
+                self._last_activity_ns = time.monotonic_ns()
                 session.receive_data(data, time.time_ns())
             elif isinstance(event, s.ConnectionClosed):
                 return
@@ -603,6 +608,11 @@ class FixConnection:
     def session(self) -> s.FixSession | None:
         """The sans-I/O session (sequence numbers, state), once connected."""
         return self._session
+
+    @property
+    def pending_output(self) -> int:
+        """Bytes made and not yet handed to the socket (non-zero while a send blocks)."""
+        return len(self._outbox) + (1 if self._send_lock.locked() else 0)
 
     @property
     def subscribed(self) -> frozenset[str]:
@@ -671,7 +681,7 @@ class FixConnection:
         if session is None:
             return
         data = session.data_to_send()
-        if data:
+        if data or self._outbox:
             await self._send_raw(stream, data)
 
     async def _send(self, data: bytes) -> None:
@@ -681,11 +691,27 @@ class FixConnection:
         await self._send_raw(stream, data)
 
     async def _send_raw(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
-        # bounded: a venue that stopped reading must not hang subscribe() or close()
+        """Every write to the stream goes through here. ``data`` joins the outbox at
+        once (no await between taking a MsgSeqNum and queueing its bytes, so the bytes
+        leave in sequence order whichever task made them); then whoever holds the lock
+        sends the whole outbox. A probe, a heartbeat and a subscribe that coincide while
+        the socket blocks therefore queue behind one writer instead of racing (anyio
+        raises BusyResourceError on concurrent sends) or overtaking each other (the
+        venue would see a gap, then "MsgSeqNum too low")."""
+        session = self._session
+        if session is not None:
+            # automatic answers the session queued were numbered before ``data``
+            self._outbox += session.data_to_send()
+        self._outbox += data
+        # bounded: a venue that stopped reading must not hang subscribe() or close();
+        # a caller that gives up leaves its bytes in the outbox for the lock holder
         try:
             with anyio.fail_after(self._options.logon_timeout_s):
                 async with self._send_lock:
-                    await stream.send(data)
+                    while self._outbox:
+                        chunk = bytes(self._outbox)
+                        self._outbox.clear()
+                        await stream.send(chunk)
         except TimeoutError:
             raise self._failed(
                 f"the venue took no data for {self._options.logon_timeout_s:g}s",

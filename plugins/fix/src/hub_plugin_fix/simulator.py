@@ -14,7 +14,8 @@ Fault injection, on the simulator object: ``drop_connections()`` (TCP reset),
 ``stall()``/``resume()`` (silence, answers included), ``send_malformed()`` (a
 message with a wrong CheckSum, or garbage bytes), ``skip_sequence()`` (the
 next message skips a MsgSeqNum), ``logout_all()`` (a Logout from the venue),
-``reject_logons()`` (answer every Logon with a Logout).
+``reject_logons()`` (answer every Logon with a Logout), ``stop_reading()``/
+``resume_reading()`` (the venue reads nothing, so the client's sends block).
 
 With an ``ssl_context`` (a server context holding the venue's certificate) it is a
 FIX-over-TLS acceptor (``fixs://``): each connection does the TLS handshake first;
@@ -133,6 +134,11 @@ class _Client:
     scope: anyio.CancelScope | None = None
     logged_on: bool = False
     closing: bool = False
+    finishing: bool = False
+    """The reader is done: the writer sends what is queued (a Logout answer) and ends."""
+    writer_done: anyio.Event = field(default_factory=anyio.Event)
+    sending: bool = False
+    """The writer is inside ``stream.send`` (it blocks while the client does not read)."""
     skipped: int = 0
 
     def drain_session(self) -> None:
@@ -215,6 +221,11 @@ class FixSimulator(BackgroundServer, StallSwitch):
         """Every ResendRequest received: (BeginSeqNo, EndSeqNo)."""
         self.requests: list[tuple[str, str, str]] = []
         """Every MarketDataRequest: (MDReqID, SubscriptionRequestType, Symbol)."""
+        self.inbound_gaps: list[tuple[int, int]] = []
+        """Every sequence gap seen in a client's messages: (expected, received)."""
+        self.session_failures: list[str] = []
+        """The reason of every client session that failed (MsgSeqNum too low, ...)."""
+        self._deaf: anyio.Event | None = None
 
     def _new_market(self, symbol: str) -> _Market:
         rng = self._rng
@@ -302,6 +313,18 @@ class FixSimulator(BackgroundServer, StallSwitch):
             if cl.logged_on and cl.session.state == s.State.ACTIVE:
                 cl.push(cl.session.logout(text))
 
+    def stop_reading(self) -> None:
+        """Read nothing from any client until ``resume_reading()`` (its sends then
+        block once the socket buffers fill), while market data goes on."""
+        if self._deaf is None:
+            self._deaf = anyio.Event()
+
+    def resume_reading(self) -> None:
+        """End ``stop_reading()``."""
+        event, self._deaf = self._deaf, None
+        if event is not None:
+            event.set()
+
     def reject_logons(self, text: str = "logon refused by the simulator") -> None:
         """Answer every Logon with a Logout carrying ``text`` ("" turns it off)."""
         self._reject_logons = text
@@ -320,6 +343,11 @@ class FixSimulator(BackgroundServer, StallSwitch):
         """Trades the market produced for ``symbol`` (latest 100,000), in order, as
         (price, size, aggressor side) in fixed point: what a subscriber must receive."""
         return list(self._trade_log.get(symbol, ()))
+
+    def blocked_writers(self) -> int:
+        """Clients whose writer is inside a send that has not completed (the client
+        stopped reading and the socket buffers are full), with more data queued."""
+        return sum(1 for cl in self._clients if cl.sending and cl.out)
 
     def store_of(self, sender_comp_id: str) -> MemoryStore | None:
         """The sequence numbers kept for a counterparty."""
@@ -504,9 +532,13 @@ class FixSimulator(BackgroundServer, StallSwitch):
             with anyio.CancelScope() as scope:
                 cl.scope = scope
                 async with anyio.create_task_group() as tg:
+                    # the writer task is the only one that ever writes to this stream:
+                    # a heartbeat, market data and an answer due at once while the
+                    # socket blocks must queue, not race (anyio raises BusyResourceError
+                    # on a second concurrent send)
                     tg.start_soon(self._writer, cl)
                     await self._reader(cl)
-                    await self._drain(cl)
+                    await self._finish(cl)
                     tg.cancel_scope.cancel()
         except* (
             anyio.EndOfStream,
@@ -516,19 +548,24 @@ class FixSimulator(BackgroundServer, StallSwitch):
         ) as group:
             # the client went away: end this session only
             log.debug("simulator session ended: %r", group.exceptions)
+        except* Exception as group:
+            # whatever goes wrong in one session ends that session, never the venue
+            log.error(
+                "simulator session failed: %r", group.exceptions, exc_info=group.exceptions[0]
+            )
         finally:
             self._clients.discard(cl)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _drain(self, cl: _Client) -> None:
-        """Send what is queued (a Logout answer) before closing, unless stalled."""
+    async def _finish(self, cl: _Client) -> None:
+        """Let the writer send what is queued (a Logout answer) and end, for up to a
+        second (a client that stopped reading gets no more)."""
         cl.drain_session()
-        if cl.out and not self.stalled:
-            with anyio.move_on_after(1):
-                data = bytes(cl.out)
-                cl.out.clear()
-                await cl.stream.send(data)
+        cl.finishing = True
+        cl.wake.set()
+        with anyio.move_on_after(1):
+            await cl.writer_done.wait()
 
     async def _reader(self, cl: _Client) -> None:
         session = cl.session
@@ -547,6 +584,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
     async def _read_once(self, cl: _Client) -> bool:
         """One read and every event it gives; False when the session is over."""
         session = cl.session
+        while (deaf := self._deaf) is not None:
+            await deaf.wait()
         try:
             data = await cl.stream.receive(65536)
         except anyio.EndOfStream:
@@ -577,10 +616,13 @@ class FixSimulator(BackgroundServer, StallSwitch):
         elif isinstance(event, s.LoggedOut | s.SessionFailed):
             if isinstance(event, s.LoggedOut) and event.by_peer:
                 self.logouts.append(event.text)
+            if isinstance(event, s.SessionFailed):
+                self.session_failures.append(event.reason)
             cl.logged_on = False
             cl.closing = True
             log.debug("simulator session over: %r", event)
         elif isinstance(event, s.SequenceGap):
+            self.inbound_gaps.append((event.expected, event.received))
             log.debug("simulator: inbound gap %r", event)
         elif isinstance(event, s.Malformed):
             log.warning("simulator: malformed message from client: %s", event.reason)
@@ -651,19 +693,38 @@ class FixSimulator(BackgroundServer, StallSwitch):
             self._send_snapshot(cl, m, sub)
 
     async def _writer(self, cl: _Client) -> None:
+        """The one task that writes to the client's stream: everything else appends to
+        ``cl.out`` (synchronously, so sequence order is the order of the bytes)."""
+        try:
+            await self._write_loop(cl)
+        finally:
+            cl.writer_done.set()
+
+    async def _write_loop(self, cl: _Client) -> None:
         session = cl.session
         while True:
-            with anyio.move_on_after(session.next_timeout()):
-                await cl.wake.wait()
+            if not cl.finishing:
+                with anyio.move_on_after(session.next_timeout()):
+                    await cl.wake.wait()
             cl.wake = anyio.Event()
+            if cl.finishing and self.stalled:
+                return  # a stalled venue says nothing, not even goodbye
             await self.wait_while_stalled()
-            if cl.logged_on:
+            if cl.logged_on and not cl.finishing:
                 session.tick()
-                cl.drain_session()
+            cl.drain_session()
             if cl.out:
                 data = bytes(cl.out)
                 cl.out.clear()
-                await cl.stream.send(data)
+                cl.sending = True
+                try:
+                    await cl.stream.send(data)
+                finally:
+                    cl.sending = False
+            if cl.finishing:
+                if not cl.out:
+                    return
+                continue  # appended while we were sending
             if session.state == s.State.FAILED:
                 # the client went silent (no answer to our TestRequest): hang up
                 if cl.scope is not None:
