@@ -22,16 +22,19 @@ from hub_core import (
     ExchangeConfig,
     ExchangeHub,
     Gap,
+    SequenceMismatch,
     SubscriptionError,
     Trade,
     TypedEventBus,
 )
 from hub_core.registry import ExchangeRegistry
 from hub_core.testing import EventRecorder
-from hub_plugin_fix.connection import parse_endpoint
+from hub_plugin_fix.connection import FixConnection, parse_endpoint
 from hub_plugin_fix.factory import FixFactory
 from hub_plugin_fix.options import FixOptions
 from hub_plugin_fix.simulator import FixSimulator, demo_config
+
+from .conftest import Collected
 
 pytestmark = pytest.mark.anyio
 
@@ -176,8 +179,13 @@ async def test_rejected_logon_and_credentials(sim: FixSimulator) -> None:
         assert "s3cret" not in run.rec.events[-1].reason
 
 
-async def test_a_venue_that_hangs_up_on_logon_is_a_refusal_after_three_tries() -> None:
+async def test_a_venue_that_hangs_up_on_logon_is_retried_not_refused() -> None:
+    # a venue outside its session hours accepts TCP and hangs up on the Logon: transient
+    accepted = 0
+
     async def hang_up(stream: Any) -> None:
+        nonlocal accepted
+        accepted += 1
         await stream.aclose()
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
@@ -192,9 +200,72 @@ async def test_a_venue_that_hangs_up_on_logon_is_a_refusal_after_three_tries() -
             reconnect_max_delay_ms=40,
         )
         async with start(cfg, wait=False) as run:
-            await run.state(ConnectionState.AUTH_FAILED)
-            assert "3 times in a row" in run.rec.events[-1].reason
+            await run.rec.wait_for(lambda: accepted >= 5, TIMEOUT * 3, "five Logon attempts")
+            states = [getattr(e, "state", "") for e in run.rec.events]
+            assert ConnectionState.AUTH_FAILED not in states
+            assert ConnectionState.DEAD not in states
+            reasons = [getattr(e, "reason", "") for e in run.rec.events]
+            assert any("times in a row" in r and "session hours" in r for r in reasons)
         tg.cancel_scope.cancel()
+
+
+async def _connect(cfg: ExchangeConfig, collected: Collected) -> FixConnection:
+    conn = FixFactory().create(cfg, collected.sink)  # a new factory: a restarted hub
+    assert isinstance(conn, FixConnection)
+    with anyio.fail_after(TIMEOUT):
+        await conn.connect(cfg.endpoint)
+    return conn
+
+
+async def test_two_hub_runs_in_a_row_continue_the_session_by_default(
+    sim: FixSimulator, state_dir: Path
+) -> None:
+    cfg = config(sim, ["ES"])  # no store_path, no reset_on_logon: the defaults
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+        assert run.hub.connection_status() == {NAME: True}
+    # one file per session and venue address, in the per-user state directory
+    (seq_file,) = state_dir.glob("*.seqnums")  # noqa: ASYNC240 - a test's tmp dir
+    assert seq_file.name == f"FIX.4.4-HUB-VENUE-127.0.0.1_{sim.port}.seqnums"
+    assert [reset for _, _, reset in sim.logons] == [False, False]
+    assert sim.logons[1][1] > sim.logons[0][1] > 0
+
+
+async def test_a_venue_that_reset_its_numbers_is_a_sequence_mismatch(
+    sim: FixSimulator, state_dir: Path, collected: Collected
+) -> None:
+    cfg = config(sim, ["ES"])
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    store = sim.store_of("HUB")
+    assert store is not None
+    seq_file = next(state_dir.glob("*.seqnums"))  # noqa: ASYNC240 - a test's tmp dir
+    ours, theirs = map(int, seq_file.read_text().split())
+    store.next_sender, store.next_target = 1, ours  # the venue restarted its numbers
+    with pytest.raises(SequenceMismatch) as err:
+        await _connect(cfg, collected)
+    text = str(err.value)
+    assert f"MsgSeqNum {theirs}" in text and "received 1" in text
+    assert str(state_dir) in text and "reset_on_logon = true" in text
+    assert "CompID" not in text and "password" not in text
+
+
+async def test_a_hub_that_lost_its_numbers_is_a_sequence_mismatch(
+    sim: FixSimulator, collected: Collected
+) -> None:
+    cfg = config(sim, ["ES"], options={"store_path": ":memory:"})
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    store = sim.store_of("HUB")
+    assert store is not None and store.next_target > 2
+    # a new process, numbers in memory: our Logon carries 1, the venue wants more
+    with pytest.raises(SequenceMismatch) as err:
+        await _connect(cfg, collected)
+    text = str(err.value)
+    assert f"expecting {store.next_target} but received 1" in text
+    assert "in memory" in text and "reset_on_logon = true" in text
 
 
 async def test_unknown_symbol_is_refused_by_name_others_flow(sim: FixSimulator) -> None:

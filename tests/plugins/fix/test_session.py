@@ -120,7 +120,29 @@ def test_refused_logons(reply: bytes, why: str) -> None:
     assert len(events) == 1
     assert isinstance(events[0], s.LogonRejected)
     assert why in events[0].reason
+    assert events[0].sequence is None  # a refusal, not a sequence problem
     assert session.state in (s.State.CLOSED, s.State.FAILED)
+
+
+@pytest.mark.parametrize(
+    "text, numbers",
+    [
+        ("MsgSeqNum too low, expecting 4 but received 1", (4, 1)),  # QuickFIX's words
+        ("MsgSeqNum too low", (0, 7)),  # the received one is our Logon's
+        ("Sequence number mismatch: expected 12, got 7", (12, 7)),
+    ],
+)
+def test_a_logout_about_sequence_numbers_is_a_sequence_problem(
+    text: str, numbers: tuple[int, int]
+) -> None:
+    store = MemoryStore()
+    store.next_sender = 7
+    session = new_session(store=store)
+    session.logon()
+    session.receive_data(fix_message("5", 1, [(58, text)]))
+    (event,) = drain(session)
+    assert isinstance(event, s.LogonRejected)
+    assert event.sequence == numbers
 
 
 def test_logon_reply_below_the_stored_sequence_is_refused() -> None:
@@ -132,6 +154,7 @@ def test_logon_reply_below_the_stored_sequence_is_refused() -> None:
     (event,) = drain(session)
     assert isinstance(event, s.LogonRejected)
     assert "below the 50 expected" in event.reason
+    assert event.sequence == (50, 3)
     (logout,) = sent(session.data_to_send())
     assert logout.msg_type == "5"
     assert b"MsgSeqNum too low" in (logout.get(58) or b"")

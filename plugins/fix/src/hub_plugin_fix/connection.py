@@ -15,7 +15,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -29,6 +29,7 @@ from hub_core.errors import (
     ConfigError,
     ConnectionFailed,
     ProtocolError,
+    SequenceMismatch,
     SubscriptionError,
 )
 from hub_core.processor import ConnectionSink
@@ -37,7 +38,7 @@ from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
 from hub_plugin_fix.options import FixOptions, tls_context
-from hub_plugin_fix.store import MemoryStore
+from hub_plugin_fix.store import FileStore, MemoryStore
 
 log = logging.getLogger("hub_plugin_fix")
 
@@ -51,8 +52,10 @@ CLOSE_WAIT_S = 1.0
 STORE_FLUSH_S = 0.5
 """How often the inbound sequence number is written to the store while data flows."""
 SILENT_LOGON_LIMIT = 3
-"""Logons in a row that the counterparty answers by closing the connection before we
-call it a refusal (``AuthenticationError``, never retried) instead of a network fault."""
+"""Logons in a row that the counterparty answers by closing the connection after which
+the error's hint names session hours and CompIDs (it stays a transient
+``ConnectionFailed``, retried with backoff: a venue outside its session hours hangs up
+exactly like that)."""
 
 _DEADLINE_MARGIN_S = 0.05
 """How much earlier than the caller's deadline ``connect()``'s own timeouts end."""
@@ -61,6 +64,11 @@ _HINT_REACH = "check the host and port, and that the venue accepts FIX connectio
 _HINT_LOGON = (
     "check options.sender_comp_id / target_comp_id and the username/password environment "
     "variables against what the venue assigned"
+)
+_HINT_HANGUP = (
+    "the venue hangs up on our Logon: it may be outside its session hours (the hub keeps "
+    "retrying with backoff), or not know this session; "
+    "check options.sender_comp_id / target_comp_id and the credentials"
 )
 _HINT_TLS = "check that the venue speaks TLS on this port (else use fix://)"
 _HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use fixs://"
@@ -131,12 +139,15 @@ class FixConnection:
         config: ExchangeConfig,
         sink: ConnectionSink,
         options: FixOptions,
-        memory: SessionMemory,
+        memory: SessionMemory | Callable[[str], SessionMemory],
     ) -> None:
         self._config = config
         self._sink = sink
         self._options = options
-        self._memory = memory
+        # the store can depend on the endpoint (one file per venue address): chosen
+        # at connect()
+        self._memory_for = memory if callable(memory) else lambda _endpoint: memory
+        self._memory = SessionMemory(MemoryStore())
         self._exchange = sink.exchange
         self._endpoint = ""
         self._tls = False
@@ -169,6 +180,29 @@ class FixConnection:
     def _failed(self, message: str, hint: str = _HINT_REACH) -> ConnectionFailed:
         return ConnectionFailed(
             message, exchange=self._exchange, endpoint=self._endpoint, hint=hint
+        )
+
+    def _sequence_mismatch(self, what: str, numbers: tuple[int, int]) -> SequenceMismatch:
+        """Sequence numbers disagree (one side reset, or a store was lost): retrying the
+        same Logon gives the same answer, so the connection stops with both numbers,
+        where ours are kept, and what to change."""
+        expected, received = numbers
+        store = self._memory.store
+        where = store.describe()
+        clear = (
+            f"delete {where} (the hub then starts at 1) and reset the session with the venue"
+            if isinstance(store, FileStore)
+            else "restart the hub (sequence numbers kept in memory) and reset the session "
+            "with the venue"
+        )
+        return SequenceMismatch(
+            f"sequence numbers disagree: {what} (expected MsgSeqNum "
+            f"{expected or 'not given'}, received {received or 'not given'}; sequence "
+            f"store: {where})",
+            exchange=self._exchange,
+            endpoint=self._endpoint,
+            hint="if the venue allows it, set options.reset_on_logon = true (both sides "
+            f"start again at 1 on every Logon); otherwise {clear}",
         )
 
     def _auth(self, message: str) -> AuthenticationError:
@@ -274,6 +308,11 @@ class FixConnection:
             raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
         opts = self._options
         creds = self._config.credentials
+        try:
+            self._memory = self._memory_for(endpoint)
+        except BaseException:
+            await self._abort()
+            raise
         self._session = s.FixSession(
             Header(opts.begin_string, opts.sender_comp_id, opts.target_comp_id),
             store=self._memory.store,
@@ -336,22 +375,20 @@ class FixConnection:
                 return
             if isinstance(event, s.LogonRejected):
                 await self._flush(stream)
+                if event.sequence is not None:
+                    raise self._sequence_mismatch(event.reason, event.sequence)
                 raise self._auth(event.reason)
             if isinstance(event, s.ConnectionClosed):
+                # a hang-up is not a refusal: a venue outside its session hours (or
+                # restarting) does exactly this, so it stays transient and is retried
+                # with backoff; after a few in a row the hint widens
                 self._memory.silent_logons += 1
-                if self._memory.silent_logons >= SILENT_LOGON_LIMIT:
-                    n = self._memory.silent_logons
-                    self._memory.silent_logons = 0
-                    raise AuthenticationError(
-                        f"the venue closed the connection without answering our Logon "
-                        f"{n} times in a row: it does not accept this session",
-                        exchange=self._exchange,
-                        endpoint=self._endpoint,
-                        hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
-                    )
+                n = self._memory.silent_logons
+                hint = _HINT_HANGUP if n >= SILENT_LOGON_LIMIT else _HINT_REACH
                 raise self._failed(
-                    "the venue closed the connection without answering our Logon",
-                    hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
+                    "the venue closed the connection without answering our Logon"
+                    + (f" ({n} times in a row)" if n > 1 else ""),
+                    hint=hint + ("" if self._tls else _HINT_PLAIN),
                 )
             self._on_event(event)
 
@@ -428,6 +465,10 @@ class FixConnection:
                 await self._flush(stream)
                 if self._closing:
                     return
+                if event.sequence is not None:
+                    raise self._sequence_mismatch(
+                        f"FIX session failed: {event.reason}", event.sequence
+                    )
                 raise ProtocolError(
                     f"FIX session failed: {event.reason}",
                     exchange=self._exchange,

@@ -31,6 +31,7 @@ them straight to the ``MarketDataDecoder`` (which calls the sink).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -101,6 +102,10 @@ class LogonRejected:
     Logon would give the same answer."""
 
     reason: str
+    sequence: tuple[int, int] | None = None
+    """(expected, received) when the refusal is about sequence numbers (one side reset):
+    a Logout "MsgSeqNum too low, expecting 4 but received 1", or a Logon reply below the
+    number we expect. 0 stands for a number the counterparty did not say."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,8 @@ class SessionFailed:
     that violates the session protocol). A Logout is queued when one makes sense."""
 
     reason: str
+    sequence: tuple[int, int] | None = None
+    """(expected, received) when the session failed on sequence numbers."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,26 @@ def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("latin-1")
 
 
+_EXPECTING = re.compile(r"expect(?:ed|ing)?\D{0,20}?(\d{1,18})", re.IGNORECASE)
+_RECEIVED = re.compile(r"(?:received|got|but)\D{0,20}?(\d{1,18})", re.IGNORECASE)
+_SEQUENCE_WORDS = re.compile(r"msgseqnum|seq\s*num|sequence\s*num|seqnum", re.IGNORECASE)
+
+
+def _sequence_complaint(text: str, our_seq: int) -> tuple[int, int] | None:
+    """(expected, received) when a Logout/Reject text is about sequence numbers (as
+    QuickFIX and most engines word it: "MsgSeqNum too low, expecting 4 but received 1"),
+    else None. A number the text does not give is taken from what we know (the
+    received one is our Logon's) or 0."""
+    if not _SEQUENCE_WORDS.search(text):
+        return None
+    expecting = _EXPECTING.search(text)
+    received = _RECEIVED.search(text[expecting.end() :] if expecting else text)
+    return (
+        int(expecting.group(1)) if expecting else 0,
+        int(received.group(1)) if received else our_seq,
+    )
+
+
 class FixSession:
     """One FIX session, initiator (the hub) or acceptor (the simulator), without I/O."""
 
@@ -280,6 +307,8 @@ class FixSession:
         self._deferred: Frame | None = None
         self._logon: LogonRequested | None = None
         self._logon_seq = 0
+        self._logon_sent_seq = 0
+        """(Initiator) the MsgSeqNum of our Logon."""
         self.messages_received = 0
         self.gaps = 0
         self.duplicates_ignored = 0
@@ -347,6 +376,7 @@ class FixSession:
         if self.reset_on_logon:
             self.store.reset()
         self.reader.expected_seq = self.store.next_target
+        self._logon_sent_seq = self.store.next_sender
         m = self.new_message(MsgType.LOGON)
         c.logon_body(
             m,
@@ -370,6 +400,9 @@ class FixSession:
         if req.reset:
             self.store.reset()
         expected = self.store.next_target
+        # every message we make writes the inbound number back to the store: it must be
+        # the stored one, or refusing this Logon would rewrite the counterparty's numbers
+        self.reader.expected_seq = expected
         seq = self._logon_seq
         if seq < expected and not req.reset:
             return self.reject_logon(f"MsgSeqNum too low, expecting {expected} but received {seq}")
@@ -526,14 +559,16 @@ class FixSession:
         self.gaps += 1
         self._events.append(SequenceGap(expected, received))
 
-    def _fail(self, reason: str, logout: bool = True) -> None:
+    def _fail(
+        self, reason: str, logout: bool = True, sequence: tuple[int, int] | None = None
+    ) -> None:
         if logout and self.state in (State.ACTIVE, State.LOGON_SENT, State.LOGON_RECEIVED):
             m = self.new_message(MsgType.LOGOUT)
             m.append_pair(Tag.TEXT, reason)
             self._queue(self._encode(m))
         self.state = State.FAILED
         self.reader.fast = False
-        self._events.append(SessionFailed(reason))
+        self._events.append(SessionFailed(reason, sequence))
 
     def _handle(self, f: Frame) -> None:
         state = self.state
@@ -573,7 +608,10 @@ class FixSession:
             if t == MsgType.LOGOUT:
                 self._on_logout(f)
                 return
-            self._fail(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+            self._fail(
+                f"MsgSeqNum too low, expecting {expected} but received {seq}",
+                sequence=(expected, seq),
+            )
             return
         if seq > expected:
             self._gap(expected, seq)
@@ -678,14 +716,21 @@ class FixSession:
             self.state = State.CLOSED
             why = f.text(Tag.TEXT) or "no reason given"
             self._events.append(
-                LogonRejected(f"the counterparty answered our Logon with a Logout: {why}")
+                LogonRejected(
+                    f"the counterparty answered our Logon with a Logout: {why}",
+                    _sequence_complaint(why, self._logon_sent_seq),
+                )
             )
             return
         if t == MsgType.REJECT:
             reason = c.describe_reason(c.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON))
             self.state = State.FAILED
+            text = f.text(Tag.TEXT)
             self._events.append(
-                LogonRejected(f"our Logon was rejected: {reason}: {f.text(Tag.TEXT)}")
+                LogonRejected(
+                    f"our Logon was rejected: {reason}: {text}",
+                    _sequence_complaint(text, self._logon_sent_seq),
+                )
             )
             return
         if t != MsgType.LOGON:
@@ -717,7 +762,8 @@ class FixSession:
             self._events.append(
                 LogonRejected(
                     f"the Logon reply has MsgSeqNum {seq}, below the {expected} expected "
-                    f"from the stored session ({self.store.describe()})"
+                    f"from the stored session ({self.store.describe()})",
+                    (expected, seq),
                 )
             )
             return
