@@ -137,19 +137,63 @@ async def test_drop_reconnects_resubscribes_and_reports_the_gap(sim: FixSimulato
         assert sim.logons[1][1] > sim.logons[0][1]
 
 
-async def test_sequence_gap_is_recovered_through_resend_request(sim: FixSimulator) -> None:
+def _contiguous_in(got: list[tuple[int, int, str]], sent: list[tuple[int, int, str]]) -> bool:
+    """``got`` appears in ``sent`` as one contiguous run: nothing lost, nothing doubled,
+    nothing out of order (the receiver may have joined late)."""
+    n = len(got)
+    return n > 0 and any(sent[i : i + n] == got for i in range(len(sent) - n + 1))
+
+
+async def test_withheld_messages_are_resent_and_nothing_is_lost(sim: FixSimulator) -> None:
     async with start(config(sim, ["ES"])) as run:
         await run.trades_for(["ES"])
         mark = len(run.rec.events)
-        sim.skip_sequence(3)
+        sim.withhold(25)  # numbered and kept, not sent: the hub sees a gap
+        await run.rec.wait_for(lambda: bool(sim.resend_requests), TIMEOUT, "a ResendRequest")
+        begin, end = sim.resend_requests[0]
+        assert end - begin + 1 == 25 and sim.withheld == 25
+        await run.rec.wait_for(
+            lambda: len(run.rec.of(Trade)) > 40,
+            TIMEOUT,
+            "trades after the resend",
+        )
+        await run.trades_for(["ES"], len(run.rec.events))
+        # no Gap: the resend filled the hole, and every trade arrived once, in order
+        assert [e for e in run.rec.events[mark:] if isinstance(e, Gap)] == []
+        got = [(t.price, t.size, t.side) for t in run.rec.of(Trade) if t.symbol == "ES"]
+        assert _contiguous_in(got, sim.sent_trades("ES"))
+        assert run.hub.connection_status() == {NAME: True}
+
+
+async def test_messages_lost_for_good_publish_a_gap_and_resynchronise(sim: FixSimulator) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        await run.trades_for(["ES"])
+        mark = len(run.rec.events)
+        requests = len(sim.requests)
+        sim.skip_sequence(3)  # never made: the resend can only gap-fill them
         await run.rec.wait_for(
             lambda: any(isinstance(e, Gap) for e in run.rec.events[mark:]), TIMEOUT, "a Gap"
         )
         gap = next(e for e in run.rec.events[mark:] if isinstance(e, Gap))
         assert "sequence gap" in gap.reason and gap.end_seq - gap.start_seq == 2
-        await run.rec.wait_for(lambda: bool(sim.resend_requests), TIMEOUT, "a ResendRequest")
         assert sim.resend_requests[0] == (gap.start_seq, gap.end_seq)
-        await run.trades_for(["ES"], len(run.rec.events))
+        # resynchronised: the request is made again and a fresh snapshot replaces the book
+        await run.rec.wait_for(
+            lambda: any(kind == "1" for _, kind, _ in sim.requests[requests:]),
+            TIMEOUT,
+            "a new MarketDataRequest",
+        )
+        assert [(kind, sym) for _, kind, sym in sim.requests[requests:]] == [
+            ("2", "ES"),
+            ("1", "ES"),
+        ]
+        after = len(run.rec.events)
+        await run.rec.wait_for(
+            lambda: any(isinstance(e, BookSnapshot) for e in run.rec.events[mark:]),
+            TIMEOUT,
+            "a new snapshot",
+        )
+        await run.trades_for(["ES"], after)
         assert run.hub.connection_status() == {NAME: True}
 
 

@@ -161,6 +161,9 @@ class FixConnection:
             "2" in options.entry_types,
         )
         self._send_lock = anyio.Lock()
+        self._resync = False
+        self.resyncs = 0
+        """Times the snapshots were requested again after lost messages."""
         self._outbox = bytearray()
         """Bytes made (sequence numbers taken) and not yet written, in order."""
         self._subs: dict[str, _Subscription] = {}
@@ -476,6 +479,9 @@ class FixConnection:
                     hint="the hub reconnects; if this repeats, check the venue's session "
                     "settings (sequence numbers: options.reset_on_logon / store_path)",
                 )
+        if self._resync:
+            self._resync = False
+            self._request_snapshots(session)
         await self._flush(stream)
         self._check_subscriptions()
         now = time.monotonic()
@@ -486,16 +492,27 @@ class FixConnection:
     def _on_event(self, event: s.Event) -> None:
         sink = self._sink
         if isinstance(event, s.SequenceGap):
+            # not a Gap yet: the session holds what comes above it until the venue
+            # resends the missing messages (GapUnrecovered if it does not)
+            log.info(
+                "[%s] sequence gap: expected MsgSeqNum %d, got %d; resend requested",
+                self._exchange,
+                event.expected,
+                event.received,
+            )
+        elif isinstance(event, s.GapUnrecovered):
             now = time.time_ns()
+            n = event.end - event.start + 1
             sink.gap(
                 "",
                 self._last_data_ns or now,
                 now,
-                f"sequence gap: expected MsgSeqNum {event.expected}, got {event.received} "
-                f"({event.received - event.expected} message(s) missing; resend requested)",
-                event.expected,
-                event.received - 1,
+                f"sequence gap: MsgSeqNum {event.start}..{event.end} ({n} message(s)) "
+                f"lost: {event.reason}; snapshots requested again",
+                event.start,
+                event.end,
             )
+            self._resync = True
         elif isinstance(event, s.Malformed):
             sink.malformed(event.reason)
         elif isinstance(event, s.MarketDataRejected):
@@ -666,6 +683,41 @@ class FixConnection:
         if session is None or not self._connected or session.state != s.State.ACTIVE:
             raise self._failed("the FIX session is not logged on", hint="the hub reconnects")
         return session
+
+    def _request_snapshots(self, session: s.FixSession) -> None:
+        """Resynchronise after lost messages: each subscription's request is disabled
+        (263=2) and made again under a new MDReqID, so the venue sends a fresh snapshot
+        that replaces the books the lost updates left wrong. The bytes are queued in the
+        session (sent by the caller's flush, in sequence order)."""
+        if session.state != s.State.ACTIVE:
+            return
+        opts = self._options
+        for sub in list(self._subs.values()):
+            session.queue(
+                session.market_data_request(
+                    sub.req_id,
+                    sub.symbol,
+                    subscribe=False,
+                    depth=opts.market_depth,
+                    entry_types=opts.entry_types,
+                )
+            )
+            self._req_count += 1
+            old = sub.req_id
+            sub.req_id = f"{self._req_prefix}-{self._req_count}"
+            self._by_req[sub.req_id] = sub
+            self._by_req.pop(old, None)
+            self._md.req_symbols[sub.req_id.encode("latin-1")] = sub.symbol
+            session.queue(
+                session.market_data_request(
+                    sub.req_id,
+                    sub.symbol,
+                    depth=opts.market_depth,
+                    entry_types=opts.entry_types,
+                )
+            )
+            sub.seq = session.next_sender_seq - 1
+        self.resyncs += 1
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
         if isinstance(symbols, str):

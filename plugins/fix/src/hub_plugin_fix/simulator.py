@@ -4,7 +4,9 @@
 same sans-I/O code, as acceptor) on 127.0.0.1 or ::1 only. It accepts a Logon
 addressed to its CompID (``VENUE`` by default, what ``FixOptions`` targets by
 default), keeps each counterparty's sequence numbers in memory between
-connections (a Logon with 141=Y resets them), answers a MarketDataRequest
+connections (a Logon with 141=Y resets them) and the market data it sent to each
+(answering a ResendRequest with the real messages, PossDupFlag=Y, and a gap fill
+over administrative ones), answers a MarketDataRequest
 (35=V, 263=1) with a snapshot (35=W) and then streams incremental refreshes
 (35=X): trades (269=2 with AggressorSide 2446) and bid/offer levels (269=0/1)
 of a 5-level book, for the entry types asked; unknown symbols get a
@@ -13,7 +15,9 @@ MarketDataRequestReject (35=Y, 281=0); 263=2 stops the stream.
 Fault injection, on the simulator object: ``drop_connections()`` (TCP reset),
 ``stall()``/``resume()`` (silence, answers included), ``send_malformed()`` (a
 message with a wrong CheckSum, or garbage bytes), ``skip_sequence()`` (the
-next message skips a MsgSeqNum), ``logout_all()`` (a Logout from the venue),
+next message skips a MsgSeqNum: lost for good, a resend gap-fills it),
+``withhold()`` (market data numbered and kept but not sent: a resend brings it),
+``logout_all()`` (a Logout from the venue),
 ``reject_logons()`` (answer every Logon with a Logout), ``stop_reading()``/
 ``resume_reading()`` (the venue reads nothing, so the client's sends block).
 
@@ -140,6 +144,8 @@ class _Client:
     sending: bool = False
     """The writer is inside ``stream.send`` (it blocks while the client does not read)."""
     skipped: int = 0
+    withhold: int = 0
+    """Market-data messages still to withhold (numbered and kept, not sent)."""
 
     def drain_session(self) -> None:
         """Move the session's automatic answers into ``out``, keeping sequence order."""
@@ -221,6 +227,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
         """Every ResendRequest received: (BeginSeqNo, EndSeqNo)."""
         self.requests: list[tuple[str, str, str]] = []
         """Every MarketDataRequest: (MDReqID, SubscriptionRequestType, Symbol)."""
+        self.withheld = 0
+        """Market-data messages withheld by ``withhold()`` so far."""
         self.inbound_gaps: list[tuple[int, int]] = []
         """Every sequence gap seen in a client's messages: (expected, received)."""
         self.session_failures: list[str] = []
@@ -306,6 +314,14 @@ class FixSimulator(BackgroundServer, StallSwitch):
             if cl.logged_on:
                 cl.drain_session()
                 cl.session.store.next_sender += n
+
+    def withhold(self, n: int = 1) -> None:
+        """Every client's next ``n`` market-data messages are numbered and kept but not
+        sent (as if lost on the way): the client sees a gap and asks for a resend, which
+        gets the real messages (PossDupFlag=Y, OrigSendingTime)."""
+        for cl in self._clients:
+            if cl.logged_on:
+                cl.withhold += n
 
     def logout_all(self, text: str = "simulator logout") -> None:
         """Log every client out (35=5 from the venue's side)."""
@@ -467,7 +483,12 @@ class FixSimulator(BackgroundServer, StallSwitch):
                 msg.append_pair(Tag.MD_ENTRY_SIZE, e.size)
             if e.aggressor:
                 msg.append_pair(Tag.AGGRESSOR_SIDE, e.aggressor)
-        cl.push(msg.encode())
+        data = cl.session.encode_app(msg)  # kept: a ResendRequest gets it again
+        if cl.withhold > 0:
+            cl.withhold -= 1  # made and numbered, never sent: the client sees a gap
+            self.withheld += 1
+            return
+        cl.push(data)
 
     def _send_snapshot(self, cl: _Client, m: _Market, sub: _Sub) -> None:
         levels = [lv for lv in m.levels() if lv[0] in sub.entry_types]
@@ -479,14 +500,14 @@ class FixSimulator(BackgroundServer, StallSwitch):
             msg.append_pair(Tag.MD_ENTRY_TYPE, entry_type)
             msg.append_pair(Tag.MD_ENTRY_PX, _px(price))
             msg.append_pair(Tag.MD_ENTRY_SIZE, size)
-        cl.push(msg.encode())
+        cl.push(cl.session.encode_app(msg))
 
     def _reject_request(self, cl: _Client, req_id: str, reason: str, text: str) -> None:
         msg = self._app_message(cl, MsgType.MARKET_DATA_REQUEST_REJECT)
         msg.append_pair(Tag.MD_REQ_ID, req_id)
         msg.append_pair(Tag.MD_REQ_REJ_REASON, reason)
         msg.append_pair(Tag.TEXT, text)
-        cl.push(msg.encode())
+        cl.push(cl.session.encode_app(msg))
 
     # -- one connection ------------------------------------------------------------------
     async def _tls_handshake(self, tcp: anyio.abc.SocketStream) -> anyio.abc.ByteStream | None:
