@@ -190,3 +190,29 @@ async def test_last_activity_moves_on_heartbeats_of_a_quiet_market(collected: Co
             assert collected.of(Trade) == []
             await conn.close()
             tg.cancel_scope.cancel()
+
+
+async def test_a_venue_that_lost_our_market_data_request_gets_it_resent(
+    collected: Collected,
+) -> None:
+    async with FixSimulator(["ES", "NQ"], rate=100, seed=9) as sim:
+        conn = FixFactory().create(_config(sim), collected.sink)
+        with anyio.fail_after(BOUND):
+            await conn.connect(sim.endpoint)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.run)
+            with anyio.fail_after(BOUND):
+                await conn.subscribe(["ES"])
+            session = conn.session
+            assert session is not None
+            # a MarketDataRequest lost on the way: numbered and kept, never delivered
+            session.market_data_request("lost-1", "NQ")
+            # the next message shows the venue the gap; it asks, we resend the request
+            await conn.probe()
+            await _wait("the resent request", lambda: ("lost-1", "1", "NQ") in sim.requests)
+            assert sim.inbound_gaps and sim.resend_requests == []  # the venue asked, not us
+            assert session.resent == 1
+            await _wait("NQ at the venue", lambda: "NQ" in sim.subscriptions()[0])
+            assert sim.session_failures == []
+            await conn.close()
+            tg.cancel_scope.cancel()

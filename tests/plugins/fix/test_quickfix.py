@@ -240,6 +240,32 @@ async def test_sequence_gap_recovered_through_resend_request(venue: Any, tmp_pat
 
 @inner
 @pytest.mark.anyio
+async def test_what_quickfix_sent_while_we_were_away_is_resent_and_applied_in_order(
+    venue: Any, tmp_path: Path
+) -> None:
+    async with hub_on(venue, tmp_path) as h:
+        await h.wait(lambda: bool(h.rec.of(BookSnapshot)), "the snapshot")
+        rid = req_id(venue)
+    with anyio.fail_after(TIMEOUT):
+        while venue.logged_on():  # noqa: ASYNC110 - QuickFIX's state, polled over a pipe
+            await anyio.sleep(0.05)
+    # the hub is gone: QuickFIX numbers and stores these, delivers nothing
+    venue.send_incremental(rid, [("0", "2", "ES", "101", "1")])
+    venue.send_incremental(rid, [("0", "2", "ES", "102", "1")])
+    async with hub_on(venue, tmp_path) as h:
+        # its Logon reply is two numbers ahead: we ask, QuickFIX resends the real
+        # messages (PossDupFlag=Y), and we apply them in order: no Gap
+        await h.wait(lambda: bool(venue.frames("received", "2")), "our ResendRequest")
+        await h.wait(lambda: len(h.rec.of(Trade)) >= 2, "the resent trades")
+        assert [t.price for t in h.rec.of(Trade)][:2] == [101 * P, 102 * P]
+        resent = [f for f in venue.frames("sent", "X") if f.poss_dup]
+        assert len(resent) >= 2
+        assert [g for g in h.rec.of(Gap) if "sequence" in g.reason] == []
+        assert h.hub.connection_status() == {"qf": True}
+
+
+@inner
+@pytest.mark.anyio
 async def test_logout_both_ways_and_the_session_continues(venue: Any, tmp_path: Path) -> None:
     async with hub_on(venue, tmp_path) as h:
         await h.wait(lambda: bool(h.rec.of(BookSnapshot)), "the snapshot")
