@@ -14,16 +14,20 @@ Sequence numbers (FIX 4.x session rules, as a market-data session applies them):
 
 * an inbound MsgSeqNum equal to the expected one is processed;
 * higher: a ``SequenceGap`` event, a ResendRequest (35=2) for the missing
-  range, and the message is processed anyway (market data must not wait;
-  whatever the counterparty resends arrives with PossDupFlag and is ignored,
-  so the hub never replays old prices: the ``Gap`` event says data is missing);
+  range, and the message is *held* with every later one (at most ``MAX_HELD``)
+  until the resend fills the gap: resent PossDup messages are processed in order,
+  then the held ones. A gap fill over missing numbers, no resend within
+  ``max(RESEND_TIMEOUT_MIN_S, 2 heartbeats)`` (``tick()``), or an overflow gives
+  the gap up: ``GapUnrecovered`` (the owner publishes a ``Gap`` and asks for new
+  snapshots), and the held messages are processed;
 * lower with PossDupFlag (43=Y): a duplicate, ignored; lower without it: the
-  session is broken (Logout "MsgSeqNum too low", ``SessionFailed``);
+  session is broken (Logout "MsgSeqNum too low", ``SessionFailed`` with the numbers);
 * SequenceReset (35=4) in reset mode moves the expected number whatever
   MsgSeqNum says; in gap-fill mode (123=Y) it obeys the rules above;
-* a ResendRequest from the counterparty is answered with one
-  SequenceReset-GapFill (35=4, 43=Y, 123=Y) up to our next number: market-data
-  requests are not worth replaying.
+* a ResendRequest from the counterparty is answered with our kept messages
+  (``keep_types``: our MarketDataRequests as initiator, market data as acceptor)
+  again, PossDupFlag=Y and OrigSendingTime, and a SequenceReset-GapFill
+  (35=4, 43=Y, 123=Y) over each run of the others (administrative messages).
 
 In-sequence 35=W/X messages never become events: the scanner's fast path hands
 them straight to the ``MarketDataDecoder`` (which calls the sink).
