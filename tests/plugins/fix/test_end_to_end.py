@@ -489,3 +489,12 @@ async def test_a_reject_of_our_market_data_request_fails_that_subscription() -> 
             ):
                 await run.hub.subscribe_market_data(NAME, ["ES"])
         tg.cancel_scope.cancel()
+
+
+def test_the_factory_checks_endpoints_before_any_dial() -> None:
+    factory = FixFactory()
+    factory.check_endpoint("fix://127.0.0.1:9878")
+    factory.check_endpoint("fixs://[::1]:9878")
+    for bad in ("http://127.0.0.1:9878", "fix://127.0.0.1", "fix://::1:9878", "fix://h:0"):
+        with pytest.raises(ValueError):
+            factory.check_endpoint(bad)

@@ -70,8 +70,8 @@ _HINT_HANGUP = (
     "retrying with backoff), or not know this session; "
     "check options.sender_comp_id / target_comp_id and the credentials"
 )
-_HINT_TLS = "check that the venue speaks TLS on this port (else use fix://)"
-_HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use fixs://"
+_HINT_TLS = "check that the venue speaks TLS on this port (else use a fix:// endpoint)"
+_HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use a fixs:// endpoint"
 
 
 def _within_caller_deadline(seconds: float) -> float:
@@ -176,6 +176,10 @@ class FixConnection:
         self._logged_out = anyio.Event()
         self._last_activity_ns = 0
         self._last_data_ns = 0
+        self._prev_data_ns = 0
+        """Wall-clock ns of the read before the latest one."""
+        self._gap_from_ns = 0
+        """Start of the blind window of the sequence gap being recovered (0: none)."""
         self._last_flush = 0.0
         self._detail = "not connected"
 
@@ -429,6 +433,7 @@ class FixConnection:
                 if got_data:
                     now_ns = time.time_ns()
                     self._last_activity_ns = time.monotonic_ns()
+                    self._prev_data_ns = self._last_data_ns
                     self._last_data_ns = now_ns
                     session.receive_data(data, now_ns)
                     if sink.backpressured:
@@ -479,6 +484,8 @@ class FixConnection:
                     hint="the hub reconnects; if this repeats, check the venue's session "
                     "settings (sequence numbers: options.reset_on_logon / store_path)",
                 )
+        if self._gap_from_ns and not session.recovering:
+            self._gap_from_ns = 0  # the resend filled the gap: nothing was lost
         if self._resync:
             self._resync = False
             self._request_snapshots(session)
@@ -493,7 +500,10 @@ class FixConnection:
         sink = self._sink
         if isinstance(event, s.SequenceGap):
             # not a Gap yet: the session holds what comes above it until the venue
-            # resends the missing messages (GapUnrecovered if it does not)
+            # resends the missing messages (GapUnrecovered if it does not). The lost
+            # messages, if lost, came after the read before the one that showed the gap
+            if not self._gap_from_ns:
+                self._gap_from_ns = self._prev_data_ns or self._last_data_ns
             log.info(
                 "[%s] sequence gap: expected MsgSeqNum %d, got %d; resend requested",
                 self._exchange,
@@ -503,9 +513,11 @@ class FixConnection:
         elif isinstance(event, s.GapUnrecovered):
             now = time.time_ns()
             n = event.end - event.start + 1
+            start_ns = self._gap_from_ns or self._prev_data_ns or now
+            self._gap_from_ns = 0
             sink.gap(
                 "",
-                self._last_data_ns or now,
+                min(start_ns, now),
                 now,
                 f"sequence gap: MsgSeqNum {event.start}..{event.end} ({n} message(s)) "
                 f"lost: {event.reason}; snapshots requested again",

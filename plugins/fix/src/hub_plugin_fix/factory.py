@@ -34,6 +34,11 @@ class FixFactory(ConnectionFactory):
     def __init__(self) -> None:
         self._memory: dict[tuple[str, str], SessionMemory] = {}
 
+    def check_endpoint(self, endpoint: str) -> None:
+        """``fix://host:port``, ``fixs://host:port`` or ``host:port`` (IPv6 as
+        ``[addr]:port``); raises ``ValueError`` saying what is wrong."""
+        parse_endpoint(endpoint)
+
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> FixConnection:
         """A new, unconnected connection; raises pydantic ``ValidationError`` for bad
         options. The store is opened at ``connect()`` (the default one is named after
