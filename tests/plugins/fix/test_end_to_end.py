@@ -165,6 +165,27 @@ async def test_withheld_messages_are_resent_and_nothing_is_lost(sim: FixSimulato
         assert run.hub.connection_status() == {NAME: True}
 
 
+async def test_messages_numbered_on_a_dead_connection_are_resent_on_the_next(
+    sim: FixSimulator,
+) -> None:
+    async with start(config(sim, ["ES"])) as run:
+        await run.trades_for(["ES"])
+        mark = len(run.rec.events)
+        # everything from now on is numbered and kept, nothing sent: the hub has no
+        # later message that would show it the gap on this connection
+        sim.withhold(1_000_000)
+        await run.rec.wait_for(lambda: sim.withheld >= 10, TIMEOUT, "10 messages withheld")
+        sim.drop_connections()  # the next connection withholds nothing
+        await run.state(ConnectionState.RECONNECTING, mark)
+        await run.state(ConnectionState.CONNECTED, mark)
+        await run.trades_for(["ES"], len(run.rec.events))
+        # the Logon reply showed the gap; the venue resent the real messages
+        assert sim.resend_requests, "no ResendRequest after the reconnect"
+        gaps = [e for e in run.rec.events[mark:] if isinstance(e, Gap)]
+        assert [g for g in gaps if "sequence" in g.reason] == []
+        assert any("blind while reconnecting" in g.reason for g in gaps)
+
+
 async def test_messages_lost_for_good_publish_a_gap_and_resynchronise(sim: FixSimulator) -> None:
     async with start(config(sim, ["ES"])) as run:
         await run.trades_for(["ES"])

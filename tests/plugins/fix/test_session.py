@@ -634,3 +634,21 @@ def test_acceptor_wants_a_logon_first() -> None:
     venue.receive_data(fix_message("0", 1, [], sender="HUB", target="VENUE"))
     (event,) = drain(venue)
     assert isinstance(event, s.SessionFailed)
+
+
+def test_a_resend_request_above_our_gap_is_answered_at_once() -> None:
+    # both sides lost something: each must answer the other's ResendRequest while it
+    # waits for its own resend, or both wait for ever
+    session = logged_on()
+    session.receive_data(fix_message("0", 5, []))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    session.data_to_send()
+    session.receive_data(fix_message("2", 6, [(7, 1), (16, 0)]))
+    assert drain(session) == []
+    (fill,) = sent(session.data_to_send())
+    assert (fill.msg_type, fill.seq, fill.get(36)) == ("4", 1, b"3")
+    assert session.recovering  # its own gap is still open; 6 counts as done
+    session.receive_data(fix_message("4", 2, [(123, "Y"), (36, 5)], poss_dup=True))
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered)
+    assert session.expected_seq == 7 and not session.recovering

@@ -494,16 +494,23 @@ class FixSession:
         self.state = State.LOGON_SENT
         return self._encode(m)
 
-    def accept_logon(self, store: MemoryStore | None = None) -> bytes:
+    def accept_logon(
+        self, store: MemoryStore | None = None, kept: dict[int, tuple[bytes, int]] | None = None
+    ) -> bytes:
         """(Acceptor) answer the pending Logon; ``store`` holds this counterparty's
-        sequence numbers (kept by the acceptor between connections)."""
+        sequence numbers and ``kept`` the messages kept for its ResendRequests (both
+        kept by the acceptor between connections: a message numbered on a connection
+        that died is resent on the next)."""
         req = self._logon
         if self.role != "acceptor" or self.state != State.LOGON_RECEIVED or req is None:
             raise RuntimeError(f"accept_logon() in state {self.state}")
         if store is not None:
             self.store = store
+        if kept is not None:
+            self._sent = kept
         if req.reset:
             self.store.reset()
+            self._sent.clear()
         expected = self.store.next_target
         # every message we make writes the inbound number back to the store: it must be
         # the stored one, or refusing this Logon would rewrite the counterparty's numbers
@@ -819,10 +826,16 @@ class FixSession:
                 self._set_expected(seq + 1)
                 self._dispatch(f)
                 return
+            held: Frame | None = f
+            if t in (MsgType.RESEND_REQUEST, MsgType.TEST_REQUEST):
+                # answered at once even above a gap (as QuickFIX does): two sessions
+                # that each hold the other's ResendRequest would wait for ever
+                self._dispatch(f)
+                held = None  # its number still counts when the gap closes
             if expected <= self._resend_until:
-                self._hold(seq, f)  # a resend is under way
+                self._hold(seq, held)  # a resend is under way
             else:
-                self._start_recovery(expected, seq, f)
+                self._start_recovery(expected, seq, held)
             return
         self._set_expected(seq + 1)
         if f.poss_dup and self._resend_until >= seq:

@@ -211,6 +211,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
             sym: deque(maxlen=_TRADE_LOG) for sym in self.symbols
         }
         self._stores: dict[str, MemoryStore] = {}
+        self._kept: dict[str, dict[int, tuple[bytes, int]]] = {}
+        """Market data sent to each counterparty (its session's resend store)."""
         self._clients: set[_Client] = set()
         self._reject_logons = ""
         self._tg_cm: anyio.abc.TaskGroup | None = None
@@ -675,7 +677,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
             cl.closing = True
             return
         store = self._stores.setdefault(req.sender_comp_id, MemoryStore())
-        cl.push(session.accept_logon(store))
+        kept = self._kept.setdefault(req.sender_comp_id, {})
+        cl.push(session.accept_logon(store, kept))
         if session.state == s.State.ACTIVE:
             cl.logged_on = True
             self.logons.append((req.sender_comp_id, session.expected_seq - 1, req.reset))
