@@ -318,6 +318,21 @@ async def test_a_venue_that_reset_its_numbers_is_a_sequence_mismatch(
     assert "CompID" not in text and "password" not in text
 
 
+async def test_through_the_hub_a_sequence_mismatch_stops_the_connection(
+    sim: FixSimulator,
+) -> None:
+    cfg = config(sim, ["ES"], options={"store_path": ":memory:"})
+    async with start(cfg) as run:
+        await run.trades_for(["ES"])
+    async with start(cfg, wait=False) as run:  # a restarted hub without its numbers
+        await run.state(ConnectionState.DEAD)
+        reason = [e for e in run.rec.events if getattr(e, "state", "") == "dead"][-1].reason
+        assert "MsgSeqNum too low" in reason and "reset_on_logon = true" in reason
+        await anyio.sleep(0.5)
+        assert len(sim.logons) == 1  # one refused attempt, no retry storm
+        assert sim.connections_accepted == 2
+
+
 async def test_a_hub_that_lost_its_numbers_is_a_sequence_mismatch(
     sim: FixSimulator, collected: Collected
 ) -> None:
