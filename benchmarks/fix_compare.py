@@ -186,6 +186,19 @@ def bench_fix(report: Callable[[Any], None], Result: Any, median_time: Any) -> N
             f"  one {len(big) / 1e6:.1f} MB read, decoded in one pass", len(big) / dt / 1e6, "MB/s"
         )
     )
+    # linearity (was a test's wall-clock ratio): the cost per byte of that one big read
+    # against a small one; ~1 is linear, a quadratic path would give 10x and more
+    small = x_stream(2_500)
+    small_dt = min(_one_feed(small) for _ in range(3))
+    growth = (dt / len(big)) / (small_dt / len(small))
+    report(Result("  cost per byte, 5 MB read / small read (1 = linear)", growth, "x"))
+
+
+def _one_feed(data: bytes) -> float:
+    r = Receiver()
+    t0 = time.perf_counter()
+    r.feed([data])
+    return time.perf_counter() - t0
 
 
 def main() -> int:

@@ -120,7 +120,29 @@ def test_refused_logons(reply: bytes, why: str) -> None:
     assert len(events) == 1
     assert isinstance(events[0], s.LogonRejected)
     assert why in events[0].reason
+    assert events[0].sequence is None  # a refusal, not a sequence problem
     assert session.state in (s.State.CLOSED, s.State.FAILED)
+
+
+@pytest.mark.parametrize(
+    "text, numbers",
+    [
+        ("MsgSeqNum too low, expecting 4 but received 1", (4, 1)),  # QuickFIX's words
+        ("MsgSeqNum too low", (0, 7)),  # the received one is our Logon's
+        ("Sequence number mismatch: expected 12, got 7", (12, 7)),
+    ],
+)
+def test_a_logout_about_sequence_numbers_is_a_sequence_problem(
+    text: str, numbers: tuple[int, int]
+) -> None:
+    store = MemoryStore()
+    store.next_sender = 7
+    session = new_session(store=store)
+    session.logon()
+    session.receive_data(fix_message("5", 1, [(58, text)]))
+    (event,) = drain(session)
+    assert isinstance(event, s.LogonRejected)
+    assert event.sequence == numbers
 
 
 def test_logon_reply_below_the_stored_sequence_is_refused() -> None:
@@ -132,6 +154,7 @@ def test_logon_reply_below_the_stored_sequence_is_refused() -> None:
     (event,) = drain(session)
     assert isinstance(event, s.LogonRejected)
     assert "below the 50 expected" in event.reason
+    assert event.sequence == (50, 3)
     (logout,) = sent(session.data_to_send())
     assert logout.msg_type == "5"
     assert b"MsgSeqNum too low" in (logout.get(58) or b"")
@@ -145,7 +168,12 @@ def test_logon_reply_above_the_expected_sequence_asks_for_a_resend() -> None:
     (resend,) = sent(session.data_to_send())
     assert resend.msg_type == "2"
     assert (resend.get(7), resend.get(16)) == (b"1", b"4")
-    assert session.expected_seq == 6
+    # the Logon (5) is done; 1..4 are awaited before anything above them is processed
+    assert session.recovering and session.expected_seq == 1
+    session.receive_data(fix_message("4", 1, [(123, "Y"), (36, 5)], poss_dup=True))
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered) and (lost.start, lost.end) == (1, 4)
+    assert session.expected_seq == 6 and not session.recovering
 
 
 def test_venue_reset_in_the_reply_restarts_both_sides() -> None:
@@ -236,26 +264,122 @@ def test_market_data_in_sequence_reaches_the_sink(collected: Collected) -> None:
     assert session.expected_seq == 4
 
 
-def test_gap_is_reported_resend_requested_and_the_message_processed(collected: Collected) -> None:
+TRADE_AT = [(279, 0), (269, 2), (55, "ES"), (271, 1)]
+
+
+def trade_msg(seq: int, price: int, **kw: Any) -> bytes:
+    return incremental(seq, [[*TRADE_AT, (270, str(price))]], **kw)
+
+
+def prices(collected: Collected) -> list[int]:
+    return [t.price // 1_000_000_000 for t in collected.of(Trade)]
+
+
+def test_messages_above_a_gap_wait_for_the_resend_then_all_go_in_order(
+    collected: Collected,
+) -> None:
     session = logged_on(collected)
-    trade = [(279, 0), (269, 2), (55, "ES"), (270, "1"), (271, 1)]
-    session.receive_data(incremental(5, [trade]))
-    assert session.next_event() == s.SequenceGap(2, 5)
-    assert collected.of(Trade) == []  # the gap is reported before the data after it
-    assert drain(session) == []
+    session.receive_data(trade_msg(5, 5) + trade_msg(6, 6))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    assert prices(collected) == []  # held: applied out of order they would corrupt books
+    assert session.recovering and session.held == 2
     (resend,) = sent(session.data_to_send())
     assert (resend.msg_type, resend.get(7), resend.get(16)) == ("2", b"2", b"4")
-    assert len(collected.of(Trade)) == 1
-    assert session.expected_seq == 6
-    # the answer: a gap fill (PossDup, below expected) is taken as a duplicate
-    session.receive_data(fix_message("4", 2, [(123, "Y"), (36, 5)], poss_dup=True))
+    # the resend, in two reads: 2 and 3, then 4 (PossDupFlag=Y)
+    session.receive_data(trade_msg(2, 2, poss_dup=True) + trade_msg(3, 3, poss_dup=True))
     assert drain(session) == []
-    assert session.expected_seq == 6
-    # a resent market-data message is a duplicate too: no old price is replayed
-    session.receive_data(incremental(3, [trade], poss_dup=True))
+    assert prices(collected) == [2, 3]
+    session.receive_data(trade_msg(4, 4, poss_dup=True))
     assert drain(session) == []
-    assert len(collected.of(Trade)) == 1
-    assert session.duplicates_ignored == 2
+    assert prices(collected) == [2, 3, 4, 5, 6]
+    assert session.expected_seq == 7 and not session.recovering and session.held == 0
+    assert session.recovered == 3
+    # in sequence again: the fast path goes on, and a late duplicate is ignored
+    session.receive_data(trade_msg(7, 7) + trade_msg(3, 3, poss_dup=True))
+    assert drain(session) == []
+    assert prices(collected) == [2, 3, 4, 5, 6, 7]
+    assert session.duplicates_ignored == 1
+
+
+def test_a_gap_filled_instead_of_resent_is_reported_lost(collected: Collected) -> None:
+    session = logged_on(collected)
+    session.receive_data(trade_msg(5, 5))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    session.data_to_send()
+    session.receive_data(trade_msg(2, 2, poss_dup=True))
+    session.receive_data(fix_message("4", 3, [(123, "Y"), (36, 5)], poss_dup=True))
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered) and (lost.start, lost.end) == (3, 4)
+    assert "gap-filled" in lost.reason
+    assert prices(collected) == [2, 5]
+
+
+def test_a_resend_that_never_comes_is_given_up_after_the_timeout(collected: Collected) -> None:
+    clock = Clock()
+    session = logged_on(collected, clock)
+    session.receive_data(trade_msg(5, 5) + trade_msg(6, 6))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    assert session.next_timeout() <= 20.0  # the resend deadline is on the timer
+    clock.now += 19.0
+    session.receive_data(fix_message("0", 7, []))  # heartbeats keep coming, held too
+    session.tick()
+    assert drain(session) == []
+    assert prices(collected) == []
+    clock.now += 2.0  # 2 heartbeat intervals (10 s) since the gap
+    session.tick()
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered) and (lost.start, lost.end) == (2, 4)
+    assert "no resend" in lost.reason
+    assert prices(collected) == [5, 6] and session.expected_seq == 8
+
+
+def test_too_many_held_messages_give_the_gap_up(
+    collected: Collected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s, "MAX_HELD", 3)
+    session = logged_on(collected)
+    session.receive_data(b"".join(trade_msg(n, n) for n in (5, 6, 7)))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    assert session.held == 3
+    session.receive_data(trade_msg(8, 8))
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered) and (lost.start, lost.end) == (2, 4)
+    assert "3 messages held" in lost.reason
+    assert prices(collected) == [5, 6, 7, 8] and not session.recovering
+    # the resend arriving late changes nothing: duplicates
+    session.receive_data(trade_msg(2, 2, poss_dup=True))
+    assert drain(session) == [] and prices(collected) == [5, 6, 7, 8]
+
+
+def test_a_second_hole_among_the_held_messages_is_asked_for_too(collected: Collected) -> None:
+    session = logged_on(collected)
+    session.receive_data(trade_msg(4, 4) + trade_msg(7, 7))
+    assert drain(session) == [s.SequenceGap(2, 4)]
+    session.data_to_send()
+    session.receive_data(trade_msg(2, 2, poss_dup=True) + trade_msg(3, 3, poss_dup=True))
+    assert drain(session) == [s.SequenceGap(5, 7)]
+    (resend,) = sent(session.data_to_send())
+    assert (resend.get(7), resend.get(16)) == (b"5", b"6")
+    session.receive_data(trade_msg(5, 5, poss_dup=True) + trade_msg(6, 6, poss_dup=True))
+    assert drain(session) == []
+    assert prices(collected) == [2, 3, 4, 5, 6, 7]
+
+
+def test_a_resend_request_resends_our_market_data_requests() -> None:
+    session = logged_on()
+    session.market_data_request("r1", "ES")  # 2
+    session.test_request()  # 3: administrative, gap-filled
+    session.market_data_request("r2", "NQ", depth=1)  # 4
+    session.receive_data(fix_message("2", 2, [(7, 2), (16, 0)]))
+    assert drain(session) == []
+    again = sent(session.data_to_send())
+    assert [(f.msg_type, f.seq) for f in again] == [("V", 2), ("4", 3), ("V", 4)]
+    first, fill, second = again
+    assert first.poss_dup and first.get(122) is not None and first.get(52) is not None
+    assert (first.get(262), first.get(55), first.get(263)) == (b"r1", b"ES", b"1")
+    assert (second.get(262), second.get(55), second.get(264)) == (b"r2", b"NQ", b"1")
+    assert (fill.get(123), fill.get(36)) == (b"Y", b"4")
+    assert session.resent == 2 and session.next_sender_seq == 5
 
 
 def test_gap_fill_in_sequence_moves_the_expected_number() -> None:
@@ -463,15 +587,31 @@ def test_initiator_and_acceptor_talk(collected: Collected) -> None:
     hub.receive_data(m.encode())
     assert drain(hub) == []
     assert collected.of(Trade)[0].price == 7_000_000_000
-    # the acceptor skips a number: the hub asks, the acceptor gap-fills, both stay in step
-    venue.store.next_sender += 1
-    hub.receive_data(venue.heartbeat())
+    # market data lost on the way: the hub holds what follows, asks, the acceptor
+    # resends the real message, the hub applies both in order
+    for price in (8, 9):
+        m = venue.new_message("X")
+        for tag, value in [(262, "r"), (268, 1), *TRADE_AT, (270, str(price))]:
+            m.append_pair(tag, value)
+        data = venue.encode_app(m)
+    hub.receive_data(data)  # only the second one arrives
     assert drain(hub) == [s.SequenceGap(3, 4)]
     venue.receive_data(hub.data_to_send())
     assert drain(venue) == []
     assert venue.resend_requests == [(3, 3)]
     hub.receive_data(venue.data_to_send())
     assert drain(hub) == []
+    assert prices(collected) == [7, 8, 9]
+    # the acceptor skips a number (nothing kept): it gap-fills, the hub reports it lost
+    venue.store.next_sender += 1
+    hub.receive_data(venue.heartbeat())
+    assert drain(hub) == [s.SequenceGap(5, 6)]
+    venue.receive_data(hub.data_to_send())
+    assert drain(venue) == []
+    hub.receive_data(venue.data_to_send())
+    (lost,) = drain(hub)
+    assert isinstance(lost, s.GapUnrecovered) and (lost.start, lost.end) == (5, 5)
+    assert hub.expected_seq == venue.next_sender_seq
     # logout from the hub
     venue.receive_data(hub.logout())
     assert drain(venue) == [s.LoggedOut("", by_peer=True)]
@@ -494,3 +634,21 @@ def test_acceptor_wants_a_logon_first() -> None:
     venue.receive_data(fix_message("0", 1, [], sender="HUB", target="VENUE"))
     (event,) = drain(venue)
     assert isinstance(event, s.SessionFailed)
+
+
+def test_a_resend_request_above_our_gap_is_answered_at_once() -> None:
+    # both sides lost something: each must answer the other's ResendRequest while it
+    # waits for its own resend, or both wait for ever
+    session = logged_on()
+    session.receive_data(fix_message("0", 5, []))
+    assert drain(session) == [s.SequenceGap(2, 5)]
+    session.data_to_send()
+    session.receive_data(fix_message("2", 6, [(7, 1), (16, 0)]))
+    assert drain(session) == []
+    (fill,) = sent(session.data_to_send())
+    assert (fill.msg_type, fill.seq, fill.get(36)) == ("4", 1, b"3")
+    assert session.recovering  # its own gap is still open; 6 counts as done
+    session.receive_data(fix_message("4", 2, [(123, "Y"), (36, 5)], poss_dup=True))
+    (lost,) = drain(session)
+    assert isinstance(lost, s.GapUnrecovered)
+    assert session.expected_seq == 7 and not session.recovering

@@ -15,7 +15,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -29,6 +29,7 @@ from hub_core.errors import (
     ConfigError,
     ConnectionFailed,
     ProtocolError,
+    SequenceMismatch,
     SubscriptionError,
 )
 from hub_core.processor import ConnectionSink
@@ -37,7 +38,7 @@ from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
 from hub_plugin_fix.options import FixOptions, tls_context
-from hub_plugin_fix.store import MemoryStore
+from hub_plugin_fix.store import FileStore, MemoryStore
 
 log = logging.getLogger("hub_plugin_fix")
 
@@ -51,8 +52,10 @@ CLOSE_WAIT_S = 1.0
 STORE_FLUSH_S = 0.5
 """How often the inbound sequence number is written to the store while data flows."""
 SILENT_LOGON_LIMIT = 3
-"""Logons in a row that the counterparty answers by closing the connection before we
-call it a refusal (``AuthenticationError``, never retried) instead of a network fault."""
+"""Logons in a row that the counterparty answers by closing the connection after which
+the error's hint names session hours and CompIDs (it stays a transient
+``ConnectionFailed``, retried with backoff: a venue outside its session hours hangs up
+exactly like that)."""
 
 _DEADLINE_MARGIN_S = 0.05
 """How much earlier than the caller's deadline ``connect()``'s own timeouts end."""
@@ -62,8 +65,13 @@ _HINT_LOGON = (
     "check options.sender_comp_id / target_comp_id and the username/password environment "
     "variables against what the venue assigned"
 )
-_HINT_TLS = "check that the venue speaks TLS on this port (else use fix://)"
-_HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use fixs://"
+_HINT_HANGUP = (
+    "the venue hangs up on our Logon: it may be outside its session hours (the hub keeps "
+    "retrying with backoff), or not know this session; "
+    "check options.sender_comp_id / target_comp_id and the credentials"
+)
+_HINT_TLS = "check that the venue speaks TLS on this port (else use a fix:// endpoint)"
+_HINT_PLAIN = "; if the venue expects FIX over TLS on this port, use a fixs:// endpoint"
 
 
 def _within_caller_deadline(seconds: float) -> float:
@@ -131,12 +139,15 @@ class FixConnection:
         config: ExchangeConfig,
         sink: ConnectionSink,
         options: FixOptions,
-        memory: SessionMemory,
+        memory: SessionMemory | Callable[[str], SessionMemory],
     ) -> None:
         self._config = config
         self._sink = sink
         self._options = options
-        self._memory = memory
+        # the store can depend on the endpoint (one file per venue address): chosen
+        # at connect()
+        self._memory_for = memory if callable(memory) else lambda _endpoint: memory
+        self._memory = SessionMemory(MemoryStore())
         self._exchange = sink.exchange
         self._endpoint = ""
         self._tls = False
@@ -150,6 +161,11 @@ class FixConnection:
             "2" in options.entry_types,
         )
         self._send_lock = anyio.Lock()
+        self._resync = False
+        self.resyncs = 0
+        """Times the snapshots were requested again after lost messages."""
+        self._outbox = bytearray()
+        """Bytes made (sequence numbers taken) and not yet written, in order."""
         self._subs: dict[str, _Subscription] = {}
         self._by_req: dict[str, _Subscription] = {}
         self._req_prefix = secrets.token_hex(3)
@@ -160,6 +176,10 @@ class FixConnection:
         self._logged_out = anyio.Event()
         self._last_activity_ns = 0
         self._last_data_ns = 0
+        self._prev_data_ns = 0
+        """Wall-clock ns of the read before the latest one."""
+        self._gap_from_ns = 0
+        """Start of the blind window of the sequence gap being recovered (0: none)."""
         self._last_flush = 0.0
         self._detail = "not connected"
 
@@ -167,6 +187,29 @@ class FixConnection:
     def _failed(self, message: str, hint: str = _HINT_REACH) -> ConnectionFailed:
         return ConnectionFailed(
             message, exchange=self._exchange, endpoint=self._endpoint, hint=hint
+        )
+
+    def _sequence_mismatch(self, what: str, numbers: tuple[int, int]) -> SequenceMismatch:
+        """Sequence numbers disagree (one side reset, or a store was lost): retrying the
+        same Logon gives the same answer, so the connection stops with both numbers,
+        where ours are kept, and what to change."""
+        expected, received = numbers
+        store = self._memory.store
+        where = store.describe()
+        clear = (
+            f"delete {where} (the hub then starts at 1) and reset the session with the venue"
+            if isinstance(store, FileStore)
+            else "restart the hub (sequence numbers kept in memory) and reset the session "
+            "with the venue"
+        )
+        return SequenceMismatch(
+            f"sequence numbers disagree: {what} (expected MsgSeqNum "
+            f"{expected or 'not given'}, received {received or 'not given'}; sequence "
+            f"store: {where})",
+            exchange=self._exchange,
+            endpoint=self._endpoint,
+            hint="if the venue allows it, set options.reset_on_logon = true (both sides "
+            f"start again at 1 on every Logon); otherwise {clear}",
         )
 
     def _auth(self, message: str) -> AuthenticationError:
@@ -272,6 +315,11 @@ class FixConnection:
             raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
         opts = self._options
         creds = self._config.credentials
+        try:
+            self._memory = self._memory_for(endpoint)
+        except BaseException:
+            await self._abort()
+            raise
         self._session = s.FixSession(
             Header(opts.begin_string, opts.sender_comp_id, opts.target_comp_id),
             store=self._memory.store,
@@ -314,7 +362,7 @@ class FixConnection:
         session = self._session
         stream = self._stream
         assert session is not None and stream is not None
-        await stream.send(session.logon())
+        await self._send_raw(stream, session.logon())
         while True:
             event = session.next_event()
             if isinstance(event, s.NeedData):
@@ -323,6 +371,8 @@ class FixConnection:
                     data = await stream.receive(READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     data = b""
+                if data:
+                    self._last_activity_ns = time.monotonic_ns()
                 session.receive_data(data, time.time_ns())
                 continue
             if isinstance(event, s.LoggedOn):
@@ -332,22 +382,20 @@ class FixConnection:
                 return
             if isinstance(event, s.LogonRejected):
                 await self._flush(stream)
+                if event.sequence is not None:
+                    raise self._sequence_mismatch(event.reason, event.sequence)
                 raise self._auth(event.reason)
             if isinstance(event, s.ConnectionClosed):
+                # a hang-up is not a refusal: a venue outside its session hours (or
+                # restarting) does exactly this, so it stays transient and is retried
+                # with backoff; after a few in a row the hint widens
                 self._memory.silent_logons += 1
-                if self._memory.silent_logons >= SILENT_LOGON_LIMIT:
-                    n = self._memory.silent_logons
-                    self._memory.silent_logons = 0
-                    raise AuthenticationError(
-                        f"the venue closed the connection without answering our Logon "
-                        f"{n} times in a row: it does not accept this session",
-                        exchange=self._exchange,
-                        endpoint=self._endpoint,
-                        hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
-                    )
+                n = self._memory.silent_logons
+                hint = _HINT_HANGUP if n >= SILENT_LOGON_LIMIT else _HINT_REACH
                 raise self._failed(
-                    "the venue closed the connection without answering our Logon",
-                    hint=_HINT_LOGON + ("" if self._tls else _HINT_PLAIN),
+                    "the venue closed the connection without answering our Logon"
+                    + (f" ({n} times in a row)" if n > 1 else ""),
+                    hint=hint + ("" if self._tls else _HINT_PLAIN),
                 )
             self._on_event(event)
 
@@ -385,6 +433,7 @@ class FixConnection:
                 if got_data:
                     now_ns = time.time_ns()
                     self._last_activity_ns = time.monotonic_ns()
+                    self._prev_data_ns = self._last_data_ns
                     self._last_data_ns = now_ns
                     session.receive_data(data, now_ns)
                     if sink.backpressured:
@@ -424,6 +473,10 @@ class FixConnection:
                 await self._flush(stream)
                 if self._closing:
                     return
+                if event.sequence is not None:
+                    raise self._sequence_mismatch(
+                        f"FIX session failed: {event.reason}", event.sequence
+                    )
                 raise ProtocolError(
                     f"FIX session failed: {event.reason}",
                     exchange=self._exchange,
@@ -431,6 +484,11 @@ class FixConnection:
                     hint="the hub reconnects; if this repeats, check the venue's session "
                     "settings (sequence numbers: options.reset_on_logon / store_path)",
                 )
+        if self._gap_from_ns and not session.recovering:
+            self._gap_from_ns = 0  # the resend filled the gap: nothing was lost
+        if self._resync:
+            self._resync = False
+            self._request_snapshots(session)
         await self._flush(stream)
         self._check_subscriptions()
         now = time.monotonic()
@@ -441,16 +499,32 @@ class FixConnection:
     def _on_event(self, event: s.Event) -> None:
         sink = self._sink
         if isinstance(event, s.SequenceGap):
+            # not a Gap yet: the session holds what comes above it until the venue
+            # resends the missing messages (GapUnrecovered if it does not). The lost
+            # messages, if lost, came after the read before the one that showed the gap
+            if not self._gap_from_ns:
+                self._gap_from_ns = self._prev_data_ns or self._last_data_ns
+            log.info(
+                "[%s] sequence gap: expected MsgSeqNum %d, got %d; resend requested",
+                self._exchange,
+                event.expected,
+                event.received,
+            )
+        elif isinstance(event, s.GapUnrecovered):
             now = time.time_ns()
+            n = event.end - event.start + 1
+            start_ns = self._gap_from_ns or self._prev_data_ns or now
+            self._gap_from_ns = 0
             sink.gap(
                 "",
-                self._last_data_ns or now,
+                min(start_ns, now),
                 now,
-                f"sequence gap: expected MsgSeqNum {event.expected}, got {event.received} "
-                f"({event.received - event.expected} message(s) missing; resend requested)",
-                event.expected,
-                event.received - 1,
+                f"sequence gap: MsgSeqNum {event.start}..{event.end} ({n} message(s)) "
+                f"lost: {event.reason}; snapshots requested again",
+                event.start,
+                event.end,
             )
+            self._resync = True
         elif isinstance(event, s.Malformed):
             sink.malformed(event.reason)
         elif isinstance(event, s.MarketDataRejected):
@@ -583,6 +657,7 @@ class FixConnection:
                     data = await stream.receive(READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     return
+                self._last_activity_ns = time.monotonic_ns()
                 session.receive_data(data, time.time_ns())
             elif isinstance(event, s.ConnectionClosed):
                 return
@@ -605,6 +680,11 @@ class FixConnection:
         return self._session
 
     @property
+    def pending_output(self) -> int:
+        """Bytes made and not yet handed to the socket (non-zero while a send blocks)."""
+        return len(self._outbox) + (1 if self._send_lock.locked() else 0)
+
+    @property
     def subscribed(self) -> frozenset[str]:
         """Symbols requested and not refused or unsubscribed since."""
         return frozenset(self._subs)
@@ -615,6 +695,41 @@ class FixConnection:
         if session is None or not self._connected or session.state != s.State.ACTIVE:
             raise self._failed("the FIX session is not logged on", hint="the hub reconnects")
         return session
+
+    def _request_snapshots(self, session: s.FixSession) -> None:
+        """Resynchronise after lost messages: each subscription's request is disabled
+        (263=2) and made again under a new MDReqID, so the venue sends a fresh snapshot
+        that replaces the books the lost updates left wrong. The bytes are queued in the
+        session (sent by the caller's flush, in sequence order)."""
+        if session.state != s.State.ACTIVE:
+            return
+        opts = self._options
+        for sub in list(self._subs.values()):
+            session.queue(
+                session.market_data_request(
+                    sub.req_id,
+                    sub.symbol,
+                    subscribe=False,
+                    depth=opts.market_depth,
+                    entry_types=opts.entry_types,
+                )
+            )
+            self._req_count += 1
+            old = sub.req_id
+            sub.req_id = f"{self._req_prefix}-{self._req_count}"
+            self._by_req[sub.req_id] = sub
+            self._by_req.pop(old, None)
+            self._md.req_symbols[sub.req_id.encode("latin-1")] = sub.symbol
+            session.queue(
+                session.market_data_request(
+                    sub.req_id,
+                    sub.symbol,
+                    depth=opts.market_depth,
+                    entry_types=opts.entry_types,
+                )
+            )
+            sub.seq = session.next_sender_seq - 1
+        self.resyncs += 1
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
         if isinstance(symbols, str):
@@ -671,7 +786,7 @@ class FixConnection:
         if session is None:
             return
         data = session.data_to_send()
-        if data:
+        if data or self._outbox:
             await self._send_raw(stream, data)
 
     async def _send(self, data: bytes) -> None:
@@ -681,11 +796,27 @@ class FixConnection:
         await self._send_raw(stream, data)
 
     async def _send_raw(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
-        # bounded: a venue that stopped reading must not hang subscribe() or close()
+        """Every write to the stream goes through here. ``data`` joins the outbox at
+        once (no await between taking a MsgSeqNum and queueing its bytes, so the bytes
+        leave in sequence order whichever task made them); then whoever holds the lock
+        sends the whole outbox. A probe, a heartbeat and a subscribe that coincide while
+        the socket blocks therefore queue behind one writer instead of racing (anyio
+        raises BusyResourceError on concurrent sends) or overtaking each other (the
+        venue would see a gap, then "MsgSeqNum too low")."""
+        session = self._session
+        if session is not None:
+            # automatic answers the session queued were numbered before ``data``
+            self._outbox += session.data_to_send()
+        self._outbox += data
+        # bounded: a venue that stopped reading must not hang subscribe() or close();
+        # a caller that gives up leaves its bytes in the outbox for the lock holder
         try:
             with anyio.fail_after(self._options.logon_timeout_s):
                 async with self._send_lock:
-                    await stream.send(data)
+                    while self._outbox:
+                        chunk = bytes(self._outbox)
+                        self._outbox.clear()
+                        await stream.send(chunk)
         except TimeoutError:
             raise self._failed(
                 f"the venue took no data for {self._options.logon_timeout_s:g}s",

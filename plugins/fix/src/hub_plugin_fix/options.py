@@ -9,7 +9,9 @@ Example (TOML)::
     symbols = ["ESZ5", "NQZ5"]
     options = { begin_string = "FIX.4.4", sender_comp_id = "HUB", target_comp_id = "VENUE",
                 heartbeat_interval_s = 30, market_depth = 10,
-                entry_types = ["bid", "offer", "trade"], store_path = "/var/lib/hub/fix" }
+                entry_types = ["bid", "offer", "trade"] }
+    # sequence numbers: by default in ~/.local/state/hub/fix/ (a restart continues
+    # the session); store_path = "/var/lib/hub/fix" to choose, ":memory:" for none
 
     [exchanges.cme.credentials]                   # Username (553) / Password (554), optional
     username_env = "CME_FIX_USER"
@@ -53,7 +55,11 @@ class FixOptions(PluginOptions):
     store_path: str | None = None
     """Directory for the sequence-number file of this session
     (``<begin>-<sender>-<target>.seqnums``), so a restart continues the session.
-    Unset: sequence numbers live in memory for the life of the hub."""
+    Unset (the default): the per-user state directory, ``$XDG_STATE_HOME/hub/fix/`` or
+    ``~/.local/state/hub/fix/``, one file per session and venue address
+    (``<begin>-<sender>-<target>-<host>_<port>.seqnums``). ``":memory:"``: in memory
+    only, for the life of the hub (a restarted hub then starts at 1 and needs
+    ``reset_on_logon`` or a venue that resets daily)."""
     logon_timeout_s: float = Field(default=10.0, gt=0, le=300)
     """How long the Logon reply may take."""
     max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)

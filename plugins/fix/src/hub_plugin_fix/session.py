@@ -14,16 +14,20 @@ Sequence numbers (FIX 4.x session rules, as a market-data session applies them):
 
 * an inbound MsgSeqNum equal to the expected one is processed;
 * higher: a ``SequenceGap`` event, a ResendRequest (35=2) for the missing
-  range, and the message is processed anyway (market data must not wait;
-  whatever the counterparty resends arrives with PossDupFlag and is ignored,
-  so the hub never replays old prices: the ``Gap`` event says data is missing);
+  range, and the message is *held* with every later one (at most ``MAX_HELD``)
+  until the resend fills the gap: resent PossDup messages are processed in order,
+  then the held ones. A gap fill over missing numbers, no resend within
+  ``max(RESEND_TIMEOUT_MIN_S, 2 heartbeats)`` (``tick()``), or an overflow gives
+  the gap up: ``GapUnrecovered`` (the owner publishes a ``Gap`` and asks for new
+  snapshots), and the held messages are processed;
 * lower with PossDupFlag (43=Y): a duplicate, ignored; lower without it: the
-  session is broken (Logout "MsgSeqNum too low", ``SessionFailed``);
+  session is broken (Logout "MsgSeqNum too low", ``SessionFailed`` with the numbers);
 * SequenceReset (35=4) in reset mode moves the expected number whatever
   MsgSeqNum says; in gap-fill mode (123=Y) it obeys the rules above;
-* a ResendRequest from the counterparty is answered with one
-  SequenceReset-GapFill (35=4, 43=Y, 123=Y) up to our next number: market-data
-  requests are not worth replaying.
+* a ResendRequest from the counterparty is answered with our kept messages
+  (``keep_types``: our MarketDataRequests as initiator, market data as acceptor)
+  again, PossDupFlag=Y and OrigSendingTime, and a SequenceReset-GapFill
+  (35=4, 43=Y, 123=Y) over each run of the others (administrative messages).
 
 In-sequence 35=W/X messages never become events: the scanner's fast path hands
 them straight to the ``MarketDataDecoder`` (which calls the sink).
@@ -31,11 +35,14 @@ them straight to the ``MarketDataDecoder`` (which calls the sink).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+import simplefix  # type: ignore[import-untyped]
 
 from hub_plugin_fix import codec as c
 from hub_plugin_fix.codec import Header, MsgType, Tag
@@ -49,6 +56,19 @@ TEST_REQUEST_FACTOR: Final = 1.2
 as common engines do)."""
 TIMEOUT_FACTOR: Final = 1.0
 """A TestRequest unanswered for another heartbeat interval means the peer is gone."""
+MAX_HELD: Final = 10_000
+"""Messages above a sequence gap held until the resend fills it. At a busy venue's
+~2,000 msgs/s that is 5 s of data (a resend normally takes a round trip), about 5 MB
+of frames at worst; past it the gap is given up (``GapUnrecovered``) rather than
+buffering without bound."""
+RESEND_TIMEOUT_MIN_S: Final = 5.0
+"""Least time a resend may take before the gap is given up (else 2 heartbeat intervals)."""
+KEEP_SENT: Final = 20_000
+"""Application messages of ours kept for a ResendRequest (the oldest go first), as
+their wire bytes (~200 B each for market data: ~4 MB per session at most)."""
+_HEADER_TAGS: Final = frozenset({8, 9, 35, 49, 56, 34, 43, 52, 122, 10})
+_HEADER_EXTRA: Final = frozenset({1128})
+"""Header fields a kept message carries that a resend repeats in its header."""
 
 
 # -- events ---------------------------------------------------------------------------
@@ -101,6 +121,10 @@ class LogonRejected:
     Logon would give the same answer."""
 
     reason: str
+    sequence: tuple[int, int] | None = None
+    """(expected, received) when the refusal is about sequence numbers (one side reset):
+    a Logout "MsgSeqNum too low, expecting 4 but received 1", or a Logon reply below the
+    number we expect. 0 stands for a number the counterparty did not say."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,18 @@ class SequenceGap:
 
     expected: int
     received: int
+
+
+@dataclass(frozen=True)
+class GapUnrecovered:
+    """Inbound messages ``start .. end`` will not arrive: the counterparty gap-filled
+    them instead of resending, the resend did not come in time, or too many messages
+    piled up above the gap. The session moved on; data is missing (publish a ``Gap``
+    and resynchronise)."""
+
+    start: int
+    end: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -179,6 +215,8 @@ class SessionFailed:
     that violates the session protocol). A Logout is queued when one makes sense."""
 
     reason: str
+    sequence: tuple[int, int] | None = None
+    """(expected, received) when the session failed on sequence numbers."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +236,7 @@ Event = (
     | LogonRequested
     | LogonRejected
     | SequenceGap
+    | GapUnrecovered
     | Malformed
     | SessionReject
     | BusinessReject
@@ -233,6 +272,26 @@ def _int(value: bytes | None, default: int = 0) -> int:
 
 def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("latin-1")
+
+
+_EXPECTING = re.compile(r"expect(?:ed|ing)?\D{0,20}?(\d{1,18})", re.IGNORECASE)
+_RECEIVED = re.compile(r"(?:received|got|but)\D{0,20}?(\d{1,18})", re.IGNORECASE)
+_SEQUENCE_WORDS = re.compile(r"msgseqnum|seq\s*num|sequence\s*num|seqnum", re.IGNORECASE)
+
+
+def _sequence_complaint(text: str, our_seq: int) -> tuple[int, int] | None:
+    """(expected, received) when a Logout/Reject text is about sequence numbers (as
+    QuickFIX and most engines word it: "MsgSeqNum too low, expecting 4 but received 1"),
+    else None. A number the text does not give is taken from what we know (the
+    received one is our Logon's) or 0."""
+    if not _SEQUENCE_WORDS.search(text):
+        return None
+    expecting = _EXPECTING.search(text)
+    received = _RECEIVED.search(text[expecting.end() :] if expecting else text)
+    return (
+        int(expecting.group(1)) if expecting else 0,
+        int(received.group(1)) if received else our_seq,
+    )
 
 
 class FixSession:
@@ -277,14 +336,35 @@ class FixSession:
         self._test_req_id = ""
         self._test_req_sent = 0.0
         self._test_req_count = 0
-        self._deferred: Frame | None = None
         self._logon: LogonRequested | None = None
         self._logon_seq = 0
+        self._logon_sent_seq = 0
+        """(Initiator) the MsgSeqNum of our Logon."""
         self.messages_received = 0
         self.gaps = 0
         self.duplicates_ignored = 0
         self.resend_requests: list[tuple[int, int]] = []
         """ResendRequests received (BeginSeqNo, EndSeqNo), for the owner to read and clear."""
+        self.keep_types: frozenset[str] = frozenset(
+            {MsgType.MARKET_DATA_REQUEST} if role == "initiator" else {"W", "X", "Y"}
+        )
+        """Types of our messages kept and resent on a ResendRequest (everything else is
+        gap-filled): our MarketDataRequests as initiator, market data as acceptor."""
+        self._sent: dict[int, tuple[bytes, int]] = {}
+        """Kept messages by MsgSeqNum: (wire bytes, SendingTime ns)."""
+        self._held: dict[int, Frame | None] = {}
+        """Inbound messages above a gap, by MsgSeqNum (None: already processed, the
+        Logon that revealed the gap)."""
+        self._resend_until = 0
+        """Highest MsgSeqNum of the gap being recovered (recovering while the expected
+        number is at or below it)."""
+        self._resend_deadline = 0.0
+        self._gap_filled: tuple[int, int] | None = None
+        """Part of the current gap the counterparty gap-filled instead of resending."""
+        self.resent = 0
+        """Messages of ours resent (PossDupFlag) on a ResendRequest."""
+        self.recovered = 0
+        """Resent inbound messages that filled a gap."""
         if self.role == "acceptor" or header.target_comp_id:
             self._expect_comp_ids()
 
@@ -331,7 +411,61 @@ class FixSession:
         self._last_sent = self._now()
         return c.encode(m)
 
+    def encode_app(self, m: Any) -> bytes:
+        """Wire bytes of an application message made by ``new_message()``; kept for a
+        ResendRequest when its type is in ``keep_types``."""
+        data = self._encode(m)
+        msg_type = (m.message_type or b"").decode("latin-1")
+        seq = _int(m.get(Tag.MSG_SEQ_NUM))
+        if msg_type in self.keep_types and seq:
+            sent = self._sent
+            sent[seq] = (data, self._wall_ns())
+            if len(sent) > KEEP_SENT:
+                del sent[next(iter(sent))]
+        return data
+
+    def _possible_duplicate(self, seq: int, data: bytes, sent_ns: int) -> bytes:
+        """Message ``seq`` again: the same fields under a new header with PossDupFlag=Y,
+        OrigSendingTime = when it was first sent, SendingTime = now."""
+        parser = simplefix.FixParser()
+        parser.append_buffer(data)
+        old = parser.get_message()
+        msg_type = (old.message_type or b"").decode("latin-1")
+        m = c.new_message(
+            self.header, msg_type, seq, self._wall_ns(), poss_dup=True, orig_sending_time_ns=sent_ns
+        )
+        for tag_b, value in old.pairs:
+            tag = int(tag_b)
+            if tag not in _HEADER_TAGS:
+                m.append_pair(tag, value, header=tag in _HEADER_EXTRA)
+        return self._encode(m)
+
+    def _resend(self, begin: int, end: int) -> bytes:
+        """Answer a ResendRequest for ``begin .. end`` (0 = up to our last): the kept
+        messages again (PossDupFlag=Y, OrigSendingTime), and a SequenceReset-GapFill over
+        each run of the others (administrative messages are never resent)."""
+        last = self.store.next_sender - 1
+        end = last if end <= 0 or end > last else end
+        if begin < 1 or begin > end:
+            return b""
+        out = bytearray()
+        cursor = begin
+        for seq in sorted(k for k in self._sent if begin <= k <= end):
+            if seq > cursor:
+                out += self._gap_fill(cursor, seq)
+            out += self._possible_duplicate(seq, *self._sent[seq])
+            self.resent += 1
+            cursor = seq + 1
+        if cursor <= end:
+            out += self._gap_fill(cursor, end + 1)
+        return bytes(out)
+
     def _queue(self, data: bytes) -> None:
+        self._out += data
+
+    def queue(self, data: bytes) -> None:
+        """Add bytes made by an explicit call to ``data_to_send()``'s output, after the
+        automatic answers already queued (so the order is the sequence order)."""
         self._out += data
 
     def data_to_send(self) -> bytes:
@@ -347,6 +481,7 @@ class FixSession:
         if self.reset_on_logon:
             self.store.reset()
         self.reader.expected_seq = self.store.next_target
+        self._logon_sent_seq = self.store.next_sender
         m = self.new_message(MsgType.LOGON)
         c.logon_body(
             m,
@@ -359,17 +494,27 @@ class FixSession:
         self.state = State.LOGON_SENT
         return self._encode(m)
 
-    def accept_logon(self, store: MemoryStore | None = None) -> bytes:
+    def accept_logon(
+        self, store: MemoryStore | None = None, kept: dict[int, tuple[bytes, int]] | None = None
+    ) -> bytes:
         """(Acceptor) answer the pending Logon; ``store`` holds this counterparty's
-        sequence numbers (kept by the acceptor between connections)."""
+        sequence numbers and ``kept`` the messages kept for its ResendRequests (both
+        kept by the acceptor between connections: a message numbered on a connection
+        that died is resent on the next)."""
         req = self._logon
         if self.role != "acceptor" or self.state != State.LOGON_RECEIVED or req is None:
             raise RuntimeError(f"accept_logon() in state {self.state}")
         if store is not None:
             self.store = store
+        if kept is not None:
+            self._sent = kept
         if req.reset:
             self.store.reset()
+            self._sent.clear()
         expected = self.store.next_target
+        # every message we make writes the inbound number back to the store: it must be
+        # the stored one, or refusing this Logon would rewrite the counterparty's numbers
+        self.reader.expected_seq = expected
         seq = self._logon_seq
         if seq < expected and not req.reset:
             return self.reject_logon(f"MsgSeqNum too low, expecting {expected} but received {seq}")
@@ -378,11 +523,12 @@ class FixSession:
         data = self._encode(m)
         self.state = State.ACTIVE
         self.reader.fast = self.market_data is not None
-        if seq > expected:
-            self._gap(expected, seq)
-            data += self._resend_request(expected, seq - 1)
-        self._set_expected(seq + 1)
         self._events.append(LoggedOn(self.heartbeat_s, req.reset))
+        if seq > expected:
+            self._start_recovery(expected, seq, None)
+            data += self.data_to_send()
+        else:
+            self._set_expected(seq + 1)
         return data
 
     def reject_logon(self, text: str) -> bytes:
@@ -410,7 +556,7 @@ class FixSession:
         c.market_data_request_body(
             m, req_id, symbol, subscribe=subscribe, depth=depth, entry_types=entry_types
         )
-        return self._encode(m)
+        return self.encode_app(m)
 
     def test_request(self) -> bytes:
         """A TestRequest (35=1) now (the hub's probe of a quiet link)."""
@@ -452,8 +598,8 @@ class FixSession:
         m.append_pair(Tag.END_SEQ_NO, end)
         return self._encode(m)
 
-    def _gap_fill(self, begin: int) -> bytes:
-        """SequenceReset-GapFill over ``begin .. next_sender-1``: sent with MsgSeqNum
+    def _gap_fill(self, begin: int, new_seq: int) -> bytes:
+        """SequenceReset-GapFill over ``begin .. new_seq-1``: sent with MsgSeqNum
         ``begin`` and PossDupFlag, without consuming a sequence number."""
         now = self._wall_ns()
         m = c.new_message(
@@ -465,7 +611,7 @@ class FixSession:
             orig_sending_time_ns=now,
         )
         m.append_pair(Tag.GAP_FILL_FLAG, "Y")
-        m.append_pair(Tag.NEW_SEQ_NO, self.store.next_sender)
+        m.append_pair(Tag.NEW_SEQ_NO, new_seq)
         return self._encode(m)
 
     def _reject(self, frame: Frame, ref_tag: int, reason: str, text: str) -> None:
@@ -496,14 +642,6 @@ class FixSession:
         the sink on the way and never returned."""
         events = self._events
         while not events:
-            deferred = self._deferred
-            if deferred is not None:
-                self._deferred = None
-                try:
-                    self._dispatch(deferred)
-                except FixDecodeError as exc:
-                    return Malformed(str(exc))
-                continue
             try:
                 frame = self.reader.next_frame()
             except FixDecodeError as exc:
@@ -526,14 +664,116 @@ class FixSession:
         self.gaps += 1
         self._events.append(SequenceGap(expected, received))
 
-    def _fail(self, reason: str, logout: bool = True) -> None:
+    # -- gap recovery ------------------------------------------------------------------
+    @property
+    def recovering(self) -> bool:
+        """A gap is open: messages above it are held until the resend fills it."""
+        return self.reader.expected_seq <= self._resend_until
+
+    @property
+    def held(self) -> int:
+        """Inbound messages held above the open gap."""
+        return len(self._held)
+
+    def _resend_timeout(self) -> float:
+        return max(RESEND_TIMEOUT_MIN_S, 2.0 * self.heartbeat_s)
+
+    def _start_recovery(self, expected: int, seq: int, f: Frame | None) -> None:
+        """``seq`` arrived where ``expected`` was due: ask for ``expected .. seq-1`` and
+        hold what comes above the gap until the resend fills it (market data applied
+        out of order would corrupt the books; applied late it is only late)."""
+        self._gap(expected, seq)
+        self._queue(self._resend_request(expected, seq - 1))
+        self._resend_until = max(self._resend_until, seq - 1)
+        self._resend_deadline = self._now() + self._resend_timeout()
+        self.reader.fast = False  # every message is judged here until the gap closes
+        self._hold(seq, f)
+
+    def _hold(self, seq: int, f: Frame | None) -> None:
+        if seq in self._held:
+            self.duplicates_ignored += 1
+            return
+        if len(self._held) >= MAX_HELD:
+            self._give_up(f"{MAX_HELD} messages held above the gap without the resend")
+            self._handle_after_give_up(seq, f)
+            return
+        self._held[seq] = f
+
+    def _handle_after_give_up(self, seq: int, f: Frame | None) -> None:
+        expected = self.reader.expected_seq
+        if seq == expected:
+            self._set_expected(seq + 1)
+            if f is not None:
+                self._dispatch(f)
+        elif seq > expected:
+            self._held[seq] = f
+
+    def _give_up(self, why: str) -> None:
+        """The gap will not be filled: report it, skip to the first held message, and
+        process the held ones in order."""
+        start = self.reader.expected_seq
+        first = min(self._held) if self._held else self._resend_until + 1
+        end = max(start, first - 1)
+        self._resend_until = 0
+        self._gap_filled = None
+        self._events.append(GapUnrecovered(start, end, why))
+        self._set_expected(first)
+        self._after_progress()
+
+    def _after_progress(self) -> None:
+        """The expected number moved: process the held messages now in sequence, report
+        a gap-filled range once the gap closes, and open a new gap if one remains."""
+        held = self._held
+        while held:
+            expected = self.reader.expected_seq
+            if expected in held:
+                f = held.pop(expected)
+                self._set_expected(expected + 1)
+                if f is not None:
+                    self._dispatch(f)
+                    if self.state in (State.CLOSED, State.FAILED):
+                        held.clear()
+                        break
+                continue
+            for seq in [k for k in held if k < expected]:
+                del held[seq]  # gap-filled over: those numbers are settled
+            if not held or self.reader.expected_seq <= self._resend_until:
+                break
+            # past the requested range, another hole below the held messages
+            self._report_gap_filled()
+            first = min(held)
+            self._gap(self.reader.expected_seq, first)
+            self._queue(self._resend_request(self.reader.expected_seq, first - 1))
+            self._resend_until = first - 1
+            self._resend_deadline = self._now() + self._resend_timeout()
+            return
+        if self.reader.expected_seq > self._resend_until:
+            self._report_gap_filled()
+            if not held:
+                self._resend_until = 0
+                self.reader.fast = self.market_data is not None and self.state == State.ACTIVE
+
+    def _report_gap_filled(self) -> None:
+        filled, self._gap_filled = self._gap_filled, None
+        if filled is not None:
+            self._events.append(
+                GapUnrecovered(
+                    filled[0],
+                    filled[1],
+                    "the counterparty gap-filled them instead of resending",
+                )
+            )
+
+    def _fail(
+        self, reason: str, logout: bool = True, sequence: tuple[int, int] | None = None
+    ) -> None:
         if logout and self.state in (State.ACTIVE, State.LOGON_SENT, State.LOGON_RECEIVED):
             m = self.new_message(MsgType.LOGOUT)
             m.append_pair(Tag.TEXT, reason)
             self._queue(self._encode(m))
         self.state = State.FAILED
         self.reader.fast = False
-        self._events.append(SessionFailed(reason))
+        self._events.append(SessionFailed(reason, sequence))
 
     def _handle(self, f: Frame) -> None:
         state = self.state
@@ -559,6 +799,8 @@ class FixSession:
             return
         if t == MsgType.SEQUENCE_RESET and f.get(Tag.GAP_FILL_FLAG) != b"Y":
             self._sequence_reset(f)
+            if self._held:
+                self._after_progress()
             return
         seq = f.seq
         expected = self.reader.expected_seq
@@ -567,24 +809,40 @@ class FixSession:
             self._events.append(Malformed(f"35={t} without MsgSeqNum (34)"))
             return
         if seq < expected:
-            if f.poss_dup:
+            if f.poss_dup or seq in self._held:
                 self.duplicates_ignored += 1
                 return
             if t == MsgType.LOGOUT:
                 self._on_logout(f)
                 return
-            self._fail(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+            self._fail(
+                f"MsgSeqNum too low, expecting {expected} but received {seq}",
+                sequence=(expected, seq),
+            )
             return
         if seq > expected:
-            self._gap(expected, seq)
-            if t != MsgType.LOGOUT:
-                self._queue(self._resend_request(expected, seq - 1))
-            self._set_expected(seq + 1)
-            # the Gap is published before the data that follows it
-            self._deferred = f
+            if t == MsgType.LOGOUT:
+                # the counterparty is leaving: nothing will be resent
+                self._set_expected(seq + 1)
+                self._dispatch(f)
+                return
+            held: Frame | None = f
+            if t in (MsgType.RESEND_REQUEST, MsgType.TEST_REQUEST):
+                # answered at once even above a gap (as QuickFIX does): two sessions
+                # that each hold the other's ResendRequest would wait for ever
+                self._dispatch(f)
+                held = None  # its number still counts when the gap closes
+            if expected <= self._resend_until:
+                self._hold(seq, held)  # a resend is under way
+            else:
+                self._start_recovery(expected, seq, held)
             return
         self._set_expected(seq + 1)
+        if f.poss_dup and self._resend_until >= seq:
+            self.recovered += 1
         self._dispatch(f)
+        if self._held or self._gap_filled:
+            self._after_progress()
 
     def _dispatch(self, f: Frame) -> None:
         """Act on one message whose sequence number was accepted."""
@@ -603,10 +861,15 @@ class FixSession:
             begin = _int(f.get(Tag.BEGIN_SEQ_NO))
             if len(self.resend_requests) < 1000:
                 self.resend_requests.append((begin, _int(f.get(Tag.END_SEQ_NO))))
-            if 0 < begin < self.store.next_sender:
-                self._queue(self._gap_fill(begin))
+            self._queue(self._resend(begin, _int(f.get(Tag.END_SEQ_NO))))
         elif t == MsgType.SEQUENCE_RESET:  # gap fill (reset mode was handled above)
             new = _int(f.get(Tag.NEW_SEQ_NO))
+            if new > f.seq and f.seq <= self._resend_until:
+                # numbers of the gap (this one included) that will never come: whatever
+                # they were (market data, or only heartbeats), we cannot tell
+                top = min(new - 1, self._resend_until)
+                start = self._gap_filled[0] if self._gap_filled else f.seq
+                self._gap_filled = (start, top)
             if new > self.reader.expected_seq:
                 self._set_expected(new)
         elif t == MsgType.REJECT:
@@ -678,14 +941,21 @@ class FixSession:
             self.state = State.CLOSED
             why = f.text(Tag.TEXT) or "no reason given"
             self._events.append(
-                LogonRejected(f"the counterparty answered our Logon with a Logout: {why}")
+                LogonRejected(
+                    f"the counterparty answered our Logon with a Logout: {why}",
+                    _sequence_complaint(why, self._logon_sent_seq),
+                )
             )
             return
         if t == MsgType.REJECT:
             reason = c.describe_reason(c.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON))
             self.state = State.FAILED
+            text = f.text(Tag.TEXT)
             self._events.append(
-                LogonRejected(f"our Logon was rejected: {reason}: {f.text(Tag.TEXT)}")
+                LogonRejected(
+                    f"our Logon was rejected: {reason}: {text}",
+                    _sequence_complaint(text, self._logon_sent_seq),
+                )
             )
             return
         if t != MsgType.LOGON:
@@ -717,7 +987,8 @@ class FixSession:
             self._events.append(
                 LogonRejected(
                     f"the Logon reply has MsgSeqNum {seq}, below the {expected} expected "
-                    f"from the stored session ({self.store.describe()})"
+                    f"from the stored session ({self.store.describe()})",
+                    (expected, seq),
                 )
             )
             return
@@ -728,9 +999,9 @@ class FixSession:
         self.reader.fast = self.market_data is not None
         self._events.append(LoggedOn(self.heartbeat_s, reset))
         if seq > expected:
-            self._gap(expected, seq)
-            self._queue(self._resend_request(expected, seq - 1))
-        self._set_expected(seq + 1)
+            self._start_recovery(expected, seq, None)
+        else:
+            self._set_expected(seq + 1)
 
     def _on_logon_request(self, f: Frame) -> None:
         if f.msg_type != MsgType.LOGON:
@@ -773,6 +1044,8 @@ class FixSession:
             due = min(due, self._test_req_sent + hb * TIMEOUT_FACTOR - now)
         else:
             due = min(due, self._last_recv + hb * TEST_REQUEST_FACTOR - now)
+        if self.recovering:
+            due = min(due, self._resend_deadline - now)
         return max(0.01, due)
 
     def tick(self) -> None:
@@ -783,6 +1056,8 @@ class FixSession:
             return
         now = self._now()
         hb = float(self.heartbeat_s)
+        if self.recovering and now >= self._resend_deadline:
+            self._give_up(f"no resend within {self._resend_timeout():g}s")
         if self._test_req_id:
             if now - self._test_req_sent >= hb * TIMEOUT_FACTOR:
                 self._test_req_id = ""
@@ -805,6 +1080,7 @@ __all__ = [
     "ConnectionClosed",
     "Event",
     "FixSession",
+    "GapUnrecovered",
     "LoggedOn",
     "LoggedOut",
     "LogonRejected",

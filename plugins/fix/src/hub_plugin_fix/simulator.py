@@ -4,7 +4,9 @@
 same sans-I/O code, as acceptor) on 127.0.0.1 or ::1 only. It accepts a Logon
 addressed to its CompID (``VENUE`` by default, what ``FixOptions`` targets by
 default), keeps each counterparty's sequence numbers in memory between
-connections (a Logon with 141=Y resets them), answers a MarketDataRequest
+connections (a Logon with 141=Y resets them) and the market data it sent to each
+(answering a ResendRequest with the real messages, PossDupFlag=Y, and a gap fill
+over administrative ones), answers a MarketDataRequest
 (35=V, 263=1) with a snapshot (35=W) and then streams incremental refreshes
 (35=X): trades (269=2 with AggressorSide 2446) and bid/offer levels (269=0/1)
 of a 5-level book, for the entry types asked; unknown symbols get a
@@ -13,8 +15,11 @@ MarketDataRequestReject (35=Y, 281=0); 263=2 stops the stream.
 Fault injection, on the simulator object: ``drop_connections()`` (TCP reset),
 ``stall()``/``resume()`` (silence, answers included), ``send_malformed()`` (a
 message with a wrong CheckSum, or garbage bytes), ``skip_sequence()`` (the
-next message skips a MsgSeqNum), ``logout_all()`` (a Logout from the venue),
-``reject_logons()`` (answer every Logon with a Logout).
+next message skips a MsgSeqNum: lost for good, a resend gap-fills it),
+``withhold()`` (market data numbered and kept but not sent: a resend brings it),
+``logout_all()`` (a Logout from the venue),
+``reject_logons()`` (answer every Logon with a Logout), ``stop_reading()``/
+``resume_reading()`` (the venue reads nothing, so the client's sends block).
 
 With an ``ssl_context`` (a server context holding the venue's certificate) it is a
 FIX-over-TLS acceptor (``fixs://``): each connection does the TLS handshake first;
@@ -133,7 +138,14 @@ class _Client:
     scope: anyio.CancelScope | None = None
     logged_on: bool = False
     closing: bool = False
+    finishing: bool = False
+    """The reader is done: the writer sends what is queued (a Logout answer) and ends."""
+    writer_done: anyio.Event = field(default_factory=anyio.Event)
+    sending: bool = False
+    """The writer is inside ``stream.send`` (it blocks while the client does not read)."""
     skipped: int = 0
+    withhold: int = 0
+    """Market-data messages still to withhold (numbered and kept, not sent)."""
 
     def drain_session(self) -> None:
         """Move the session's automatic answers into ``out``, keeping sequence order."""
@@ -199,6 +211,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
             sym: deque(maxlen=_TRADE_LOG) for sym in self.symbols
         }
         self._stores: dict[str, MemoryStore] = {}
+        self._kept: dict[str, dict[int, tuple[bytes, int]]] = {}
+        """Market data sent to each counterparty (its session's resend store)."""
         self._clients: set[_Client] = set()
         self._reject_logons = ""
         self._tg_cm: anyio.abc.TaskGroup | None = None
@@ -215,6 +229,13 @@ class FixSimulator(BackgroundServer, StallSwitch):
         """Every ResendRequest received: (BeginSeqNo, EndSeqNo)."""
         self.requests: list[tuple[str, str, str]] = []
         """Every MarketDataRequest: (MDReqID, SubscriptionRequestType, Symbol)."""
+        self.withheld = 0
+        """Market-data messages withheld by ``withhold()`` so far."""
+        self.inbound_gaps: list[tuple[int, int]] = []
+        """Every sequence gap seen in a client's messages: (expected, received)."""
+        self.session_failures: list[str] = []
+        """The reason of every client session that failed (MsgSeqNum too low, ...)."""
+        self._deaf: anyio.Event | None = None
 
     def _new_market(self, symbol: str) -> _Market:
         rng = self._rng
@@ -296,11 +317,31 @@ class FixSimulator(BackgroundServer, StallSwitch):
                 cl.drain_session()
                 cl.session.store.next_sender += n
 
+    def withhold(self, n: int = 1) -> None:
+        """Every client's next ``n`` market-data messages are numbered and kept but not
+        sent (as if lost on the way): the client sees a gap and asks for a resend, which
+        gets the real messages (PossDupFlag=Y, OrigSendingTime)."""
+        for cl in self._clients:
+            if cl.logged_on:
+                cl.withhold += n
+
     def logout_all(self, text: str = "simulator logout") -> None:
         """Log every client out (35=5 from the venue's side)."""
         for cl in self._clients:
             if cl.logged_on and cl.session.state == s.State.ACTIVE:
                 cl.push(cl.session.logout(text))
+
+    def stop_reading(self) -> None:
+        """Read nothing from any client until ``resume_reading()`` (its sends then
+        block once the socket buffers fill), while market data goes on."""
+        if self._deaf is None:
+            self._deaf = anyio.Event()
+
+    def resume_reading(self) -> None:
+        """End ``stop_reading()``."""
+        event, self._deaf = self._deaf, None
+        if event is not None:
+            event.set()
 
     def reject_logons(self, text: str = "logon refused by the simulator") -> None:
         """Answer every Logon with a Logout carrying ``text`` ("" turns it off)."""
@@ -320,6 +361,11 @@ class FixSimulator(BackgroundServer, StallSwitch):
         """Trades the market produced for ``symbol`` (latest 100,000), in order, as
         (price, size, aggressor side) in fixed point: what a subscriber must receive."""
         return list(self._trade_log.get(symbol, ()))
+
+    def blocked_writers(self) -> int:
+        """Clients whose writer is inside a send that has not completed (the client
+        stopped reading and the socket buffers are full), with more data queued."""
+        return sum(1 for cl in self._clients if cl.sending and cl.out)
 
     def store_of(self, sender_comp_id: str) -> MemoryStore | None:
         """The sequence numbers kept for a counterparty."""
@@ -439,7 +485,12 @@ class FixSimulator(BackgroundServer, StallSwitch):
                 msg.append_pair(Tag.MD_ENTRY_SIZE, e.size)
             if e.aggressor:
                 msg.append_pair(Tag.AGGRESSOR_SIDE, e.aggressor)
-        cl.push(msg.encode())
+        data = cl.session.encode_app(msg)  # kept: a ResendRequest gets it again
+        if cl.withhold > 0:
+            cl.withhold -= 1  # made and numbered, never sent: the client sees a gap
+            self.withheld += 1
+            return
+        cl.push(data)
 
     def _send_snapshot(self, cl: _Client, m: _Market, sub: _Sub) -> None:
         levels = [lv for lv in m.levels() if lv[0] in sub.entry_types]
@@ -451,14 +502,14 @@ class FixSimulator(BackgroundServer, StallSwitch):
             msg.append_pair(Tag.MD_ENTRY_TYPE, entry_type)
             msg.append_pair(Tag.MD_ENTRY_PX, _px(price))
             msg.append_pair(Tag.MD_ENTRY_SIZE, size)
-        cl.push(msg.encode())
+        cl.push(cl.session.encode_app(msg))
 
     def _reject_request(self, cl: _Client, req_id: str, reason: str, text: str) -> None:
         msg = self._app_message(cl, MsgType.MARKET_DATA_REQUEST_REJECT)
         msg.append_pair(Tag.MD_REQ_ID, req_id)
         msg.append_pair(Tag.MD_REQ_REJ_REASON, reason)
         msg.append_pair(Tag.TEXT, text)
-        cl.push(msg.encode())
+        cl.push(cl.session.encode_app(msg))
 
     # -- one connection ------------------------------------------------------------------
     async def _tls_handshake(self, tcp: anyio.abc.SocketStream) -> anyio.abc.ByteStream | None:
@@ -504,9 +555,13 @@ class FixSimulator(BackgroundServer, StallSwitch):
             with anyio.CancelScope() as scope:
                 cl.scope = scope
                 async with anyio.create_task_group() as tg:
+                    # the writer task is the only one that ever writes to this stream:
+                    # a heartbeat, market data and an answer due at once while the
+                    # socket blocks must queue, not race (anyio raises BusyResourceError
+                    # on a second concurrent send)
                     tg.start_soon(self._writer, cl)
                     await self._reader(cl)
-                    await self._drain(cl)
+                    await self._finish(cl)
                     tg.cancel_scope.cancel()
         except* (
             anyio.EndOfStream,
@@ -516,19 +571,24 @@ class FixSimulator(BackgroundServer, StallSwitch):
         ) as group:
             # the client went away: end this session only
             log.debug("simulator session ended: %r", group.exceptions)
+        except* Exception as group:
+            # whatever goes wrong in one session ends that session, never the venue
+            log.error(
+                "simulator session failed: %r", group.exceptions, exc_info=group.exceptions[0]
+            )
         finally:
             self._clients.discard(cl)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _drain(self, cl: _Client) -> None:
-        """Send what is queued (a Logout answer) before closing, unless stalled."""
+    async def _finish(self, cl: _Client) -> None:
+        """Let the writer send what is queued (a Logout answer) and end, for up to a
+        second (a client that stopped reading gets no more)."""
         cl.drain_session()
-        if cl.out and not self.stalled:
-            with anyio.move_on_after(1):
-                data = bytes(cl.out)
-                cl.out.clear()
-                await cl.stream.send(data)
+        cl.finishing = True
+        cl.wake.set()
+        with anyio.move_on_after(1):
+            await cl.writer_done.wait()
 
     async def _reader(self, cl: _Client) -> None:
         session = cl.session
@@ -547,6 +607,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
     async def _read_once(self, cl: _Client) -> bool:
         """One read and every event it gives; False when the session is over."""
         session = cl.session
+        while (deaf := self._deaf) is not None:
+            await deaf.wait()
         try:
             data = await cl.stream.receive(65536)
         except anyio.EndOfStream:
@@ -577,10 +639,13 @@ class FixSimulator(BackgroundServer, StallSwitch):
         elif isinstance(event, s.LoggedOut | s.SessionFailed):
             if isinstance(event, s.LoggedOut) and event.by_peer:
                 self.logouts.append(event.text)
+            if isinstance(event, s.SessionFailed):
+                self.session_failures.append(event.reason)
             cl.logged_on = False
             cl.closing = True
             log.debug("simulator session over: %r", event)
         elif isinstance(event, s.SequenceGap):
+            self.inbound_gaps.append((event.expected, event.received))
             log.debug("simulator: inbound gap %r", event)
         elif isinstance(event, s.Malformed):
             log.warning("simulator: malformed message from client: %s", event.reason)
@@ -612,7 +677,8 @@ class FixSimulator(BackgroundServer, StallSwitch):
             cl.closing = True
             return
         store = self._stores.setdefault(req.sender_comp_id, MemoryStore())
-        cl.push(session.accept_logon(store))
+        kept = self._kept.setdefault(req.sender_comp_id, {})
+        cl.push(session.accept_logon(store, kept))
         if session.state == s.State.ACTIVE:
             cl.logged_on = True
             self.logons.append((req.sender_comp_id, session.expected_seq - 1, req.reset))
@@ -651,19 +717,38 @@ class FixSimulator(BackgroundServer, StallSwitch):
             self._send_snapshot(cl, m, sub)
 
     async def _writer(self, cl: _Client) -> None:
+        """The one task that writes to the client's stream: everything else appends to
+        ``cl.out`` (synchronously, so sequence order is the order of the bytes)."""
+        try:
+            await self._write_loop(cl)
+        finally:
+            cl.writer_done.set()
+
+    async def _write_loop(self, cl: _Client) -> None:
         session = cl.session
         while True:
-            with anyio.move_on_after(session.next_timeout()):
-                await cl.wake.wait()
+            if not cl.finishing:
+                with anyio.move_on_after(session.next_timeout()):
+                    await cl.wake.wait()
             cl.wake = anyio.Event()
+            if cl.finishing and self.stalled:
+                return  # a stalled venue says nothing, not even goodbye
             await self.wait_while_stalled()
-            if cl.logged_on:
+            if cl.logged_on and not cl.finishing:
                 session.tick()
-                cl.drain_session()
+            cl.drain_session()
             if cl.out:
                 data = bytes(cl.out)
                 cl.out.clear()
-                await cl.stream.send(data)
+                cl.sending = True
+                try:
+                    await cl.stream.send(data)
+                finally:
+                    cl.sending = False
+            if cl.finishing:
+                if not cl.out:
+                    return
+                continue  # appended while we were sending
             if session.state == s.State.FAILED:
                 # the client went silent (no answer to our TestRequest): hang up
                 if cl.scope is not None:

@@ -5,7 +5,10 @@ restart) each side continues where it stopped, unless a Logon with
 ResetSeqNumFlag (141=Y) starts both at 1. ``FileStore`` keeps them in a small
 text file under ``store_path`` so that a restarted hub continues the session;
 ``MemoryStore`` keeps them for the life of the process (the factory holds
-one per session, so reconnects continue the session).
+one per session, so reconnects continue the session). By default (no
+``store_path``) the file lives in the per-user state directory
+(``default_state_dir()``), one per session and venue address, so a second
+``hub run`` continues the session where the first stopped.
 
 The outgoing number is saved before each message goes out (it must never go
 back: the counterparty would log us out with "MsgSeqNum too low"). The
@@ -19,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Final
 
 from hub_core.errors import ConfigError
 
@@ -47,7 +51,8 @@ class MemoryStore:
         self._saved = (self.next_sender, self.next_target)
 
     def describe(self) -> str:
-        return "memory"
+        """Where the numbers are kept, for messages: ``in memory`` or the file's path."""
+        return "in memory"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -57,6 +62,28 @@ def session_file_name(begin_string: str, sender: str, target: str) -> str:
     """``FIX.4.4-HUB-VENUE.seqnums``: one file per session, safe on any file system."""
     parts = (_UNSAFE.sub("_", p) for p in (begin_string, sender, target))
     return "-".join(parts) + ".seqnums"
+
+
+MEMORY: Final = ":memory:"
+"""``options.store_path`` value that keeps the sequence numbers in memory only."""
+
+
+def default_state_dir() -> Path:
+    """Where sequence numbers live when ``options.store_path`` is unset: the per-user
+    state directory, ``$XDG_STATE_HOME/hub/fix`` (``~/.local/state/hub/fix`` when the
+    variable is unset or not absolute, as the XDG spec says)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "state"
+    return root / "hub" / "fix"
+
+
+def default_file_name(begin_string: str, sender: str, target: str, host: str, port: int) -> str:
+    """``FIX.4.4-HUB-VENUE-127.0.0.1_9878.seqnums``: in the shared state directory one
+    file per session *and* venue address, so two venues (or a simulator and a venue)
+    with the same CompIDs never share numbers. Only host and port go into the name
+    (never credentials)."""
+    base = session_file_name(begin_string, sender, target).removesuffix(".seqnums")
+    return f"{base}-{_UNSAFE.sub('_', host)}_{port}.seqnums"
 
 
 class FileStore(MemoryStore):
@@ -112,4 +139,11 @@ class FileStore(MemoryStore):
         return str(self.path)
 
 
-__all__ = ["FileStore", "MemoryStore", "session_file_name"]
+__all__ = [
+    "MEMORY",
+    "FileStore",
+    "MemoryStore",
+    "default_file_name",
+    "default_state_dir",
+    "session_file_name",
+]
