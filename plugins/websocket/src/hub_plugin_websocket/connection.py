@@ -46,7 +46,7 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
 )
 from hub_plugin_websocket.http import SnapshotClient
-from hub_plugin_websocket.link import Link, Pending, wait_for
+from hub_plugin_websocket.link import Link, Pending
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.rotation import RotationGate, supports_rotation
 from hub_plugin_websocket.transports import (
@@ -66,38 +66,51 @@ from before the new one subscribed arrives meanwhile."""
 _SETTLE_POLL_S = 0.01
 _KEEPALIVE_TICK_S = 0.25
 _SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_GRANTED_KEPT = 1000
 
 
 class ConnectPacer:
     """New connections under a venue's connections-per-interval limit.
 
-    Shared by every connection a factory creates (one per dialect and host), so a
-    reconnect storm of many connections still respects the venue's limit.
+    Shared by every connection a factory creates, with one sliding window per
+    (venue, host) key, so a reconnect storm of many connections still respects
+    each venue's limit while a venue at its limit delays no other. A caller
+    reserves its slot (no lock is held across an await: the event loop runs one
+    reservation at a time) and then sleeps until it.
     """
 
     def __init__(self) -> None:
         self._windows: dict[tuple[str, str], RateWindow] = {}
-        self._lock = anyio.Lock()
+        self.granted: list[tuple[str, str, float]] = []
+        """(venue, host, monotonic time) of the last connections let through, oldest
+        first (bounded; for diagnostics and tests)."""
 
     async def wait(self, dialect: Dialect, host: str) -> None:
-        """Return when one more connection to ``host`` is allowed, and count it."""
+        """Return when one more connection to ``host`` is allowed (counted already)."""
         key = (dialect.name, host)
         window = self._windows.get(key)
         if window is None:
             limits = dialect.limits
             window = RateWindow(limits.connections, limits.connections_interval_s)
             self._windows[key] = window
-        async with self._lock:
-            delay = window.delay(time.monotonic())
-            if delay > 0:
-                log.warning(
-                    "%s: connection limit of %d per %gs reached; waiting %.1fs",
-                    dialect.name,
-                    window.limit,
-                    window.window_s,
-                    delay,
-                )
-            await wait_for(window)
+        now = time.monotonic()
+        at = window.reserve(now)  # synchronous: two callers cannot take the same slot
+        delay = at - now
+        if delay > 0:
+            log.warning(
+                "%s: connection limit of %d per %gs reached; waiting %.1fs",
+                dialect.name,
+                window.limit,
+                window.window_s,
+                delay,
+            )
+            # the event loop's clock can wake a hair early: never before the slot
+            while (delay := at - time.monotonic()) > 0:  # noqa: ASYNC110
+                await anyio.sleep(delay)
+        granted = self.granted
+        granted.append((dialect.name, host, time.monotonic()))
+        if len(granted) > _GRANTED_KEPT:
+            del granted[: len(granted) - _GRANTED_KEPT]
 
 
 def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
