@@ -6,6 +6,8 @@ machine, never early), from the pacer's own record of when it let each connectio
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -56,6 +58,8 @@ async def test_a_venue_at_its_limit_does_not_delay_another() -> None:
         assert ("other", "h") in order and ("tight", "other-host") in order
         assert len(order) == 4
     tight_times = [t for v, h, t in pacer.granted if (v, h) == ("tight", "h")]
+    assert tight_times == sorted(tight_times)
+    assert time.monotonic() >= tight_times[-1]
     assert len(tight_times) == 5
     # spaced: no three connections of the key within one window
     assert all(tight_times[i] - tight_times[i - 2] >= WINDOW_S for i in range(2, 5))

@@ -82,8 +82,9 @@ class ConnectPacer:
     def __init__(self) -> None:
         self._windows: dict[tuple[str, str], RateWindow] = {}
         self.granted: list[tuple[str, str, float]] = []
-        """(venue, host, monotonic time) of the last connections let through, oldest
-        first (bounded; for diagnostics and tests)."""
+        """(venue, host, slot) of the last connections let through, in the order they
+        went, ``slot`` the monotonic time reserved for it (never left before it; bounded,
+        for diagnostics and tests)."""
 
     async def wait(self, dialect: Dialect, host: str) -> None:
         """Return when one more connection to ``host`` is allowed (counted already)."""
@@ -108,7 +109,7 @@ class ConnectPacer:
             while (delay := at - time.monotonic()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(delay)
         granted = self.granted
-        granted.append((dialect.name, host, time.monotonic()))
+        granted.append((dialect.name, host, at))
         if len(granted) > _GRANTED_KEPT:
             del granted[: len(granted) - _GRANTED_KEPT]
 
