@@ -24,7 +24,14 @@ import anyio.abc
 
 from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionHealth
-from hub_core.errors import ConfigError, ConnectionFailed, SubscriptionError
+from hub_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailed,
+    HubError,
+    RateLimited,
+    SubscriptionError,
+)
 from hub_core.processor import ConnectionSink
 from hub_plugin_websocket.codec import (
     RateWindow,
@@ -57,7 +64,12 @@ from hub_plugin_websocket.transports import (
 
 log = logging.getLogger("hub_plugin_websocket")
 
-__all__ = ["ConnectPacer", "WebSocketConnection", "ssl_context_for"]
+__all__ = [
+    "ConnectPacer",
+    "WebSocketConnection",
+    "classify_connect_failure",
+    "ssl_context_for",
+]
 
 USER_AGENT = "hub-plugin-websocket/0.1.0"
 _MIN_OVERLAP_S = 0.25
@@ -112,6 +124,51 @@ class ConnectPacer:
         granted.append((dialect.name, host, at))
         if len(granted) > _GRANTED_KEPT:
             del granted[: len(granted) - _GRANTED_KEPT]
+
+
+def classify_connect_failure(exc: ConnectFailed, *, exchange: str, endpoint: str) -> HubError:
+    """What a failed opening means to the supervisor, in one place for both transports
+    (direct or through a proxy): HTTP 401/403 on the upgrade is a refusal
+    (``AuthenticationError``: one attempt, then ``auth_failed``; venues ban IPs that
+    hammer them), 429/418 is ``RateLimited`` (``Retry-After`` waited out), any other
+    status, a TLS failure or a broken handshake is a transient ``ConnectionFailed``."""
+    status = exc.status
+    if exc.tls:
+        return ConnectionFailed(
+            exc.reason,
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue's certificate is not trusted: set options.ca_file to the CA "
+            "that signed it, or fix the host name in the endpoint",
+        )
+    if status in (401, 403):
+        return AuthenticationError(
+            f"the venue refused the WebSocket upgrade with HTTP {status}",
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue refused this client (credentials, an API key, a region or IP "
+            "block, or a wrong URL); the hub does not retry a refusal",
+        )
+    if status in (429, 418):
+        wait = f"; Retry-After {exc.retry_after_s:g}s" if exc.retry_after_s else ""
+        return RateLimited(
+            f"the venue rate-limited the WebSocket upgrade with HTTP {status}{wait}",
+            retry_after_s=exc.retry_after_s,
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue's connection rate limit was hit (418: the IP is banned for a "
+            "while); the hub waits before trying again",
+        )
+    if status is not None:
+        return ConnectionFailed(
+            f"the venue answered the WebSocket upgrade with HTTP {status}",
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the hub retries with backoff; check the endpoint's path if it persists",
+        )
+    return ConnectionFailed(
+        exc.reason, exchange=exchange, endpoint=endpoint, hint="the hub reconnects"
+    )
 
 
 def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
@@ -314,23 +371,8 @@ class WebSocketConnection:
             user_agent=USER_AGENT,
         )
 
-    def _connect_failed(self, exc: ConnectFailed) -> ConnectionFailed:
-        if exc.tls:
-            return self._failed(
-                exc.reason,
-                hint="the venue's certificate is not trusted: set options.ca_file to the CA "
-                "that signed it, or fix the host name in the endpoint",
-            )
-        if exc.status in (401, 403, 451):
-            return self._failed(
-                exc.reason,
-                hint="the venue refused this client (region or IP blocked, or a wrong URL)",
-            )
-        if exc.status == 429 or exc.status == 418:
-            return self._failed(
-                exc.reason, hint="the venue's connection rate limit was hit; the hub backs off"
-            )
-        return self._failed(exc.reason)
+    def _connect_failed(self, exc: ConnectFailed) -> HubError:
+        return classify_connect_failure(exc, exchange=self.exchange, endpoint=self._endpoint)
 
     async def run(self) -> None:
         """Deliver frames to the dialect until the session ends (``ConnectionFailed``)."""
@@ -595,7 +637,7 @@ class WebSocketConnection:
             new.session.rebind(self.sink)
             new.rebind()
             new.joining = False
-        except (ConnectionFailed, SubscriptionError, ConfigError) as exc:
+        except (ConnectionFailed, SubscriptionError, ConfigError, AuthenticationError) as exc:
             log.warning("[%s] could not replace the session (%s): reconnecting", self.exchange, exc)
             gate.abandon()
             if new is not None:

@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -43,6 +44,8 @@ import anyio
 import anyio.abc
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response as HttpResponse
 
 from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS
@@ -52,6 +55,7 @@ log = logging.getLogger("hub_plugin_websocket.simulator")
 
 __all__ = [
     "E8",
+    "UpgradeFault",
     "LoopbackVenue",
     "Market",
     "ReplayFrame",
@@ -95,6 +99,44 @@ def iso_time(ns: int) -> str:
     """ns since the epoch -> ``2024-01-02T03:04:05.123456Z`` (microseconds, as both venues)."""
     secs, rest = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rest // 1000:06d}Z"
+
+
+class UpgradeFault:
+    """The handshake fault every simulator has: answer the WebSocket upgrade with an HTTP
+    status instead of ``101`` (401/403 a refusal, 429/418 a rate limit with an optional
+    ``Retry-After``, anything else a broken venue), counting each attempt refused.
+
+    Set it at construction (``upgrade_status=401, upgrade_retry_after="2"``; from the
+    command line ``hub sim websocket -o upgrade_status=429 -o upgrade_retry_after=2``) or
+    at run time with ``refuse_upgrades``."""
+
+    upgrade_status: int = 0
+    """0: upgrades are accepted."""
+    upgrade_retry_after: str = ""
+    """The ``Retry-After`` header sent with a refusal (seconds or an HTTP date; "" none)."""
+    upgrades_refused: int = 0
+    """Upgrade attempts answered with ``upgrade_status`` so far."""
+
+    def _init_upgrade_fault(self, status: int, retry_after: str) -> None:
+        if status and not 300 <= status <= 599:
+            raise ValueError(f"upgrade_status must be 0 or an HTTP status 300..599, got {status}")
+        self.upgrade_status = status
+        self.upgrade_retry_after = retry_after
+        self.upgrades_refused = 0
+
+    def refuse_upgrades(self, status: int, retry_after: str | None = None) -> None:
+        """Answer every upgrade from now on with ``status`` (0: accept again)."""
+        self._init_upgrade_fault(status, retry_after or "")
+
+    def _refused_upgrade(self, connection: ServerConnection) -> HttpResponse | None:
+        status = self.upgrade_status
+        if not status:
+            return None
+        self.upgrades_refused += 1
+        response = connection.respond(HTTPStatus(status), f"upgrade refused: HTTP {status}\n")
+        if self.upgrade_retry_after:
+            response.headers["Retry-After"] = self.upgrade_retry_after
+        return response
 
 
 @dataclass
@@ -168,7 +210,7 @@ class VenueClient:
         self.queue.append(text)
 
 
-class LoopbackVenue(abc.ABC, BackgroundServer):
+class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
     """A venue on loopback: subclass it for one venue's protocol (see the module docs)."""
 
     venue = ""
@@ -187,7 +229,10 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         refuse_symbols: Sequence[str] = (),
         replay: str | Path | Recording | None = None,
         replay_speed: float = 1.0,
+        upgrade_status: int = 0,
+        upgrade_retry_after: str = "",
     ) -> None:
+        self._init_upgrade_fault(upgrade_status, upgrade_retry_after)
         if host == "localhost":
             host = "127.0.0.1"
         if host not in LOOPBACK_HOSTS:
@@ -263,6 +308,7 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
             self._handle,
             self.host,
             self.port,
+            process_request=self._process_request,
             ssl=self._ssl,
             ping_interval=None,
             max_size=64 * 1024,
@@ -283,6 +329,11 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                 for client in list(self._clients):
                     client.ws.transport.abort()
                 self._server = None
+
+    async def _process_request(
+        self, connection: ServerConnection, request: HttpRequest
+    ) -> HttpResponse | None:
+        return self._refused_upgrade(connection)
 
     # -- faults (``SimulatorHandle``) -----------------------------------------------------------
     async def drop_connections(self) -> None:

@@ -54,6 +54,7 @@ from websockets.http11 import Response as HttpResponse
 from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
+from hub_plugin_websocket.sim_base import UpgradeFault
 
 log = logging.getLogger("hub_plugin_websocket.simulator")
 
@@ -195,7 +196,7 @@ class _Client:
         self.wake.set()
 
 
-class BinanceSimulator(BackgroundServer):
+class BinanceSimulator(UpgradeFault, BackgroundServer):
     """A Binance-style market-data venue on loopback with fault injection.
 
     ``async with BinanceSimulator(["BTCUSDT"], rate=200) as sim:`` then connect to
@@ -223,7 +224,10 @@ class BinanceSimulator(BackgroundServer):
         replay: str | Path | Recording | None = None,
         replay_speed: float = 1.0,
         refuse_symbols: Sequence[str] = (),
+        upgrade_status: int = 0,
+        upgrade_retry_after: str = "",
     ) -> None:
+        self._init_upgrade_fault(upgrade_status, upgrade_retry_after)
         if host == "localhost":
             host = "127.0.0.1"
         if host not in LOOPBACK_HOSTS:
@@ -438,7 +442,7 @@ class BinanceSimulator(BackgroundServer):
         parts = urlsplit(request.path)
         path = parts.path
         if path in ("/ws", "/stream") or path.startswith("/ws/"):
-            return None  # the WebSocket handshake goes on
+            return self._refused_upgrade(connection)  # None: the handshake goes on
         depth_path = "/fapi/v1/depth" if self.futures else "/api/v3/depth"
         if path != depth_path:
             return _json_response(
@@ -871,10 +875,21 @@ _FROM_TEXT: Final[dict[str, tuple[Callable[[str], object], str]]] = {
     "heartbeat_interval_s": (float, "a number"),
     "refuse_symbols": (_text_list, "a comma-separated list"),
     "replay": (str, "a file"),
+    "upgrade_status": (int, "an HTTP status (0: accept upgrades)"),
+    "upgrade_retry_after": (str, "a Retry-After value"),
 }
 """How an option given as text (``hub sim -o KEY=VALUE``) becomes the keyword's type."""
 _COMMON_OPTIONS: Final = frozenset(
-    {"seed", "depth_levels", "refuse_symbols", "replay", "replay_speed", "ssl_context"}
+    {
+        "seed",
+        "depth_levels",
+        "refuse_symbols",
+        "replay",
+        "replay_speed",
+        "ssl_context",
+        "upgrade_status",
+        "upgrade_retry_after",
+    }
 )
 _OPTIONS: Final = {
     "binance": _COMMON_OPTIONS
