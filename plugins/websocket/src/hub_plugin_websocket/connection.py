@@ -585,7 +585,10 @@ class WebSocketConnection:
             # before ServerShutdown, its base class: a book resync keeps the session
             log.info("[%s] %s", self.exchange, event.reason)
             self._resubscribes += 1
-            link.queue_many([(req, None) for req in event.requests])
+            if event.delay_s > 0:
+                link.queue_later(event.delay_s, list(event.requests))
+            else:
+                link.queue_many([(req, None) for req in event.requests])
         elif isinstance(event, ServerShutdown):
             self._replace(link, event.reason)
         elif isinstance(event, Notice):

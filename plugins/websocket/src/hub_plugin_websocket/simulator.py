@@ -874,6 +874,7 @@ _FROM_TEXT: Final[dict[str, tuple[Callable[[str], object], str]]] = {
     "subscribe_deadline_s": (float, "a number"),
     "heartbeat_interval_s": (float, "a number"),
     "refuse_symbols": (_text_list, "a comma-separated list"),
+    "refuse_resyncs": (int, "an integer (-1: all)"),
     "replay": (str, "a file"),
     "upgrade_status": (int, "an HTTP status (0: accept upgrades)"),
     "upgrade_retry_after": (str, "a Retry-After value"),
@@ -902,7 +903,7 @@ _OPTIONS: Final = {
         "shutdown_grace_s",
     },
     "coinbase": _COMMON_OPTIONS | {"subscribe_deadline_s", "heartbeat_interval_s"},
-    "kraken": _COMMON_OPTIONS | {"heartbeat_interval_s"},
+    "kraken": _COMMON_OPTIONS | {"heartbeat_interval_s", "refuse_resyncs"},
 }
 """The keywords each venue's simulator takes besides host, port, symbols and rate."""
 
