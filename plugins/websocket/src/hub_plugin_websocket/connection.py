@@ -635,8 +635,15 @@ class WebSocketConnection:
                 await anyio.sleep(_SETTLE_POLL_S)
             if old.stopped() or old.failure:
                 raise self._failed(f"the old session ended during the switch: {old.failure}")
-            # from here to the rebinding, no await: no tick can slip between the two
-            gate.finish()
+            gate.finish()  # the old session's ticks are dropped from here on
+            if not gate.caught_up():
+                # the new session is behind on some stream: the gate goes on dropping
+                # its repeats of what the old one published, for a bounded time
+                deadline = time.monotonic() + self.options.rotation_overlap_s
+                while not gate.caught_up() and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await anyio.sleep(_SETTLE_POLL_S)
+                gate.stop_filtering()
+            gate.merge_counts()
             new.session.rebind(self.sink)
             new.rebind()
             new.joining = False

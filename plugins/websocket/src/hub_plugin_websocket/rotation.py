@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
 from hub_core.latency import LatencyRecorder
 from hub_core.processor import ConnectionSink
 from hub_plugin_websocket.dialect import DialectSession
 
-__all__ = ["RotationGate", "supports_rotation"]
+__all__ = ["ALIGN_RUN", "RotationGate", "supports_rotation"]
 
 log = logging.getLogger("hub_plugin_websocket")
 
@@ -58,19 +59,41 @@ def _quote_key(q: Quote) -> _QuoteKey:
     return (q.bid_price, q.bid_size, q.ask_price, q.ask_size, q.sequence)
 
 
+ALIGN_RUN: Final = 3
+"""Consecutive equal ticks that align a stream without venue ids (Kraken's ticker): one
+equal quote proves nothing (the market can repeat a value), a run of them in the same
+order, found at one place only in the old session's stream, does."""
+
+
 class _Stream:
     """One stream being switched: trades, quotes or the book of one symbol."""
 
-    __slots__ = ("buffered", "caught_up", "last", "seen", "switched", "waiting")
+    __slots__ = (
+        "buffered",
+        "caught_up",
+        "gapped",
+        "old",
+        "old_seq",
+        "pos",
+        "switched",
+        "waiting",
+        "where",
+    )
 
     def __init__(self) -> None:
-        self.seen: set[object] = set()
-        """What the old session published since the rotation began."""
-        self.last: object = None
-        self.buffered: list[object] = []
+        self.old: list[object] = []
+        """The keys of what the old session published since the rotation began, in order."""
+        self.where: dict[object, list[int]] = {}
+        """key -> its positions in ``old``"""
+        self.old_seq = 0
+        """The highest venue id (``sequence``) the old session published on the stream."""
+        self.buffered: list[tuple[object, Trade | Quote]] = []
         """The new session's ticks, held until the stream switches."""
+        self.pos = 0
+        """Once switched: the place in ``old`` the new session's next tick must match."""
         self.switched = False
         self.caught_up = False
+        self.gapped = False
         self.waiting = False
         """The old session delivered on this stream after the new one subscribed."""
 
@@ -114,30 +137,31 @@ class RotationGate:
         return st
 
     # -- the old session ----------------------------------------------------------------------
-    def _old_tick(self, kind: str, symbol: str, key: object) -> _Stream | None:
+    def _old_tick(self, kind: str, tick: Trade | Quote, key: object) -> _Stream | None:
         """Record one of the old session's trades/quotes; None: drop it (switched)."""
-        st = self._stream(kind, symbol)
+        st = self._stream(kind, tick.symbol)
         if (st.switched or self._finished) and not self._abandoned:
             self.dropped_old += 1
             return None
-        st.seen.add(key)
-        st.last = key
+        st.where.setdefault(key, []).append(len(st.old))
+        st.old.append(key)
+        st.old_seq = max(st.old_seq, tick.sequence)
         st.waiting = True
         return st
 
     def _old_trade(self, t: Trade) -> None:
-        st = self._old_tick("T", t.symbol, _trade_key(t))
+        st = self._old_tick("T", t, _trade_key(t))
         if st is not None:
             self._real.on_trade(t)
             if st.buffered:  # after publishing it: the new session's ticks come next
-                self._try_switch("T", st)
+                self._try_switch("T", t.symbol, st)
 
     def _old_quote(self, q: Quote) -> None:
-        st = self._old_tick("Q", q.symbol, _quote_key(q))
+        st = self._old_tick("Q", q, _quote_key(q))
         if st is not None:
             self._real.on_quote(q)
             if st.buffered:
-                self._try_switch("Q", st)
+                self._try_switch("Q", q.symbol, st)
 
     def _old_book(self, tick: BookUpdate | BookSnapshot) -> None:
         st = self._stream("B", tick.symbol)
@@ -159,15 +183,14 @@ class RotationGate:
             return
         st = self._stream(kind, tick.symbol)
         if not st.switched:
-            st.buffered.append(tick)
-            self._try_switch(kind, st)
-            return
-        if key in st.seen:
-            self.duplicates += 1
-            if key == st.last:
-                st.caught_up = True
-            return
-        self._publish(tick)
+            if self._finished:  # a stream first seen after the switch: nothing to align
+                st.switched = st.caught_up = True
+                st.pos = len(st.old)
+            else:
+                st.buffered.append((key, tick))
+                self._try_switch(kind, tick.symbol, st)
+                return
+        self._after_switch(kind, st, key, tick)
 
     def _new_trade(self, t: Trade) -> None:
         self._new_tick("T", t, _trade_key(t))
@@ -210,21 +233,54 @@ class RotationGate:
             self._real.on_quote(tick)
         self.released += 1
 
-    def _try_switch(self, kind: str, st: _Stream) -> None:
-        first = st.buffered[0]
-        key_of = _trade_key if kind == "T" else _quote_key
-        if key_of(first) not in st.seen:  # type: ignore[arg-type]
-            return  # the old session has not delivered it yet
+    def _try_switch(self, kind: str, symbol: str, st: _Stream) -> None:
+        """Switch ``st`` if the new session's held ticks are proven to continue the old
+        session's: the first one found at exactly one place in the old stream, followed
+        there by the next ones in the same order (one tick with a venue id is proof
+        enough; ``ALIGN_RUN`` of them without)."""
+        keys = [k for k, _ in st.buffered]
+        first_tick = st.buffered[0][1]
+        need = 1 if first_tick.sequence else ALIGN_RUN
+        old = st.old
+        found: list[int] = []
+        for i in st.where.get(keys[0], ()):
+            m = min(len(old) - i, len(keys))
+            if old[i : i + m] == keys[:m]:
+                found.append(i)
+        if len(found) != 1:
+            return  # not delivered by the old session yet, or ambiguous: wait for more
+        i = found[0]
+        if min(len(old) - i, len(keys)) < need:
+            return  # a run too short to prove anything yet
         st.switched = True
-        for tick in st.buffered:
-            key = key_of(tick)  # type: ignore[arg-type]
-            if key in st.seen:
+        st.pos = i
+        held, st.buffered = st.buffered, []
+        for key, tick in held:
+            self._after_switch(kind, st, key, tick)
+
+    def _after_switch(self, kind: str, st: _Stream, key: object, tick: Trade | Quote) -> None:
+        """One of the new session's ticks on a switched stream: a duplicate of the old
+        session's (dropped), or past them (published)."""
+        old = st.old
+        if st.pos < len(old):
+            if key == old[st.pos]:
+                st.pos += 1
                 self.duplicates += 1
-                if key == st.last:
+                if st.pos == len(old):
                     st.caught_up = True
-            else:
-                self._publish(tick)
-        st.buffered.clear()
+                return
+            if tick.sequence and tick.sequence <= st.old_seq:
+                self.duplicates += 1  # already published, or older than what was
+                return
+            # the new session's stream departs from the old one's: what it skipped or
+            # reordered cannot be known, so say so and go on with the new session
+            self._gap(kind, tick.symbol, st, "departed from the old session's")
+            st.pos = len(old)
+        elif tick.sequence and tick.sequence <= st.old_seq:
+            self.duplicates += 1
+            return
+        st.caught_up = True
+        self._publish(tick)
 
     def forget(self, symbols: set[str]) -> None:
         """``symbols`` were unsubscribed: their streams no longer hold the switch."""
@@ -253,34 +309,72 @@ class RotationGate:
         return True
 
     def finish(self) -> None:
-        """Switch whatever has not switched, with a ``Gap`` where it could not align.
+        """Switch whatever has not switched, with a ``Gap`` where it could not be proven
+        continuous (no alignment, a silent new session, a late book snapshot).
 
-        The caller binds the new session to the hub's sink right after, with no await in
-        between; from here on the old session's ticks are all dropped."""
+        From here on the old session's ticks are all dropped. The new session's go on
+        through the gate (duplicates of what the old one published are still dropped)
+        until the caller binds it to the hub's sink: at once if ``caught_up()``, else
+        after a bounded wait and ``stop_filtering()``."""
         self._finished = True
-        now = time.time_ns()
         for (kind, symbol), st in self._streams.items():
-            if st.switched and st.caught_up:
+            if st.switched:
                 continue
-            if st.buffered or (st.switched and not st.caught_up):
-                what = {"T": "trades", "Q": "quotes", "B": "book"}[kind]
-                self.gaps += 1
-                self._real.gap(
-                    symbol,
-                    self._started_ns,
-                    now,
-                    f"session rotation: the new session's {what} could not be aligned "
-                    "with the old session's",
-                )
-                for tick in st.buffered:
-                    self._publish(tick)
-                st.buffered.clear()
+            if kind == "B":
+                if st.waiting:
+                    self._gap(kind, symbol, st, "snapshot did not come in time")
+                st.switched = st.caught_up = True
+                continue
+            held, st.buffered = st.buffered, []
+            if held or st.waiting:
+                what = "could not be aligned" if held else "never came on the new session"
+                self._gap(kind, symbol, st, what)
             st.switched = True
+            st.pos = len(st.old)
+            st.caught_up = True
+            for key, tick in held:
+                # only what is provably past the old session's (venue ids); without ids
+                # a held tick may repeat one published already: the Gap covers it
+                if tick.sequence:
+                    self._after_switch(kind, st, key, tick)
+        self.merge_counts()
+
+    def merge_counts(self) -> None:
+        """Add what the private sinks counted (malformed frames, venue errors) to the
+        hub's sink; idempotent until they count more."""
         for aux in (self.old_sink, self.new_sink):
             self._real.malformed_count += aux.malformed_count
             self._real.venue_errors += aux.venue_errors
             if aux.last_error:
                 self._real.last_error = aux.last_error
+            aux.malformed_count = aux.venue_errors = 0
+
+    def caught_up(self) -> bool:
+        """Every stream's new session has delivered all the old one published."""
+        return all(st.caught_up for st in self._streams.values())
+
+    def stop_filtering(self) -> None:
+        """The new session did not catch up in time: a ``Gap`` for each stream still
+        behind (what it delivers from now on is published as it comes)."""
+        for (kind, symbol), st in self._streams.items():
+            if not st.caught_up:
+                self._gap(kind, symbol, st, "had not caught up with the old session's")
+                st.pos = len(st.old)
+                st.caught_up = True
+
+    def _gap(self, kind: str, symbol: str, st: _Stream, what: str) -> None:
+        if st.gapped:
+            return
+        st.gapped = True
+        self.gaps += 1
+        name = {"T": "trades", "Q": "quotes", "B": "book"}[kind]
+        self._real.gap(
+            symbol,
+            self._started_ns,
+            time.time_ns(),
+            f"session rotation: the new session's {name} of {symbol} {what}; "
+            "not proven continuous across the switch",
+        )
 
     def abandon(self) -> None:
         """The replacement failed: the old session's ticks pass through until it ends."""
