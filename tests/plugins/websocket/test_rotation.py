@@ -267,8 +267,62 @@ async def test_coinbase_and_kraken_sessions_rotate_without_a_gap(
                 ("A", p): q for p, q in asks.items()
             }
             assert rebuilt_book(rec, symbol) == venue_levels
+            if venue == "coinbase":
+                assert_quotes_in_order(rec, symbol)  # the ticker's sequence numbers
+            else:
+                assert_id_less_quotes_follow_the_top(rec, symbol, sim)
         assert_no_outage(rec)
         assert hub.event_processor().get_stats().malformed_frames == 0
+
+
+def assert_id_less_quotes_follow_the_top(
+    rec: EventRecorder, symbol: str, sim: KrakenSimulator
+) -> None:
+    """Kraken's ticker has no id: the simulator sends one whenever the top of the book
+    changes, so two equal quotes in a row are a duplicate, and the last is the venue's
+    top now."""
+    quotes = [
+        (q.bid_price, q.bid_size, q.ask_price, q.ask_size)
+        for q in rec.of(Quote)
+        if q.symbol == symbol
+    ]
+    assert len(quotes) > 10, f"{symbol}: too few quotes"
+    repeats = [i for i, (a, b) in enumerate(itertools.pairwise(quotes)) if a == b]
+    assert not repeats, f"{symbol}: a quote was repeated across the switch"
+    bids, asks = sim.book(symbol, 1)
+    (bid, bid_size), (ask, ask_size) = next(iter(bids.items())), next(iter(asks.items()))
+    assert quotes[-1] == (bid, bid_size, ask, ask_size)
+
+
+async def test_a_new_session_silent_on_a_stream_is_a_gap_never_a_silent_switch(
+    transport: str,
+) -> None:
+    """The replacement acknowledges the trade streams but never delivers on them: at
+    ``rotation_overlap_s`` each gets a Gap naming the rotation; quotes switch cleanly, and
+    nothing is published twice or out of order."""
+    async with BinanceSimulator(SYMBOLS, rate=200, seed=9, shutdown_grace_s=30) as sim:
+        config = cfg(
+            sim.endpoint, transport, SYMBOLS, ["trade", "bookTicker"], rotation_overlap_s=1.0
+        )
+        async with running(config) as (_, rec):
+            await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "trades")
+            sim.mute_new_sessions(["trade"])
+            sim.server_shutdown()
+            await rec.wait_for(
+                lambda: {g.symbol for g in rec.of(Gap)} >= set(SYMBOLS), 15, "a Gap per symbol"
+            )
+            await rec.wait_for(lambda: sim.clients == 1, 15, "the old session to close")
+            await quiet(sim)
+            for symbol in SYMBOLS:
+                (gap,) = [g for g in rec.of(Gap) if g.symbol == symbol]
+                assert "rotation" in gap.reason and "trades" in gap.reason
+                assert_exactly_once(rec, symbol)  # up to the switch, with no repeat
+                assert_quotes_in_order(rec, symbol)
+                # nothing of the old session's trades after the Gap was published
+                after = rec.events[rec.events.index(gap) :]
+                assert not [t for t in after if isinstance(t, Trade) and t.symbol == symbol]
+            states = [s.state for s in rec.of(ConnectionStateChanged)]
+            assert "reconnecting" not in states
 
 
 async def test_a_dialect_heartbeat_replaces_websocket_pings(transport: str) -> None:

@@ -184,8 +184,13 @@ class _Client:
     depth_since: dict[str, float] = field(default_factory=dict)
     """Symbol -> monotonic time its diff-depth stream was subscribed."""
     replaying: bool = False
+    muted: frozenset[str] = frozenset()
+    """Channels (``trade``, ``bookTicker``...) this session acknowledges but never gets
+    data of (``mute_new_sessions``)."""
 
     def push(self, stream: str, payload: str) -> None:
+        if self.muted and stream.partition("@")[2] in self.muted:
+            return
         if self.combined:
             self.queue.append(f'{{"stream":"{stream}","data":{payload}}}')
         else:
@@ -268,6 +273,7 @@ class BinanceSimulator(UpgradeFault, BackgroundServer):
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._ignore_pongs = False
+        self._mute_new: frozenset[str] = frozenset()
         self._snapshot_at: dict[str, float] = {}
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self._server: Server | None = None
@@ -394,6 +400,12 @@ class BinanceSimulator(UpgradeFault, BackgroundServer):
         its next ping it disconnects the client."""
         self._ignore_pongs = on
 
+    def mute_new_sessions(self, channels: Sequence[str]) -> None:
+        """Sessions opened from now on acknowledge subscriptions of ``channels`` (e.g.
+        ``["trade"]``) but get none of their data: a replacement session that stays
+        silent on a stream (rotation tests). Empty: new sessions get everything."""
+        self._mute_new = frozenset(channels)
+
     def server_shutdown(self) -> None:
         """Send ``serverShutdown`` to every client, then close each ``shutdown_grace_s``
         later (code 1001), as Binance does before maintenance."""
@@ -492,6 +504,7 @@ class BinanceSimulator(UpgradeFault, BackgroundServer):
         client = _Client(ws, combined=path.path.startswith("/stream"))
         client.requests = RateWindow(max(1, self.messages_per_second), 1.0)
         self._add_streams(client, _url_streams(path.path, path.query))
+        client.muted = self._mute_new
         self._clients.add(client)
         self.connections_accepted += 1
         try:
