@@ -10,11 +10,16 @@ While the two overlap, both dialect sessions deliver to private sinks
 decides what reaches the hub:
 
 - trades and quotes, per symbol: the old session's ticks are published and
-  remembered; the new session's are held until its first held tick is one the
-  old session also delivered (same price, size, side, venue time and id; the
-  time of receipt differs). From then on the old session's ticks of that
-  stream are dropped and the new session's are published, except those the
-  old one already published;
+  kept in order; the new session's are held until they are proven to
+  continue the old stream: found at exactly one place in it, in the same
+  order (same price, size, side, venue time and id; the time of receipt
+  differs). A tick with a venue id (``sequence``) is proof alone; a stream
+  without ids needs ``ALIGN_RUN`` consecutive ticks (one equal quote proves
+  nothing: markets repeat values, and a subscribe-time snapshot equals the
+  last quote). From then on the old session's ticks of that stream are
+  dropped, and the new session's are compared by position with what the old
+  one published (matches are duplicates, dropped; past the end, published).
+  A tick whose id is at or below the highest published is never published;
 - books: the new session rebuilds its book from its own snapshot; when its
   ``BookSnapshot`` comes, it is published (a snapshot replaces the book
   whole) and the old session's book updates of that symbol stop.
@@ -22,8 +27,9 @@ decides what reaches the hub:
 When every stream has switched and the new session has delivered the last
 tick the old one published, the new session is bound to the hub's sink (no
 gate stays on the hot path) and the old one is closed. A stream that cannot
-be aligned within ``rotation_overlap_s`` gets a ``Gap`` naming the rotation:
-nothing is papered over.
+be proven continuous within ``rotation_overlap_s`` (not aligned, silent on
+the new session, a late snapshot) gets a ``Gap`` naming the rotation:
+nothing is papered over and nothing switches silently.
 """
 
 from __future__ import annotations
