@@ -2,10 +2,13 @@
 
 Real TCP on 127.0.0.1, a real ``ConnectionFactory`` registered in a registry:
 the supervisor is exercised exactly as with a shipped plugin, but with faults
-that are simple to provoke (refuse logins, ignore subscriptions, go silent).
+that are simple to provoke (refuse logins, rate-limit them, refuse symbols,
+ignore subscriptions, go silent, answer with a sequence reset).
 
-Wire: client ``LOGIN <user> <password>`` -> ``OK`` | ``DENIED``; ``SUB <sym>``,
-``UNSUB <sym>``, ``PING`` -> ``PONG``; server ``T <sym> <price> <size>`` trades.
+Wire: client ``LOGIN <user> <password>`` -> ``OK`` | ``DENIED`` | ``SLOW <seconds>``
+| ``SEQ <expected> <received>``; ``SUB <sym>`` -> ``ACK <sym>`` | ``NAK <sym> <reason>``;
+``UNSUB <sym>``; ``PING`` -> ``PONG``; server ``T <sym> <price> <size>`` trades and,
+when asked, ``HB`` heartbeats.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from anyio.abc import SocketStream
 
 from hub_core import (
     AuthenticationError,
+    ConfigError,
     ConnectionFactory,
     ConnectionFailed,
     ConnectionHealth,
     ExchangeConfig,
+    RateLimited,
+    SequenceMismatch,
+    SubscriptionError,
     hookimpl,
 )
 from hub_core.processor import ConnectionSink
@@ -35,9 +42,24 @@ class LineServer:
         self.port = 0
         self.password = "pw"
         self.ignore_subscriptions = False
+        """No trades, but PINGs are answered: a quiet market on a live link."""
         self.silent = False
+        """Nothing at all (no trades, no PONG, no heartbeat): a frozen venue."""
+        self.heartbeat_s = 0.0
+        self.refuse: dict[str, str] = {}
+        """Symbols answered with ``NAK``, and the reason."""
+        self.slow_logins: list[float] = []
+        """Retry-After seconds for the next logins (one entry used per login)."""
+        self.sequence_reset = False
+        self.mute_symbols: set[str] = set()
+        """Subscribed symbols that get no trades (a quiet instrument)."""
         self.logins = 0
+        self.login_times: list[int] = []
+        """``time.monotonic_ns()`` of each LOGIN received."""
+        self.pings = 0
         self.connections = 0
+        self.sent: list[tuple[str, int]] = []
+        """(symbol, price) of every trade sent, in order."""
         self._clients: list[SocketStream] = []
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
@@ -56,6 +78,12 @@ class LineServer:
         self._clients.append(stream)
         subs: set[str] = set()
         buf = b""
+        lock = anyio.Lock()  # the feed, the heartbeat and the replies never interleave
+
+        async def send(data: bytes) -> None:
+            async with lock:
+                await stream.send(data)
+
         try:
             async with anyio.create_task_group() as tg:
 
@@ -63,11 +91,18 @@ class LineServer:
                     price = 100_000
                     while True:
                         await anyio.sleep(0.01)
-                        if self.silent:
+                        if self.silent or self.ignore_subscriptions:
                             continue
                         price += 1
-                        for s in sorted(subs):
-                            await stream.send(f"T {s} {price / 1000:.3f} 1\n".encode())
+                        for s in sorted(subs - self.mute_symbols):
+                            self.sent.append((s, price))
+                            await send(f"T {s} {price / 1000:.3f} 1\n".encode())
+
+                async def heartbeat() -> None:
+                    while True:
+                        await anyio.sleep(self.heartbeat_s)
+                        if not self.silent:
+                            await send(b"HB\n")
 
                 while True:
                     data = await stream.receive()
@@ -77,18 +112,33 @@ class LineServer:
                         parts = line.decode().split()
                         if parts[0] == "LOGIN":
                             self.logins += 1
-                            if parts[2] != self.password:
-                                await stream.send(b"DENIED\n")
-                                await stream.aclose()
+                            self.login_times.append(time.monotonic_ns())
+                            if self.slow_logins:
+                                await send(f"SLOW {self.slow_logins.pop(0)}\n".encode())
                                 return
-                            await stream.send(b"OK\n")
+                            if self.sequence_reset:
+                                await send(b"SEQ 4 1\n")
+                                return
+                            if parts[2] != self.password:
+                                await send(b"DENIED\n")
+                                return
+                            await send(b"OK\n")
                             tg.start_soon(feed)
-                        elif parts[0] == "SUB" and not self.ignore_subscriptions:
-                            subs.add(parts[1])
+                            if self.heartbeat_s:
+                                tg.start_soon(heartbeat)
+                        elif parts[0] == "SUB":
+                            sym = parts[1]
+                            if sym in self.refuse:
+                                await send(f"NAK {sym} {self.refuse[sym]}\n".encode())
+                            else:
+                                subs.add(sym)
+                                await send(f"ACK {sym}\n".encode())
                         elif parts[0] == "UNSUB":
                             subs.discard(parts[1])
-                        elif parts[0] == "PING" and not self.silent:
-                            await stream.send(b"PONG\n")
+                        elif parts[0] == "PING":
+                            self.pings += 1
+                            if not self.silent:
+                                await send(b"PONG\n")
         except* (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away or a test dropped it
         finally:
@@ -105,17 +155,31 @@ class LineConnection:
         self.stream: SocketStream | None = None
         self._health = ConnectionHealth()
         self._buf = b""
+        self._replies: dict[str, anyio.Event] = {}
+        self._refused: dict[str, str] = {}
 
     async def connect(self, endpoint: str) -> None:
-        host, port = endpoint.rsplit(":", 1)
+        # "user:password@host:port" is allowed, as for a real venue; only host:port is dialled
+        if endpoint.endswith(":0"):
+            raise ConfigError("port 0 cannot be dialled", endpoint=endpoint)
+        host, port = endpoint.rsplit("@", 1)[-1].rsplit(":", 1)
         try:
             self.stream = await anyio.connect_tcp(host, int(port))
         except OSError as exc:
             raise ConnectionFailed(f"connect failed: {exc}", endpoint=endpoint) from exc
         pw = self.config.credentials.password
         await self.stream.send(f"LOGIN u {pw.get_secret_value() if pw else ''}\n".encode())
-        reply = await self._line()
-        if reply != "OK":
+        try:
+            reply = (await self._line()).split()
+        except anyio.EndOfStream as exc:
+            raise ConnectionFailed("closed during login", endpoint=endpoint) from exc
+        if reply[0] == "SLOW":
+            raise RateLimited("too many logins", retry_after_s=float(reply[1]), endpoint=endpoint)
+        if reply[0] == "SEQ":
+            raise SequenceMismatch(
+                f"the venue expects sequence {reply[1]}, we sent {reply[2]}", endpoint=endpoint
+            )
+        if reply[0] != "OK":
             raise AuthenticationError("login refused", endpoint=endpoint, hint="check password")
         self._health = ConnectionHealth(True, endpoint, time.monotonic_ns())
 
@@ -128,8 +192,20 @@ class LineConnection:
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         assert self.stream is not None
+        waits = []
         for s in symbols:
+            self._replies[s] = anyio.Event()
+            waits.append(self._replies[s])
             await self.stream.send(f"SUB {s}\n".encode())
+        for w in waits:
+            await w.wait()
+        refused = {s: self._refused.pop(s) for s in symbols if s in self._refused}
+        if refused:
+            raise SubscriptionError(
+                "refused: " + ", ".join(sorted(refused)),
+                refused=refused,
+                exchange=self.sink.exchange,
+            )
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         assert self.stream is not None
@@ -146,6 +222,12 @@ class LineConnection:
             parts = line.split()
             if parts[0] == "T":
                 self.sink.trade_text(parts[1], parts[2], parts[3], "N", 0, time.time_ns())
+            elif parts[0] in ("ACK", "NAK"):
+                if parts[0] == "NAK":
+                    self._refused[parts[1]] = " ".join(parts[2:])
+                event = self._replies.pop(parts[1], None)
+                if event is not None:
+                    event.set()
 
     async def probe(self) -> None:
         assert self.stream is not None
@@ -161,6 +243,10 @@ class LineConnection:
 
 class LineFactory(ConnectionFactory):
     protocol = "lineproto"
+
+    def check_endpoint(self, endpoint: str) -> None:
+        if ":" not in endpoint:
+            raise ValueError(f"{endpoint!r} is not host:port")
 
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> LineConnection:
         return LineConnection(config, sink)

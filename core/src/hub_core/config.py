@@ -88,13 +88,16 @@ class ExchangeConfig(BaseModel):
     reconnect_max_delay_ms: int = Field(default=30_000, ge=1)
     connect_timeout_ms: int = Field(default=10_000, ge=1)
     stale_after_ms: int = Field(default=30_000, ge=0)
-    """Silence (no data while subscribed, or no bytes at all) before a probe,
-    then a recycle; 0 = off."""
-    max_silent_recycles: int = Field(default=3, ge=1)
-    """Recycles in a row with no market data before the connection is declared dead."""
-    min_connect_interval_ms: int = Field(default=0, ge=0)
-    """Least time between two connection attempts to the endpoint's host, across every
-    connection of the hub (the venue's connection-rate limit)."""
+    """Link silence (no bytes at all: no data, heartbeat, pong or ack) before a probe;
+    a probe left unanswered for half as long again recycles the session. A quiet
+    market on a live link is reported, never recycled. 0 = off."""
+    max_silent_recycles: int = Field(default=3, ge=0)
+    """Recycles in a row of sessions whose link sent nothing at all (not even a
+    heartbeat) before the connection is declared dead; 0 = never."""
+    min_connect_interval_ms: int = Field(default=200, ge=0)
+    """Least time between two connection attempts to one venue address (host and
+    port), across every connection of the hub: the venue's connection-rate limit.
+    0 = off."""
     symbols: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -160,8 +163,10 @@ class HubSection(BaseModel):
     """Allow-list of plugin names; default: every discovered plugin."""
     disabled_plugins: list[str] = Field(default_factory=list)
     """Deny-list, applied after the allow-list."""
-    gc_freeze: bool = True
-    """Freeze start-up objects out of the GC and raise gen-0 threshold (see sdk-docs)."""
+    gc_freeze: bool | None = None
+    """Freeze start-up objects out of the GC and raise the gen-0 threshold (see
+    sdk-docs/architecture.md). Unset: the ``hub`` command does, a hub embedded in an
+    application does not (the application's collector is its own)."""
 
 
 class HubConfig(BaseModel):

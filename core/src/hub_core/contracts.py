@@ -106,6 +106,12 @@ class ConnectionFactory(abc.ABC):
         """The plugin's options model for ``config`` (raises pydantic ``ValidationError``)."""
         return self.options_model.model_validate(config.options)
 
+    def check_endpoint(self, endpoint: str) -> None:
+        """Raise ``ValueError`` (its message says what is wrong) for an endpoint this
+        plugin cannot dial. Called by ``hub check`` and before connecting, for the
+        endpoint and every backup, so a typo fails at once instead of retrying."""
+        return  # the default accepts any endpoint: the plugin's connect() decides
+
     @abc.abstractmethod
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> ExchangeConnection:
         """A new, unconnected connection delivering to ``sink``."""

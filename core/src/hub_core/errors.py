@@ -26,7 +26,13 @@ class HubError(Exception):
         endpoint = redact_endpoint(endpoint) if endpoint else ""
         self.exchange = exchange
         self.endpoint = endpoint
-        self.hint = hint
+        self.hint = redact_text(hint)
+        bare = redact_text(message)
+        if exchange and bare.startswith(f"[{exchange}] "):
+            bare = bare[len(exchange) + 3 :]
+        self.reason = f"{bare}: {self.hint}" if self.hint else bare
+        """What happened and what to do, without the exchange and endpoint (the state
+        events and the live view show those beside it)."""
         parts = []
         # a plugin's message that already names the exchange is not prefixed twice
         if exchange and not message.startswith(f"[{exchange}]"):

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from hub_core.bus import TypedEventBus
 from hub_core.config import ExchangeConfig, HubConfig, load_config
+from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
 from hub_core.ids import ExchangeId
 from hub_core.processor import EventProcessor
@@ -56,9 +57,15 @@ class ExchangeHub:
         *,
         registry: ExchangeRegistry | None = None,
         config: HubConfig | None = None,
+        tune_gc: bool | None = None,
     ) -> None:
+        """``tune_gc=True`` applies the hub's garbage-collector tuning on start (the
+        ``hub`` command does); by default an embedded hub leaves the application's
+        collector alone unless ``[hub] gc_freeze = true`` asks for it."""
         self.bus = bus if bus is not None else TypedEventBus()
         self.config = config or HubConfig()
+        wanted = self.config.hub.gc_freeze
+        self._tune_gc = bool(tune_gc) if wanted is None else wanted
         if registry is None:
             registry = ExchangeRegistry(
                 allow=self.config.hub.plugins, deny=self.config.hub.disabled_plugins
@@ -97,7 +104,7 @@ class ExchangeHub:
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
-        if self.config.hub.gc_freeze:
+        if self._tune_gc:
             tune_gc()
         return self
 
@@ -201,12 +208,29 @@ class ExchangeHub:
         return self._processor
 
 
+def check_endpoints(
+    factory: ConnectionFactory, config: ExchangeConfig, where: str, exchange: str = ""
+) -> None:
+    """The plugin's ``check_endpoint`` for the endpoint and each backup, as a ``ConfigError``
+    naming the TOML key."""
+    for key, endpoint in [("endpoint", config.endpoint)] + [
+        (f"backup_endpoints[{i}]", e) for i, e in enumerate(config.backup_endpoints)
+    ]:
+        try:
+            factory.check_endpoint(endpoint)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}.{key}: {exc}",
+                exchange=exchange,
+                hint=f"see the {factory.protocol} plugin's README for the endpoint form",
+            ) from None
+
+
 def _validate_options(factory: object, config: ExchangeConfig, name: str) -> None:
     from pydantic import ValidationError
 
-    from hub_core.contracts import ConnectionFactory
-
     assert isinstance(factory, ConnectionFactory)
+    check_endpoints(factory, config, f"exchanges.{name}", exchange=name)
     try:
         factory.validate_options(config)
     except ValidationError as exc:

@@ -65,6 +65,14 @@ class ConnectionSink(RecordHandler):
     data_count: int
     venue_errors: int
     last_error: str
+    last_recv_ns: int
+    """Wall-clock ns (``ts_recv``) of the last market data delivered; 0 = none yet."""
+    blind_since_ns: int
+    """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
+    blind_reason: str
+    last_by_symbol: dict[str, object]
+    """The last market-data tick of each symbol (its ``ts_recv`` says when): one dict
+    store per tick, no allocation; read by the supervisor to report quiet symbols."""
     control: Callable[[str, int, str], object] | None
     """Set by a plugin whose control messages travel as DBN records: called as
     ``control(kind, number, text)`` with kind ``"symbol_mapping"`` (instrument
@@ -84,34 +92,53 @@ class ConnectionSink(RecordHandler):
         self.data_count = 0
         self.venue_errors = 0
         self.last_error = ""
+        self.last_recv_ns = 0
+        self.blind_since_ns = 0
+        self.blind_reason = ""
+        self.last_by_symbol = {}
         self.control = None
         self._decoder = DbnDecoder(exchange, self)
 
     # -- stamping and accounting -------------------------------------------
     def _sample(self, ts_recv: int) -> None:
         self.data_count += 1
+        self.last_recv_ns = ts_recv
         if (self.data_count & _SAMPLE_MASK) == 0:
             self._latency.record(time.time_ns() - ts_recv)
 
     # -- RecordHandler: what the DBN decoder (and the value methods) emit ---
+    # Each checks for an open blind window first (one int test per tick): the first
+    # data after the blindness closes it, so its Gap reaches subscribers before it.
     def on_trade(self, tick: Trade) -> None:
+        if self.blind_since_ns:
+            self.end_blind(tick.ts_recv)
         self.trades += 1
         self._bus.publish_trade(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_quote(self, tick: Quote) -> None:
+        if self.blind_since_ns:
+            self.end_blind(tick.ts_recv)
         self.quotes += 1
         self._bus.publish_quote(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_book_update(self, tick: BookUpdate) -> None:
+        if self.blind_since_ns:
+            self.end_blind(tick.ts_recv)
         self.book_updates += 1
         self._bus.publish_book_update(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
+        if self.blind_since_ns:
+            self.end_blind(tick.ts_recv)
         self.snapshots += 1
         self._bus.publish_snapshot(tick)
+        self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
     def on_symbol_mapping(self, instrument_id: int, symbol: str, ts_event: int) -> None:
@@ -376,6 +403,18 @@ class ConnectionSink(RecordHandler):
         self._decoder.symbols[instrument_id] = symbol
 
     # -- control ----------------------------------------------------------------
+    def venue_error(self, code: int, text: str) -> None:
+        """Count and log an error the venue reported (a reject, an error record).
+
+        Plugins call this instead of writing ``venue_errors`` / ``last_error``;
+        the counter is ``hub_venue_errors_total`` in the metrics.
+        """
+        self.venue_errors += 1
+        self.last_error = text
+        n = self.venue_errors
+        if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+            log.warning("[%s] venue error %d (%d so far): %s", self.exchange, code, n, text)
+
     def malformed(self, reason: str) -> None:
         """Count and log a frame the codec could not use. Never raises."""
         self.malformed_count += 1
@@ -398,6 +437,43 @@ class ConnectionSink(RecordHandler):
         self._bus.publish(
             Gap(self.exchange, symbol, start_ts, end_ts, reason, start_seq, end_seq, end_ts, now)
         )
+
+    def begin_blind(self, since_ns: int, reason: str) -> None:
+        """The connection went blind; data since ``since_ns`` (wall-clock ns) may be lost.
+
+        The supervisor calls this when a link drops or goes stale, with the time
+        of the last data received before it. A window already open keeps its
+        earlier start. The window closes with a ``Gap`` at the first data that
+        arrives afterwards (``end_ts`` = that data's ``ts_recv``), or at
+        ``end_blind(now)`` when the connection stops for good.
+        """
+        if self.blind_since_ns:
+            return
+        self.blind_since_ns = since_ns if since_ns > 0 else time.time_ns()
+        self.blind_reason = reason
+
+    def last_seen_ns(self, symbol: str) -> int:
+        """Wall-clock ns of the last market data of ``symbol``; 0 = none yet."""
+        tick = self.last_by_symbol.get(symbol)
+        if isinstance(tick, Trade):
+            return tick.ts_recv
+        if isinstance(tick, Quote):
+            return tick.ts_recv
+        if isinstance(tick, BookUpdate):
+            return tick.ts_recv
+        if isinstance(tick, BookSnapshot):
+            return tick.ts_recv
+        return 0
+
+    def end_blind(self, end_ns: int) -> None:
+        """Close the open blind window (if any) with a ``Gap`` ending at ``end_ns``."""
+        start = self.blind_since_ns
+        if not start:
+            return
+        self.blind_since_ns = 0
+        reason = self.blind_reason
+        self.blind_reason = ""
+        self.gap("", start, end_ns if end_ns > start else start, reason)
 
     def state(self, state: str, reason: str, endpoint: str = "", attempt: int = 0) -> None:
         """Publish a ``ConnectionStateChanged`` (the supervisor calls this)."""

@@ -79,6 +79,60 @@ def _redact_url_in_text(url: str) -> str:
     return redact_endpoint(url) + tail
 
 
+def endpoint_secrets(endpoint: str) -> list[str]:
+    """The secret parts of an endpoint URL: its password and secret-looking query values."""
+    found: list[str] = []
+    if "://" not in endpoint:
+        if "@" in endpoint:
+            userinfo = endpoint.rsplit("@", 1)[0]
+            found.append(userinfo.split(":", 1)[1] if ":" in userinfo else userinfo)
+        return [f for f in found if f]
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return [endpoint]
+    if parts.password:
+        found.append(parts.password)
+    if "@" in parts.netloc and not parts.password and parts.username:
+        found.append(parts.username)  # a bare token in the user part
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if is_secret_key(key) and value:
+            found.append(value)
+    return found
+
+
+class SecretMask:
+    """Known secret values, masked wherever they appear in a text.
+
+    The CLI registers every credential and every endpoint secret of its
+    config here; its log formatter and error line pass through ``mask``, so
+    even a library's message that quotes a password is caught.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: list[str] = []
+
+    def add(self, *secrets: str) -> None:
+        """Remember ``secrets`` (values shorter than 4 characters are too common to mask)."""
+        for secret in secrets:
+            if len(secret) >= 4 and secret not in self._secrets:
+                self._secrets.append(secret)
+        # longest first, so a secret that contains another is masked whole
+        self._secrets.sort(key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        """``text`` with URLs redacted and every known secret replaced by ``***``."""
+        text = redact_text(text)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+SECRETS = SecretMask()
+"""The process-wide mask the CLI fills from its config."""
+
+
 def redact_options(options: dict[str, object]) -> dict[str, object]:
     """A copy of a plugin ``options`` table with secret-looking values masked."""
     out: dict[str, object] = {}

@@ -8,10 +8,12 @@ connection's sink (so they reach the bus in order with the data).
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,12 +23,16 @@ from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionFactory, ExchangeConnection
 from hub_core.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectionDead,
     ConnectionFailed,
     HubError,
+    RateLimited,
+    SequenceMismatch,
     SubscriptionError,
 )
 from hub_core.processor import ConnectionSink
+from hub_core.redact import redact_endpoint, redact_text
 from hub_core.ticks import ConnectionState
 
 log = logging.getLogger("hub_core.supervisor")
@@ -46,6 +52,42 @@ _TRANSIENT = (
 _JITTER = random.Random()
 
 
+class Outcome(enum.Enum):
+    """How a session ended: what the supervisor does next depends on this alone."""
+
+    REFUSED = "refused"
+    """``AuthenticationError``: one attempt, then ``auth_failed``; never retried."""
+    SEQUENCE = "sequence"
+    """``SequenceMismatch``: retrying cannot help; ``dead`` with the plugin's message."""
+    CONFIG = "config"
+    """``ConfigError`` from the plugin (an endpoint or option it cannot use): ``dead``."""
+    RATE_LIMITED = "rate_limited"
+    """``RateLimited``: wait ``Retry-After`` (at least the backoff), same endpoint."""
+    CONNECT_FAILED = "connect_failed"
+    """A transient failure before the session was up: backoff, then the next endpoint."""
+    DROPPED = "dropped"
+    """The link dropped (or subscribing failed) after the session was up: reconnect."""
+    STALE = "stale"
+    """The link sent nothing and left a probe unanswered: recycled."""
+    CLOSED = "closed"
+    """The venue ended the session (``run()`` returned): reconnect."""
+
+
+@dataclass
+class SessionEnd:
+    """One session's end, as ``ConnectionSupervisor._session`` reports it."""
+
+    outcome: Outcome
+    reason: str
+    retry_after_s: float = 0.0
+    was_up: bool = False
+    """The session got as far as ``connected``."""
+    had_data: bool = False
+    """Market data arrived in this session."""
+    had_bytes: bool = False
+    """The venue sent anything at all after connecting (heartbeats count)."""
+
+
 def backoff_delay_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter, floored at ``base_ms``.
 
@@ -54,6 +96,26 @@ def backoff_delay_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random
     """
     cap = min(float(max_ms), float(base_ms) * (2.0 ** min(attempt, 30)))
     return rng.uniform(float(base_ms), max(float(base_ms), cap))
+
+
+def endpoint_address(endpoint: str) -> str:
+    """``host:port`` of an endpoint (the scheme's default port when it has none): the key
+    connection pacing counts under. Credentials and paths are never part of it."""
+    scheme, _, rest = endpoint.rpartition("://")
+    hostport = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    host = endpoint_host(endpoint)
+    port = ""
+    if hostport.startswith("["):
+        tail = hostport[hostport.find("]") + 1 :]
+        port = tail[1:] if tail.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        port = hostport.rsplit(":", 1)[1]
+    if not port:
+        port = _DEFAULT_PORTS.get(scheme.lower(), "")
+    return f"{host}:{port}" if port else host
+
+
+_DEFAULT_PORTS = {"ws": "80", "http": "80", "wss": "443", "https": "443"}
 
 
 def endpoint_host(endpoint: str) -> str:
@@ -66,7 +128,7 @@ def endpoint_host(endpoint: str) -> str:
 
 
 class ConnectPacer:
-    """Spaces connection attempts to one host, across every connection of the hub.
+    """Spaces connection attempts to one venue address, across every connection of the hub.
 
     Venues limit new connections per IP and interval; ten connections to one
     venue reconnecting after a network blip must not arrive as one burst.
@@ -77,7 +139,8 @@ class ConnectPacer:
         self._next_ns: dict[str, int] = {}
 
     async def wait(self, host: str, interval_ms: int) -> None:
-        """Return when an attempt to ``host`` may start (reserves the slot)."""
+        """Return when an attempt to ``host`` (a pacing key) may start; reserves the slot
+        first and sleeps holding no lock, so one busy key never delays another."""
         gap_ns = interval_ms * 1_000_000
         now = self._clock()
         slot = max(now, self._next_ns.get(host, 0))
@@ -108,9 +171,19 @@ class ConnectionSupervisor:
         self.state = ConnectionState.CONNECTING
         self.reason = ""
         self.endpoint = config.endpoint
+        """The endpoint being dialled, raw: it stays inside the supervisor and the plugin."""
+        self._shown_endpoint = redact_endpoint(config.endpoint)
         self.attempt = 0
         self.connects = 0
         self.error: HubError | None = None
+        self.refused: dict[str, str] = {}
+        """Symbols the venue refused at the last (re)subscription, with its reason."""
+        self.quiet = False
+        """True while the link is alive but no market data at all arrives (a quiet market)."""
+        self.quiet_symbols: set[str] = set()
+        """Accepted symbols without market data for ``stale_after_ms`` on a live link."""
+        self._subscribed_wall_ns = 0
+        self._bytes_at_start_ns = 0
         # one generator for every supervisor: a Random holds 2.5 KiB of state, and jitter
         # needs no per-connection stream
         self._rng = rng or _JITTER
@@ -125,6 +198,25 @@ class ConnectionSupervisor:
         self.finished = anyio.Event()
 
     # -- public view --------------------------------------------------------------
+    def symbol_states(self) -> dict[str, str]:
+        """Each wanted symbol's state: ``subscribed``, ``quiet``, or ``refused: <reason>``
+        (``pending`` while the connection is not up)."""
+        up = self.healthy
+        out: dict[str, str] = {}
+        for s in self.symbols:
+            if s in self.refused:
+                out[s] = f"refused: {self.refused[s]}"
+            elif not up:
+                out[s] = "pending"
+            else:
+                out[s] = "quiet" if s in self.quiet_symbols else "subscribed"
+        return out
+
+    @property
+    def shown_endpoint(self) -> str:
+        """The endpoint as every event, log line and view shows it (secrets masked)."""
+        return self._shown_endpoint
+
     @property
     def healthy(self) -> bool:
         return self.state == ConnectionState.CONNECTED
@@ -147,8 +239,9 @@ class ConnectionSupervisor:
 
     def _set_state(self, state: str, reason: str = "") -> None:
         self.state = state
+        reason = redact_text(reason)
         self.reason = reason
-        self.sink.state(state, reason, self.endpoint, self.attempt)
+        self.sink.state(state, reason, self._shown_endpoint, self.attempt)
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()
@@ -160,7 +253,12 @@ class ConnectionSupervisor:
         if state in (ConnectionState.DEAD, ConnectionState.AUTH_FAILED):
             level = logging.ERROR
         log.log(
-            level, "[%s] %s %s%s", self.name, state, self.endpoint, f": {reason}" if reason else ""
+            level,
+            "[%s] %s %s%s",
+            self.name,
+            state,
+            self._shown_endpoint,
+            f": {reason}" if reason else "",
         )
 
     # -- subscriptions ------------------------------------------------------------
@@ -210,6 +308,9 @@ class ConnectionSupervisor:
                     await self._close(conn)
             finally:
                 try:
+                    # a window still open when the connection stops for good ends now,
+                    # so "no Gap" always means "nothing was missed"
+                    self.sink.end_blind(time.time_ns())
                     if not self.dead:
                         self._set_state(ConnectionState.CLOSED, "closed on request")
                 finally:
@@ -220,71 +321,118 @@ class ConnectionSupervisor:
         endpoints = cfg.endpoints
         index = 0
         failures = 0  # consecutive attempts that gave no data
-        silent_recycles = 0
-        blind_since_ns = 0  # wall-clock ns when data stopped; 0 = not blind
-        blind_reason = ""
+        silent_recycles = 0  # consecutive sessions whose link delivered nothing at all
         while not self._stopping:
             self.endpoint = endpoints[index % len(endpoints)]
+            self._shown_endpoint = redact_endpoint(self.endpoint)
             await self._pace()
             self._set_state(ConnectionState.CONNECTING, f"attempt {failures + 1}")
-            kind, reason, had_data = await self._session(blind_since_ns, blind_reason)
+            end = await self._session()
             if self.stopping():  # stop() may have run while we awaited
                 return
-            if kind == "auth":
-                self._set_state(ConnectionState.AUTH_FAILED, reason)
+            if self.connects > 0:
+                # Data may be missing from the last data received (or, for a session
+                # that delivered none, from when it was subscribed), not from now.
+                self.sink.begin_blind(
+                    self._blind_start(end), f"blind while reconnecting ({end.reason})"
+                )
+            if end.outcome is Outcome.REFUSED:
+                self._stop_for_good(ConnectionState.AUTH_FAILED, end.reason)
                 return
-            if blind_since_ns == 0 and self.connects > 0:
-                blind_since_ns = time.time_ns()
-            blind_reason = reason
-            if kind == "session_ended":
+            if end.outcome in (Outcome.SEQUENCE, Outcome.CONFIG):
+                self._stop_for_good(ConnectionState.DEAD, end.reason)
+                return
+            if end.was_up:
                 self.sink.reconnects += 1
-                if had_data:
+                if end.had_data:
                     failures = 0  # this endpoint worked: retry it first
-                    blind_since_ns = time.time_ns()
-                if reason.startswith("stale"):
-                    silent_recycles = 0 if had_data else silent_recycles + 1
-                    if silent_recycles >= cfg.max_silent_recycles:
-                        self.error = ConnectionDead(
-                            f"connected {silent_recycles} times in a row but no market data "
-                            "arrived",
-                            exchange=self.name,
-                            endpoint=self.endpoint,
-                            hint="the venue is probably ignoring the subscription (unknown "
-                            "symbol, missing market-data entitlement, or a closed market); "
-                            "check the symbols and permissions",
-                        )
-                        self._set_state(ConnectionState.DEAD, str(self.error))
-                        return
-                elif had_data:
-                    silent_recycles = 0
+            if end.outcome is Outcome.STALE:
+                silent_recycles = 0 if end.had_bytes else silent_recycles + 1
+                limit = cfg.max_silent_recycles
+                if limit and silent_recycles >= limit:
+                    self.error = ConnectionDead(
+                        f"connected {silent_recycles} times in a row but the venue sent "
+                        "nothing at all, not even a heartbeat",
+                        exchange=self.name,
+                        endpoint=self.endpoint,
+                        hint="check that the endpoint is the venue's market-data port and "
+                        "that the venue answers heartbeats (max_silent_recycles = 0 retries "
+                        "forever)",
+                    )
+                    self._stop_for_good(ConnectionState.DEAD, self.error.reason)
+                    return
+            elif end.had_bytes:
+                silent_recycles = 0
             failures += 1
             if cfg.reconnect_attempts and failures > cfg.reconnect_attempts:
                 self.error = ConnectionDead(
-                    f"gave up after {failures - 1} reconnect attempts (last: {reason})",
+                    f"gave up after {failures - 1} reconnect attempts (last: {end.reason})",
                     exchange=self.name,
-                    endpoint=", ".join(endpoints),
+                    endpoint=", ".join(redact_endpoint(e) for e in endpoints),
                     hint="check that the venue is reachable, or raise reconnect_attempts "
                     "(0 = retry forever)",
                 )
-                self._set_state(ConnectionState.DEAD, str(self.error))
+                self._stop_for_good(ConnectionState.DEAD, self.error.reason)
                 return
-            if not had_data:
-                index += 1  # fail over to the next endpoint
+            if not end.had_data and end.outcome is not Outcome.RATE_LIMITED:
+                index += 1  # fail over to the next endpoint (a rate limit is the venue's word)
             self.attempt = failures
             delay = backoff_delay_ms(
                 failures, cfg.reconnect_delay_ms, cfg.reconnect_max_delay_ms, self._rng
             )
-            self._set_state(ConnectionState.RECONNECTING, f"{reason}; retrying in {delay:.0f} ms")
+            if end.outcome is Outcome.RATE_LIMITED:
+                # the venue's Retry-After, and never less than our own backoff
+                delay = max(delay, end.retry_after_s * 1000.0)
+            self._set_state(
+                ConnectionState.RECONNECTING, f"{end.reason}; retrying in {delay:.0f} ms"
+            )
             await anyio.sleep(delay / 1000.0)
+
+    def _blind_start(self, end: SessionEnd) -> int:
+        """Where the blind window of a session that just ended starts (wall-clock ns)."""
+        if end.had_data:
+            return self.sink.last_recv_ns
+        return max(self.sink.last_recv_ns, self._subscribed_wall_ns)
+
+    def _stop_for_good(self, state: str, reason: str) -> None:
+        """``dead`` or ``auth_failed``: an open blind window ends now, then the state."""
+        self.sink.end_blind(time.time_ns())
+        self._set_state(state, reason)
 
     async def _pace(self) -> None:
         """Never open connections to one host faster than ``min_connect_interval_ms``."""
         interval = self.config.min_connect_interval_ms
         if interval:
-            await self._pacer.wait(endpoint_host(self.endpoint), interval)
+            await self._pacer.wait(endpoint_address(self.endpoint), interval)
 
-    async def _session(self, blind_since_ns: int, blind_reason: str) -> tuple[str, str, bool]:
-        """One connection's life. Returns (outcome, reason, data_seen)."""
+    def _refusal(self, exc: BaseException, phase: str) -> SessionEnd | None:
+        """The typed outcome of an exception that ends a session, in one place."""
+        if isinstance(exc, AuthenticationError):
+            self.error = exc
+            return SessionEnd(Outcome.REFUSED, _describe_hub(exc))
+        if isinstance(exc, SequenceMismatch):
+            self.error = exc
+            return SessionEnd(Outcome.SEQUENCE, _describe_hub(exc))
+        if isinstance(exc, ConfigError):
+            self.error = exc
+            return SessionEnd(Outcome.CONFIG, _describe_hub(exc))
+        if isinstance(exc, RateLimited):
+            return SessionEnd(
+                Outcome.RATE_LIMITED,
+                f"rate limited by the venue ({_describe_hub(exc)})",
+                retry_after_s=exc.retry_after_s,
+            )
+        if not isinstance(exc, _TRANSIENT):
+            log.error(
+                "[%s] plugin raised unexpectedly in %s(): %s",
+                self.name,
+                phase,
+                redact_text(_describe(exc)),
+            )
+        return None
+
+    async def _session(self) -> SessionEnd:
+        """One connection's life, from connect to its end, as a typed outcome."""
         cfg = self.config
         conn = self.factory.create(cfg, self.sink)
         self._conn = conn
@@ -292,92 +440,109 @@ class ConnectionSupervisor:
         try:
             with anyio.fail_after(cfg.connect_timeout_ms / 1000.0):
                 await conn.connect(self.endpoint)
-        except AuthenticationError as exc:
-            self.error = exc
-            await self._close(conn)
-            return ("auth", str(exc), False)
-        except _TRANSIENT as exc:
-            await self._close(conn)
-            return ("connect_failed", _describe(exc), False)
         except Exception as exc:
-            log.exception("[%s] plugin raised unexpectedly in connect()", self.name)
             await self._close(conn)
-            return ("connect_failed", _describe(exc), False)
-
-        if blind_since_ns:
-            # Published before resubscribing: venues send fresh book snapshots with
-            # their acks, and a subscriber that distrusts its book after a Gap must
-            # see the Gap first, not after the new snapshot.
-            self.sink.gap(
-                "", blind_since_ns, time.time_ns(), f"blind while reconnecting ({blind_reason})"
+            self._conn = None
+            typed = self._refusal(exc, "connect")
+            if typed is not None:
+                return typed
+            reason = (
+                f"no answer within connect_timeout_ms = {cfg.connect_timeout_ms}"
+                if isinstance(exc, TimeoutError) and not str(exc)
+                else _describe_hub(exc)
             )
+            return SessionEnd(Outcome.CONNECT_FAILED, reason)
+
         ended = anyio.Event()
-        end_reason: list[str] = []
+        ends: list[SessionEnd] = []
         data_at_start = self.sink.data_count
 
         async def reader() -> None:
             try:
                 await conn.run()
-                end_reason.append("connection closed by the venue")
-            except AuthenticationError as exc:
-                self.error = exc
-                end_reason.append("auth:" + str(exc))
+                ends.append(SessionEnd(Outcome.CLOSED, "connection closed by the venue"))
             except Exception as exc:
-                if not isinstance(exc, _TRANSIENT):
-                    log.exception("[%s] plugin raised unexpectedly in run()", self.name)
-                end_reason.append(_describe(exc))
+                typed = self._refusal(exc, "run")
+                ends.append(typed or SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
             finally:
                 ended.set()
 
+        was_up = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader)
             try:
                 with anyio.fail_after(cfg.connect_timeout_ms / 1000.0):
                     await self._resubscribe(conn)
             except TimeoutError:
-                end_reason.append("subscribing timed out")
+                ends.append(SessionEnd(Outcome.DROPPED, "subscribing timed out"))
                 ended.set()
-            except _TRANSIENT as exc:
-                end_reason.append(_describe(exc))
+            except Exception as exc:
+                typed = self._refusal(exc, "subscribe")
+                ends.append(typed or SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
                 ended.set()
             if not ended.is_set():
+                was_up = True
                 self.connects += 1
                 self.attempt = 0
-                self._set_state(
-                    ConnectionState.CONNECTED, f"subscribed {len(self.symbols)} symbols"
-                )
-                await self._watch(conn, tg, ended, end_reason)
+                self._subscribed_wall_ns = time.time_ns()
+                # what the venue sends from here on (not the logon or the acks) tells a
+                # live link from one that never delivers anything
+                self._bytes_at_start_ns = conn.health().last_activity_ns
+                self._set_state(ConnectionState.CONNECTED, self._subscribed_text())
+                await self._watch(conn, ended, ends)
             tg.cancel_scope.cancel()
+        had_bytes = was_up and conn.health().last_activity_ns != self._bytes_at_start_ns
         await self._close(conn)
         self._conn = None
-        reason = end_reason[0] if end_reason else "closed"
-        if reason.startswith("auth:"):
-            return ("auth", reason[5:], False)
-        return ("session_ended", reason, self.sink.data_count > data_at_start)
+        end = ends[0] if ends else SessionEnd(Outcome.CLOSED, "closed")
+        end.was_up = was_up
+        end.had_data = self.sink.data_count > data_at_start
+        end.had_bytes = had_bytes or end.had_data
+        return end
+
+    def _subscribed_text(self) -> str:
+        n = len(self.symbols)
+        if not self.refused:
+            return f"subscribed {n} symbols"
+        accepted = n - len(self.refused)
+        refused = ", ".join(f"{s} ({why})" for s, why in sorted(self.refused.items()))
+        return f"subscribed {accepted} of {n} symbols; refused: {refused}"
 
     async def _resubscribe(self, conn: ExchangeConnection) -> None:
+        self.refused = {}
         if not self.symbols:
             return
         try:
             await conn.subscribe(list(self.symbols))
         except SubscriptionError as exc:
             # keep the others; the refused ones stay in the list and are retried on reconnect
-            log.error("[%s] %s", self.name, exc)
+            text = one_line_text(exc.reason)
+            self.refused = dict(exc.refused) or dict.fromkeys(self.symbols, text)
+            log.error("[%s] %s", self.name, redact_text(text))
 
     async def _watch(
         self,
         conn: ExchangeConnection,
-        tg: TaskGroup,
         ended: anyio.Event,
-        end_reason: list[str],
+        ends: list[SessionEnd],
     ) -> None:
-        """Health watch: stale detection (probe, then recycle) until the session ends."""
+        """Health watch until the session ends.
+
+        Liveness is the link's: every byte the venue sends (heartbeats, pongs,
+        acks) counts, so a quiet market on a live link is never recycled. A
+        link silent past ``stale_after_ms`` is probed; a probe left unanswered
+        for half that again makes the connection ``stale``: the blind window
+        opens at the last data received and the session is recycled.
+        """
         cfg = self.config
         stale_ns = cfg.stale_after_ms * 1_000_000
         tick_s = min(max(cfg.stale_after_ms / 4000.0, 0.01), 1.0) if stale_ns else 1.0
         last_data = self.sink.data_count
         last_data_ns = self._clock()
+        up_since_ns = last_data_ns
         probing_since = 0
+        self.quiet = False
+        self.quiet_symbols = set()
         while not ended.is_set() and not self._stopping:
             with anyio.move_on_after(tick_s):
                 await ended.wait()
@@ -387,30 +552,61 @@ class ConnectionSupervisor:
             if self.sink.data_count != last_data:
                 last_data = self.sink.data_count
                 last_data_ns = now
-            activity_ns = conn.health().last_activity_ns or last_data_ns
-            silent_link = now - max(activity_ns, last_data_ns) > stale_ns
-            silent_data = bool(self.symbols) and now - last_data_ns > stale_ns
-            if not (silent_link or silent_data):
-                if probing_since:
-                    probing_since = 0
-                    self._set_state(ConnectionState.CONNECTED, "data resumed")
-                continue
-            if not probing_since:
+            link_ns = max(conn.health().last_activity_ns, last_data_ns)
+            if probing_since:
+                if link_ns >= probing_since:
+                    probing_since = 0  # the probe (or anything) was answered: the link lives
+                elif now - probing_since > max(stale_ns // 2, 100_000_000):
+                    self._set_state(
+                        ConnectionState.STALE,
+                        f"no bytes for {(now - link_ns) // 1_000_000} ms, probe unanswered",
+                    )
+                    ends.append(
+                        SessionEnd(
+                            Outcome.STALE,
+                            f"stale: the venue sent nothing for {(now - link_ns) // 1_000_000} "
+                            "ms and did not answer a probe",
+                        )
+                    )
+                    ended.set()
+                    continue
+            elif now - link_ns > stale_ns:
                 probing_since = now
-                what = "no bytes" if silent_link else "no market data"
-                self._set_state(
-                    ConnectionState.STALE, f"{what} for {cfg.stale_after_ms} ms; probing"
-                )
                 try:
                     await conn.probe()
                 except Exception as exc:
-                    end_reason.append(_describe(exc))
+                    ends.append(SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
                     ended.set()
-            elif now - probing_since > stale_ns // 2:
-                end_reason.append(
-                    f"stale: silent for {(now - last_data_ns) // 1_000_000} ms after a probe"
-                )
-                ended.set()
+                    continue
+            if self.sink.blind_since_ns and now - up_since_ns > stale_ns and link_ns > up_since_ns:
+                # resubscribed, the link answers, but the market is quiet: nothing was
+                # missed after the resubscription, so the window ends there
+                self.sink.end_blind(self._subscribed_wall_ns)
+            self._update_quiet(now - last_data_ns > stale_ns, stale_ns)
+
+    def _update_quiet(self, all_quiet: bool, stale_ns: int) -> None:
+        """Report symbols whose market is quiet on a live link (never a recycle)."""
+        now_wall = time.time_ns()
+        since = self._subscribed_wall_ns
+        quiet = {
+            s
+            for s in self.symbols
+            if s not in self.refused and now_wall - max(self.sink.last_seen_ns(s), since) > stale_ns
+        }
+        all_quiet = all_quiet and bool(self.symbols)
+        if quiet == self.quiet_symbols and all_quiet == self.quiet:
+            return
+        self.quiet_symbols = quiet
+        self.quiet = all_quiet
+        ms = stale_ns // 1_000_000
+        if all_quiet:
+            reason = f"quiet: no market data for {ms} ms on a live link"
+        elif quiet:
+            listed = ", ".join(sorted(quiet)[:20]) + (" ..." if len(quiet) > 20 else "")
+            reason = f"quiet: {listed}: no market data for {ms} ms on a live link"
+        else:
+            reason = "market data resumed"
+        self._set_state(ConnectionState.CONNECTED, reason)
 
     async def _close(self, conn: ExchangeConnection) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
@@ -421,8 +617,21 @@ class ConnectionSupervisor:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = one_line_text(str(exc))
+    if isinstance(exc, OSError) and exc.errno is not None and not text:
+        text = f"errno {exc.errno}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_hub(exc: BaseException) -> str:
+    """A HubError's own reason (exchange and endpoint are shown beside it); others with
+    their type. Redacted: a library's message may quote a URL."""
+    return redact_text(one_line_text(exc.reason) if isinstance(exc, HubError) else _describe(exc))
+
+
+def one_line_text(text: str) -> str:
+    """Collapse white space so a reason is exactly one line."""
+    return " ".join(text.split())
 
 
 class ConnectionManager:
@@ -469,9 +678,12 @@ class ConnectionManager:
 
 __all__ = [
     "ConnectPacer",
+    "Outcome",
+    "SessionEnd",
     "ConnectionFailed",
     "ConnectionManager",
     "ConnectionSupervisor",
     "backoff_delay_ms",
+    "endpoint_address",
     "endpoint_host",
 ]

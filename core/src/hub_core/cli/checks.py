@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub_core.redact import redact_endpoint, redact_options
 from hub_core.config import HubConfig, load_config
 from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
+from hub_core.hub import check_endpoints
+from hub_core.redact import redact_endpoint, redact_options
 from hub_core.registry import ExchangeRegistry
 
 
@@ -57,6 +58,7 @@ def validate_config(path: str | Path) -> ValidatedConfig:
             factory = registry.factory(ex.protocol, exchange=name)
         except HubError as exc:
             raise type(exc)(f"{p}: exchanges.{name}.protocol: {exc}") from None
+        check_endpoints(factory, ex, f"{p}: exchanges.{name}")
         try:
             factory.validate_options(ex)
         except ValidationError as exc:

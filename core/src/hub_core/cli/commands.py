@@ -18,10 +18,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 import hub_core
-from hub_core.redact import one_line
 from hub_core.cli.session import ExitCode, Session, SessionOptions, fatal_message, first_error
+from hub_core.config import HubConfig
 from hub_core.errors import ConfigError, HubError, PluginError
 from hub_core.hub import ExchangeHub
+from hub_core.redact import SECRETS, endpoint_secrets, one_line
 from hub_core.registry import ExchangeRegistry
 
 log = logging.getLogger("hub_core.cli")
@@ -32,7 +33,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # -- small helpers -------------------------------------------------------------------
 def error(message: str, code: ExitCode = ExitCode.FATAL) -> int:
     """Print ``hub: error: <one line>`` on stderr and return ``code``."""
-    print(f"hub: error: {one_line(message)}", file=sys.stderr, flush=True)
+    print(f"hub: error: {SECRETS.mask(one_line(message))}", file=sys.stderr, flush=True)
     return int(code)
 
 
@@ -54,11 +55,18 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Every log line (tracebacks included) passes through the secret mask."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return SECRETS.mask(super().format(record))
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr only (stdout belongs to --jsonl) at ``level``."""
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        _MaskingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -252,6 +260,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def remember_secrets(config: HubConfig) -> None:
+    """Register every secret of ``config`` with the mask the CLI's output passes through."""
+    for ex in config.exchanges.values():
+        for endpoint in ex.endpoints:
+            SECRETS.add(*endpoint_secrets(endpoint))
+        creds = ex.credentials
+        for field in ("password", "api_key", "api_secret"):
+            value = getattr(creds, field)
+            if value is not None:
+                SECRETS.add(value.get_secret_value())
+
+
 Builder = Callable[[TaskGroup], Awaitable[ExchangeHub]]
 """Builds the session's hub inside its task group (the demo starts simulators there)."""
 
@@ -289,7 +309,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     for warning in checked.warnings:
         log.warning("%s", warning)
-    hub = ExchangeHub(registry=checked.registry, config=checked.config)
+    remember_secrets(checked.config)
+    hub = ExchangeHub(registry=checked.registry, config=checked.config, tune_gc=True)
 
     async def build(tg: TaskGroup) -> ExchangeHub:
         return hub
@@ -323,7 +344,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sims, config = await start_demo_simulators(tg, registry, rate=args.rate)
         names = ", ".join(f"{s.protocol} {s.endpoint}" for s in sims)
         options.title = f"hub demo: simulators on {LOOPBACK} ({names})"
-        return ExchangeHub(registry=registry, config=config)
+        return ExchangeHub(registry=registry, config=config, tune_gc=True)
 
     return _run_session(session, build)
 

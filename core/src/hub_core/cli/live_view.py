@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from hub_core.bus import Subscription, TypedEventBus
-from hub_core.redact import redact_endpoint
 from hub_core.processor import ProcessorStats
+from hub_core.redact import redact_endpoint
 from hub_core.ticks import ConnectionState, Quote, Trade
 
 if TYPE_CHECKING:
@@ -283,7 +283,10 @@ class LiveView:
             cells: list[str | Text] = [name]
             if wide:
                 cells.append(sup.config.protocol)
-            cells.append(Text(sup.state, style=style))
+            shown_state = (
+                "quiet" if sup.quiet and sup.state == ConnectionState.CONNECTED else sup.state
+            )
+            cells.append(Text(shown_state, style=style))
             if wide:
                 cells.append(redact_endpoint(sup.endpoint))
             else:
@@ -295,6 +298,13 @@ class LiveView:
             table.add_row(*cells)
             if sup.reason and sup.state != ConnectionState.CONNECTED:
                 notes.append(Text.assemble((f"{name} {sup.state}: ", style), sup.reason))
+            refused = sup.refused
+            if refused:
+                listed = ", ".join(f"{sym} ({why})" for sym, why in sorted(refused.items()))
+                notes.append(Text.assemble((f"{name} refused: ", "yellow"), listed))
+            if sup.quiet_symbols and not sup.quiet:
+                listed = ", ".join(sorted(sup.quiet_symbols))
+                notes.append(Text.assemble((f"{name} quiet: ", "dim"), listed))
         return Group(table, *notes) if notes else table
 
     def _symbols_table(self) -> RenderableType:

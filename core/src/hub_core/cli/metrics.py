@@ -15,6 +15,10 @@ Metrics (label ``exchange`` is the connection's TOML name):
   ``hub_stream_conflated_total``
 - gauges ``hub_connection_up{exchange,protocol}`` (1 = connected),
   ``hub_connection_state{exchange,state}`` (1 for the current state),
+  ``hub_symbol_refused{exchange,symbol}`` (1 per symbol the venue refused),
+  ``hub_symbol_quiet{exchange,symbol}`` (1 per symbol quiet on a live link),
+  ``hub_connection_quiet{exchange}`` (1 while a live link carries no market data),
+  ``hub_last_message_timestamp_seconds{exchange}`` (the last market data received),
   ``hub_latency_seconds{quantile}`` (receive to subscriber callback),
   ``hub_uptime_seconds``, ``hub_info{version,compiled}``
 """
@@ -107,11 +111,39 @@ class HubMetrics:
             "1 for the connection's current state",
             labels=["exchange", "state"],
         )
+        refused = GaugeMetricFamily(
+            "hub_symbol_refused",
+            "1 for each symbol the venue refused at the last subscription",
+            labels=["exchange", "symbol"],
+        )
+        quiet_symbol = GaugeMetricFamily(
+            "hub_symbol_quiet",
+            "1 for each accepted symbol without market data for stale_after_ms on a live link",
+            labels=["exchange", "symbol"],
+        )
+        quiet = GaugeMetricFamily(
+            "hub_connection_quiet",
+            "1 while the link is alive but no market data arrives (a quiet market)",
+            labels=["exchange"],
+        )
+        last = GaugeMetricFamily(
+            "hub_last_message_timestamp_seconds",
+            "Wall-clock time of the last market data received (0 = none yet)",
+            labels=["exchange"],
+        )
+        sinks = self.hub.event_processor().sinks
         for exchange, sup in sorted(self.hub.connections().items()):
             up.add_metric([exchange, sup.config.protocol], 1.0 if sup.healthy else 0.0)
             for s in _STATES:
                 state.add_metric([exchange, s], 1.0 if sup.state == s else 0.0)
-        families += [up, state]
+            for symbol in sorted(sup.refused):
+                refused.add_metric([exchange, symbol], 1.0)
+            for symbol in sorted(sup.quiet_symbols):
+                quiet_symbol.add_metric([exchange, symbol], 1.0)
+            quiet.add_metric([exchange], 1.0 if sup.quiet else 0.0)
+            sink = sinks.get(exchange)
+            last.add_metric([exchange], sink.last_recv_ns / 1e9 if sink is not None else 0.0)
+        families += [up, state, refused, quiet_symbol, quiet, last]
 
         latency = GaugeMetricFamily(
             "hub_latency_seconds",

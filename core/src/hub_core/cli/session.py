@@ -20,8 +20,8 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from hub_core.redact import one_line
 from hub_core.hub import ExchangeHub
+from hub_core.redact import one_line
 from hub_core.ticks import ConnectionState, ConnectionStateChanged
 
 log = logging.getLogger("hub_core.cli")

@@ -6,7 +6,9 @@ fixture (a running loopback server wrapped in a ``SimulatorHandle``),
 ``make_config``. Every test here then runs against your plugin through a real
 ``ExchangeHub``: connect, subscribe, exact tick values, unsubscribe, drop and
 reconnect with resubscribe and ``Gap``, malformed input counted, sequence gap,
-stall probed and recycled, close. See sdk-docs/writing-a-plugin.md.
+stall probed and recycled, close. The drop and stall cases check the Gap rule:
+every silence longer than ``stale_after_ms`` lies inside a Gap that starts at
+the last data received before it. See sdk-docs/writing-a-plugin.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,29 @@ from hub_core.bus import TICK_TYPES, TypedEventBus
 from hub_core.config import ExchangeConfig
 from hub_core.hub import ExchangeHub
 from hub_core.registry import ExchangeRegistry
+from hub_core.testing.coverage import DATA_TYPES, assert_blind_windows_covered
 from hub_core.ticks import ConnectionState, ConnectionStateChanged, Gap, Trade
+
+
+def _is_data(event: object) -> bool:
+    return type(event).__name__ in DATA_TYPES
+
+
+def assert_gap_spans_the_silence(events: list[Any], gap: Gap) -> None:
+    """The Gap rule for one Gap: it starts at the last data received before it and
+    ends at the first data received after it (so no blind moment is outside it)."""
+    at = next(i for i, e in enumerate(events) if e is gap)
+    before = [e for e in events[:at] if _is_data(e) and e.exchange == gap.exchange]
+    after = next((e for e in events[at + 1 :] if _is_data(e) and e.exchange == gap.exchange), None)
+    assert before, "a Gap before any data was received"
+    assert gap.start_ts == before[-1].ts_recv, (
+        f"the Gap starts at {gap.start_ts}, not at the last data received before the "
+        f"blindness ({before[-1].ts_recv}): {gap.start_ts - before[-1].ts_recv} ns of it "
+        "are in no Gap"
+    )
+    assert gap.end_ts >= gap.start_ts, "the Gap ends before it starts"
+    if after is not None:
+        assert gap.end_ts <= after.ts_recv, "the Gap ends after data was flowing again"
 
 
 @runtime_checkable
@@ -140,6 +164,9 @@ class ConformanceSuite:
     name: ClassVar[str] = "conf"
     symbols: ClassVar[list[str]] = ["AAA", "BBB"]
     timeout: ClassVar[float] = 10.0
+    stale_after_ms: ClassVar[int] = 600
+    """The connection's ``stale_after_ms`` in the suite; silences longer than this must
+    be inside a Gap."""
     has_sequence: ClassVar[bool] = True
     """False for protocols without sequence numbers (skips the gap test)."""
 
@@ -167,7 +194,7 @@ class ConformanceSuite:
             list(self.symbols),
             reconnect_delay_ms=50,
             reconnect_max_delay_ms=200,
-            stale_after_ms=600,
+            stale_after_ms=self.stale_after_ms,
             connect_timeout_ms=3000,
         )
         async with hub:
@@ -237,11 +264,17 @@ class ConformanceSuite:
             self.timeout,
             "reconnected",
         )
-        gaps = [e for e in rec.events[mark:] if isinstance(e, Gap)]
+        await self._trades_for_every_symbol(rec, after=mark)  # resubscribed everything
+        gaps = [
+            e
+            for e in rec.events[mark:]
+            if isinstance(e, Gap) and not e.symbol and "blind" in e.reason
+        ]
         assert gaps, "a reconnect must publish a Gap for the blind window"
-        assert (
-            gaps[0].symbol == "" and gaps[0].start_ts >= t0 and gaps[0].end_ts >= gaps[0].start_ts
-        )
+        assert gaps[0].end_ts >= t0, "the Gap must be for the drop"
+        assert_gap_spans_the_silence(rec.events, gaps[0])
+        # and nothing silent for longer than the stale limit is outside a Gap
+        assert_blind_windows_covered(rec.events, self.stale_after_ms * 1_000_000)
         states = [e.state for e in rec.events[mark:] if isinstance(e, ConnectionStateChanged)]
         assert ConnectionState.RECONNECTING in states
         await self._trades_for_every_symbol(rec, after=mark)  # resubscribed everything
@@ -307,6 +340,15 @@ class ConformanceSuite:
         finally:
             await sim.resume()
         await self._trades_for_every_symbol(rec, after=mark)
+        # the whole stall, from the last data before it, is inside a Gap
+        windows = assert_blind_windows_covered(rec.events, self.stale_after_ms * 1_000_000)
+        assert windows, "the stall made no silence longer than stale_after_ms: check the fault"
+        stall = max(windows, key=lambda w: w.end_ns - w.start_ns)
+        gaps = [e for e in rec.events[mark:] if isinstance(e, Gap) and not e.symbol]
+        assert any(g.start_ts == stall.start_ns for g in gaps), (
+            "no Gap starts at the last data received before the stall "
+            f"({stall.start_ns}); Gaps: {[(g.start_ts, g.end_ts, g.reason) for g in gaps]}"
+        )
 
     async def test_close_publishes_closed(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]

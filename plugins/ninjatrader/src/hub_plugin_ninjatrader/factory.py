@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionFactory, SimulatorSpec
 from hub_core.processor import ConnectionSink
-from hub_plugin_ninjatrader.connection import NinjaTraderConnection
+from hub_plugin_ninjatrader.connection import NinjaTraderConnection, split_endpoint
 from hub_plugin_ninjatrader.options import NinjaTraderOptions
 from hub_plugin_ninjatrader.simulator import DEFAULT_SYMBOLS, serve_simulator
 
@@ -20,6 +20,10 @@ class NinjaTraderFactory(ConnectionFactory):
     protocol = "ninjatrader"
     options_model = NinjaTraderOptions
     description = "NinjaTrader 8 market data via the HubFeed NinjaScript add-on (DBN over TCP)"
+
+    def check_endpoint(self, endpoint: str) -> None:
+        """The add-on's address: ``host:port`` or ``[v6]:port``."""
+        split_endpoint(endpoint)
 
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> NinjaTraderConnection:
         """A new, unconnected connection; raises pydantic ``ValidationError`` for bad options."""

@@ -342,12 +342,18 @@ class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
             c.ws.transport.abort()
 
     async def stall(self) -> None:
-        """Send nothing until ``resume()``; sockets stay open."""
+        """Behave like a frozen venue until ``resume()``: send nothing, and read nothing,
+        so pings go unanswered too; sockets stay open."""
         self._resumed.clear()
+        for c in self._clients:
+            c.ws.transport.pause_reading()
 
     async def resume(self) -> None:
         """End a stall: what was queued meanwhile is sent."""
         self._resumed.set()
+        for c in self._clients:
+            if not c.ws.transport.is_closing():
+                c.ws.transport.resume_reading()
 
     async def send_malformed(self, kind: str = "truncated") -> None:
         """Send one frame that is not JSON (see ``MALFORMED_TEXT``) to every client."""

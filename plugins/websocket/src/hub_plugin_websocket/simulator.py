@@ -359,12 +359,18 @@ class BinanceSimulator(UpgradeFault, BackgroundServer):
         return len(clients)
 
     def stall(self) -> None:
-        """Send nothing (data, replies, snapshots) until ``resume()``; sockets stay open."""
+        """Behave like a frozen venue until ``resume()``: send nothing (data, replies,
+        snapshots) and read nothing, so pings go unanswered too; sockets stay open."""
         self._resumed.clear()
+        for c in self._clients:
+            c.ws.transport.pause_reading()
 
     def resume(self) -> None:
         """End a stall: what was queued meanwhile is sent."""
         self._resumed.set()
+        for c in self._clients:
+            if not c.ws.transport.is_closing():
+                c.ws.transport.resume_reading()
 
     def send_malformed(self, kind: str = "truncated") -> None:
         """Send one malformed frame (see ``MALFORMED``) to every client, then go on."""

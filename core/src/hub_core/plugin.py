@@ -1,0 +1,279 @@
+"""The plugin kit: the one module a connection plugin imports from.
+
+Everything a plugin needs to be written (hook markers, the factory and
+connection contracts, the ``Sink`` it delivers to, request bookkeeping,
+errors, fixed-point helpers) is here, so a plugin never depends on the core's
+internal layout. Simulators also use ``hub_core.simulation``; tests use
+``hub_core.testing``. See sdk-docs/writing-a-plugin.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from hub_core.config import Credentials, ExchangeConfig
+from hub_core.contracts import (
+    PLUGIN_API_VERSION,
+    ConnectionFactory,
+    ConnectionHealth,
+    ExchangeConnection,
+    PluginOptions,
+    SimulatorSpec,
+)
+from hub_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailed,
+    DecodeError,
+    FrameTooLarge,
+    HubError,
+    MalformedNumber,
+    ProtocolError,
+    RateLimited,
+    SequenceMismatch,
+    SubscriptionError,
+)
+from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
+from hub_core.hookspecs import PROJECT_NAME, hookimpl, hookspec
+from hub_core.redact import redact_endpoint, redact_text
+from hub_core.requests import Pending, PendingRequests
+from hub_core.streams import wait_for_capacity
+from hub_core.ticks import Side
+
+
+class _NeedData:
+    """The type of ``NEED_DATA``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+"""What a sans-I/O codec's ``next_event()`` returns when it needs more bytes (h11's idiom)."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where a connection delivers market data: one per connection, made by the hub.
+
+    Every method is synchronous and compiled; call the value methods once per
+    tick with ``ts_recv`` read once per buffer (``time.time_ns()``). Text
+    methods parse decimal text exactly to fixed point and raise
+    ``MalformedNumber``. A plugin never writes the sink's counters: it calls
+    ``malformed`` and ``venue_error``.
+    """
+
+    @property
+    def exchange(self) -> str:
+        """The connection's name (the TOML table name): every tick carries it."""
+        ...
+
+    def trade(
+        self,
+        symbol: str,
+        price: int,
+        size: int,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from fixed-point ints (``side``: ``Side.BUY``/``SELL``/``NONE``)."""
+
+    def trade_text(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from decimal text."""
+
+    def trade_bytes(
+        self,
+        symbol: str,
+        price: bytes,
+        size: bytes,
+        side: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a trade from decimal ASCII bytes."""
+
+    def quote(
+        self,
+        symbol: str,
+        bid_price: int,
+        bid_size: int,
+        ask_price: int,
+        ask_size: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a top-of-book quote from fixed-point ints."""
+
+    def quote_text(
+        self,
+        symbol: str,
+        bid_price: str,
+        bid_size: str,
+        ask_price: str,
+        ask_size: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a quote from decimal text."""
+
+    def quote_bytes(
+        self,
+        symbol: str,
+        bid_price: bytes,
+        bid_size: bytes,
+        ask_price: bytes,
+        ask_size: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a quote from decimal ASCII bytes."""
+
+    def book_update(
+        self,
+        symbol: str,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish one price level (``size`` 0 removes it)."""
+
+    def book_update_text(
+        self,
+        symbol: str,
+        side: str,
+        price: str,
+        size: str,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish one price level from decimal text."""
+
+    def book_update_bytes(
+        self,
+        symbol: str,
+        side: str,
+        price: bytes,
+        size: bytes,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "M",
+        sequence: int = 0,
+    ) -> None:
+        """Publish one price level from decimal ASCII bytes."""
+
+    def book_snapshot(
+        self,
+        symbol: str,
+        bids: tuple[tuple[int, int], ...],
+        asks: tuple[tuple[int, int], ...],
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> None:
+        """Publish a whole book, levels best first as ``(price, size)``."""
+
+    def feed_dbn(self, data: bytes, ts_recv: int) -> int:
+        """Decode DBN v3 records from ``data`` (any split); returns how many."""
+        ...
+
+    def map_symbol(self, instrument_id: int, symbol: str) -> None:
+        """Tell the DBN decoder which symbol ``instrument_id`` is."""
+
+    def gap(
+        self,
+        symbol: str,
+        start_ts: int,
+        end_ts: int,
+        reason: str,
+        start_seq: int = 0,
+        end_seq: int = 0,
+    ) -> None:
+        """Publish a ``Gap`` the plugin alone can see (a sequence break, a failed checksum).
+        Reconnect Gaps are the supervisor's; never publish those."""
+
+    def malformed(self, reason: str) -> None:
+        """Count and log a frame the codec could not use."""
+
+    def venue_error(self, code: int, text: str) -> None:
+        """Count and log an error the venue reported."""
+
+    def reset_session(self) -> None:
+        """A new session begins: forget partial records and sequence state."""
+
+    @property
+    def backpressured(self) -> bool:
+        """True while a ``"block"`` stream is full: ``await wait_for_capacity(sink)``."""
+        ...
+
+    def add_capacity_waiter(self, wake: Callable[[], object]) -> None:
+        """Call ``wake()`` once no ``"block"`` stream is over capacity."""
+
+
+if TYPE_CHECKING:
+    from hub_core.processor import ConnectionSink
+
+    def _the_compiled_sink_is_a_sink(sink: ConnectionSink) -> Sink:
+        # mypy checks here that the implementation satisfies the protocol
+        return sink
+
+
+__all__ = [
+    "NEED_DATA",
+    "PLUGIN_API_VERSION",
+    "PRICE_SCALE",
+    "PROJECT_NAME",
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectionFactory",
+    "ConnectionFailed",
+    "ConnectionHealth",
+    "Credentials",
+    "DecodeError",
+    "ExchangeConfig",
+    "ExchangeConnection",
+    "FrameTooLarge",
+    "HubError",
+    "MalformedNumber",
+    "Pending",
+    "PendingRequests",
+    "PluginOptions",
+    "ProtocolError",
+    "RateLimited",
+    "SequenceMismatch",
+    "Side",
+    "SimulatorSpec",
+    "Sink",
+    "SubscriptionError",
+    "format_fixed",
+    "hookimpl",
+    "hookspec",
+    "parse_fixed",
+    "parse_fixed_bytes",
+    "redact_endpoint",
+    "redact_text",
+    "wait_for_capacity",
+]

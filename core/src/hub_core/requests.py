@@ -1,0 +1,145 @@
+"""Request / acknowledgement bookkeeping for a plugin's control plane.
+
+Most venues answer a subscribe, an unsubscribe or a logon with an
+acknowledgement that carries the request's id, or with a refusal that names
+the symbols it refused. ``PendingRequests`` holds what was sent and not yet
+answered; the connection's reader settles entries as answers arrive, the
+caller awaits them with one timeout, and a disconnect fails everything still
+open. It is sans-I/O apart from the wait, so it is tested without sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from hub_core.errors import ConnectionFailed, SubscriptionError
+
+
+@dataclass
+class Pending:
+    """One request in flight: what it asked for and, once settled, the answer."""
+
+    key: Hashable
+    symbols: tuple[str, ...] = ()
+    done: anyio.Event = field(default_factory=anyio.Event)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Symbols the venue refused, with its reason (a partial refusal)."""
+    failure: str = ""
+    """Why the whole request failed (refused outright, or lost with the link)."""
+    lost: bool = False
+    """True when the link went away before an answer came: retry on the next session."""
+
+
+class PendingRequests:
+    """Requests awaiting the venue's answer, by key (usually the request id).
+
+    ``send_lock`` serialises writes for the connection that owns it: a probe, a
+    heartbeat and a subscribe may be due at once, and a socket that blocks on
+    write would otherwise interleave their bytes (or, with anyio, raise
+    ``BusyResourceError``).
+    """
+
+    def __init__(self, exchange: str = "", endpoint: str = "", timeout_s: float = 10.0) -> None:
+        self.exchange = exchange
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.send_lock = anyio.Lock()
+        self._open: dict[Hashable, Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._open
+
+    def open(self, key: Hashable, symbols: Sequence[str] = ()) -> Pending:
+        """Register a request before sending it (an answer may beat the send's return)."""
+        if key in self._open:
+            raise ValueError(f"request {key!r} is already pending")
+        pending = Pending(key, tuple(symbols))
+        self._open[key] = pending
+        return pending
+
+    def acknowledge(self, key: Hashable, refused: dict[str, str] | None = None) -> bool:
+        """The venue answered ``key``; ``refused`` names symbols it would not take.
+
+        Returns False for an unknown key (a late or duplicate answer), which the
+        caller may count as a venue error.
+        """
+        pending = self._open.pop(key, None)
+        if pending is None:
+            return False
+        if refused:
+            pending.refused.update(refused)
+        pending.done.set()
+        return True
+
+    def refuse(self, key: Hashable, reason: str) -> bool:
+        """The venue refused ``key`` outright: every symbol it named is refused."""
+        pending = self._open.pop(key, None)
+        if pending is None:
+            return False
+        pending.failure = reason
+        pending.refused.update(dict.fromkeys(pending.symbols, reason))
+        pending.done.set()
+        return True
+
+    def lose_all(self, reason: str) -> None:
+        """The link went away: fail every open request (call from the reader's finally)."""
+        open_now, self._open = self._open, {}
+        for pending in open_now.values():
+            pending.failure = reason
+            pending.lost = True
+            pending.done.set()
+
+    async def wait(self, requests: Iterable[Pending], what: str = "request") -> dict[str, str]:
+        """Wait for every request; returns the refused symbols with the venue's reasons.
+
+        Raises ``ConnectionFailed`` when the link was lost or no answer came within
+        ``timeout_s`` (the supervisor then reconnects and asks again).
+        """
+        requests = list(requests)
+        try:
+            with anyio.fail_after(self.timeout_s):
+                for pending in requests:
+                    await pending.done.wait()
+        except TimeoutError:
+            for pending in requests:
+                self._open.pop(pending.key, None)
+            raise ConnectionFailed(
+                f"no answer to {what} within {self.timeout_s:g} s",
+                exchange=self.exchange,
+                endpoint=self.endpoint,
+                hint="the venue may be overloaded or ignoring requests; the hub reconnects",
+            ) from None
+        lost = [p for p in requests if p.lost]
+        if lost:
+            raise ConnectionFailed(
+                f"{what} not answered: {lost[0].failure}",
+                exchange=self.exchange,
+                endpoint=self.endpoint,
+            )
+        refused: dict[str, str] = {}
+        for pending in requests:
+            refused.update(pending.refused)
+        return refused
+
+    async def subscribe(self, requests: Iterable[Pending], hint: str = "") -> None:
+        """``wait`` for subscription requests, then raise one ``SubscriptionError`` naming
+        every refused symbol (the others stay subscribed)."""
+        refused = await self.wait(requests, "subscribe")
+        if refused:
+            listed = ", ".join(f"{s} ({why})" for s, why in sorted(refused.items()))
+            raise SubscriptionError(
+                f"the venue refused {len(refused)} symbol(s): {listed}",
+                refused=refused,
+                exchange=self.exchange,
+                endpoint=self.endpoint,
+                hint=hint,
+            )
+
+
+__all__ = ["Pending", "PendingRequests"]

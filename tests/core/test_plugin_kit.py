@@ -1,0 +1,103 @@
+"""The plugin kit's surface (``hub_core.plugin``) and its request bookkeeping."""
+
+import inspect
+import sys
+
+import anyio
+import pytest
+
+import hub_core.plugin as kit
+from hub_core import TypedEventBus
+from hub_core.plugin import ConnectionFailed, PendingRequests, Sink, SubscriptionError
+from hub_core.processor import EventProcessor
+
+
+def test_every_exported_name_exists_and_is_documented() -> None:
+    assert kit.__all__ == sorted(kit.__all__, key=lambda n: (not n.isupper(), n))
+    for name in kit.__all__:
+        obj = getattr(kit, name)
+        module = sys.modules.get(getattr(obj, "__module__", ""), None)
+        if (getattr(module, "__file__", "") or "").endswith(".so"):
+            continue  # mypyc drops docstrings; test_docs checks those in the source
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert (obj.__doc__ or "").strip(), f"hub_core.plugin.{name} has no docstring"
+
+
+def test_the_protocol_lists_what_the_sink_implements() -> None:
+    sink = EventProcessor(TypedEventBus()).sink_for("x")
+    assert isinstance(sink, Sink)
+    members = [n for n in vars(Sink) if not n.startswith("_")]
+    assert len(members) >= 15
+    for name in members:
+        assert hasattr(sink, name), name
+
+
+def test_venue_error_counts_without_writing_counters() -> None:
+    proc = EventProcessor(TypedEventBus())
+    sink = proc.sink_for("x")
+    sink.venue_error(58, "unknown symbol ZZZ")
+    sink.venue_error(58, "unknown symbol YYY")
+    stats = proc.get_stats().per_exchange["x"]
+    assert stats.venue_errors == 2
+    assert sink.last_error == "unknown symbol YYY"
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_acknowledged_and_partly_refused_requests() -> None:
+    reqs = PendingRequests("acme", timeout_s=5)
+    a = reqs.open(1, ["AAA", "BBB"])
+    b = reqs.open(2, ["CCC"])
+    assert len(reqs) == 2 and 1 in reqs
+    assert reqs.acknowledge(1, refused={"BBB": "unknown symbol"})
+    assert reqs.acknowledge(2)
+    assert not reqs.acknowledge(2)  # a late duplicate answer
+    assert await reqs.wait([a, b]) == {"BBB": "unknown symbol"}
+    assert len(reqs) == 0
+
+
+async def test_a_refused_request_names_each_symbol_in_one_error() -> None:
+    reqs = PendingRequests("acme", "127.0.0.1:1", timeout_s=5)
+    a = reqs.open("s1", ["AAA", "BBB"])
+    b = reqs.open("s2", ["CCC"])
+    reqs.refuse("s1", "no entitlement")
+    reqs.acknowledge("s2")
+    with pytest.raises(SubscriptionError) as info:
+        await reqs.subscribe([a, b], hint="check the account's market-data permissions")
+    assert info.value.refused == {"AAA": "no entitlement", "BBB": "no entitlement"}
+    assert str(info.value).startswith("[acme] the venue refused 2 symbol(s)")
+
+
+async def test_requests_lost_with_the_link_fail_as_transient() -> None:
+    reqs = PendingRequests("acme", timeout_s=5)
+    a = reqs.open(7, ["AAA"])
+
+    async def drop() -> None:
+        await anyio.sleep(0.01)
+        reqs.lose_all("the connection closed")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drop)
+        with pytest.raises(ConnectionFailed, match="the connection closed"):
+            await reqs.wait([a], "subscribe")
+    assert a.lost and len(reqs) == 0
+
+
+async def test_an_unanswered_request_times_out_and_is_forgotten() -> None:
+    reqs = PendingRequests("acme", timeout_s=0.05)
+    a = reqs.open(9, ["AAA"])
+    with pytest.raises(ConnectionFailed, match="no answer to subscribe"):
+        await reqs.wait([a], "subscribe")
+    assert 9 not in reqs
+
+
+def test_a_key_cannot_be_pending_twice() -> None:
+    reqs = PendingRequests()
+    reqs.open(1)
+    with pytest.raises(ValueError, match="already pending"):
+        reqs.open(1)
+
+
+def test_need_data_is_a_named_sentinel() -> None:
+    assert repr(kit.NEED_DATA) == "NEED_DATA"
