@@ -98,6 +98,12 @@ async def test_age_limit_rotation_loses_and_repeats_nothing(transport: str) -> N
         config = cfg(sim.endpoint, transport, SYMBOLS, channels, max_connection_age_s=0.7)
         async with running(config) as (_, rec):
             await rec.wait_for(lambda: sim.connections_accepted >= 4, 15, "three rotations")
+            # each rotation rebuilds the books from the new session's snapshot, which a
+            # Binance book publishes on its first depth event: wait for them while the
+            # market still moves (on a loaded machine the last one can lag the session)
+            await rec.wait_for(
+                lambda: len(rec.of(BookSnapshot)) >= 2 * 4, 15, "the books of three rotations"
+            )
             await quiet(sim)
             await anyio.sleep(0.3)
             for symbol in SYMBOLS:

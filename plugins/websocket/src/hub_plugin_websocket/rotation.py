@@ -244,12 +244,15 @@ class RotationGate:
         session's: the first one found at exactly one place in the old stream, followed
         there by the next ones in the same order (one tick with a venue id is proof
         enough; ``ALIGN_RUN`` of them without)."""
+        first_key, first_tick = st.buffered[0]
+        places = st.where.get(first_key)
+        if not places:
+            return  # the old session has not delivered it (yet): the usual case, cheap
         keys = [k for k, _ in st.buffered]
-        first_tick = st.buffered[0][1]
         need = 1 if first_tick.sequence else ALIGN_RUN
         old = st.old
         found: list[int] = []
-        for i in st.where.get(keys[0], ()):
+        for i in places:
             m = min(len(old) - i, len(keys))
             if old[i : i + m] == keys[:m]:
                 found.append(i)

@@ -27,7 +27,6 @@ acknowledged, and fails at the first ``success: false``.
 from __future__ import annotations
 
 import heapq
-import logging
 import re
 import time
 import zlib
@@ -77,8 +76,6 @@ RESYNC_REFUSALS_TO_ERROR: Final = 3
 through the sink (``venue_errors``, ``last_error``, an error in the log)."""
 _RESYNC_RETRY_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Backoff between retries of a refused resync (the last one repeats)."""
-
-log = logging.getLogger("hub_plugin_websocket")
 
 KRAKEN_LIMITS: Final = RateLimits(
     connections=150,
@@ -577,9 +574,7 @@ class KrakenSession(DialectSession):
                     refused={symbol: error},
                     hint="the hub keeps retrying; check the symbol and the book depth",
                 )
-                self._sink.venue_errors += 1
-                self._sink.last_error = str(err)
-                log.error("%s", err)
+                self._sink.venue_error(0, str(err))  # counted, kept as last_error, logged
             delay = _RESYNC_RETRY_S[min(n, len(_RESYNC_RETRY_S)) - 1]
             book_channel = next(ch for ch in self._channels if _BOOK_RE.fullmatch(ch))
             retry = self._request("subscribe", book_channel, [symbol], internal=True)
