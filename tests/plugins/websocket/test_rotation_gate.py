@@ -251,3 +251,34 @@ def test_a_new_stream_departing_from_the_old_one_is_a_gap_never_out_of_order() -
     (gap,) = rec.of(Gap)
     assert "departed" in gap.reason
     assert ids(rec) == [1, 2, 3, 4]
+
+
+def test_a_new_session_silent_after_the_switch_loses_nothing_silently() -> None:
+    """Aligned on one trade, then nothing more from the new session: the old session's
+    later trades are still published (whichever session delivers first), and at the
+    end the new one is behind: a Gap, never a silent switch."""
+    gate, rec, _ = setup()
+    gate.start_overlap()
+    trade(gate.old_sink, 1)
+    trade(gate.new_sink, 1, ts_recv=2)  # e.g. a subscribe-time "last trade"
+    for i in (2, 3):
+        trade(gate.old_sink, i)
+    assert ids(rec) == [1, 2, 3]
+    assert not gate.settled(0.0)
+    gate.finish()
+    assert not gate.caught_up()
+    gate.stop_filtering()
+    (gap,) = rec.of(Gap)
+    assert "caught up" in gap.reason
+
+
+def test_a_tick_the_new_session_skipped_is_a_gap() -> None:
+    gate, rec, _ = setup()
+    gate.start_overlap()
+    trade(gate.old_sink, 1)
+    trade(gate.new_sink, 1, ts_recv=2)
+    trade(gate.new_sink, 3, ts_recv=2)  # new is ahead: published
+    trade(gate.old_sink, 2)  # the old session had 2, which the new one went past
+    (gap,) = rec.of(Gap)
+    assert "skipped" in gap.reason
+    assert ids(rec) == [1, 3], "never out of order"

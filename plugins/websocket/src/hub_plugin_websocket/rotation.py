@@ -77,9 +77,11 @@ class _Stream:
     __slots__ = (
         "buffered",
         "caught_up",
+        "forgotten",
         "gapped",
         "old",
         "old_seq",
+        "opos",
         "pos",
         "switched",
         "waiting",
@@ -88,20 +90,36 @@ class _Stream:
 
     def __init__(self) -> None:
         self.old: list[object] = []
-        """The keys of what the old session published since the rotation began, in order."""
+        """The keys of what was published since the rotation began, in order: the old
+        session's ticks, then (once switched) whichever session delivered each first."""
         self.where: dict[object, list[int]] = {}
         """key -> its positions in ``old``"""
         self.old_seq = 0
-        """The highest venue id (``sequence``) the old session published on the stream."""
+        """The highest venue id (``sequence``) published on the stream."""
         self.buffered: list[tuple[object, Trade | Quote]] = []
         """The new session's ticks, held until the stream switches."""
         self.pos = 0
         """Once switched: the place in ``old`` the new session's next tick must match."""
+        self.opos = 0
+        """Once switched: the place in ``old`` the old session's next tick must match."""
         self.switched = False
         self.caught_up = False
         self.gapped = False
+        self.forgotten = False
+        """Unsubscribed during the rotation: whatever either session still sends is
+        dropped."""
         self.waiting = False
         """The old session delivered on this stream after the new one subscribed."""
+
+    def behind(self) -> bool:
+        """The new session has not delivered everything published on the stream."""
+        return self.pos < len(self.old)
+
+    def record(self, key: object, sequence: int) -> None:
+        """``key`` was published: the next place in the stream."""
+        self.where.setdefault(key, []).append(len(self.old))
+        self.old.append(key)
+        self.old_seq = max(self.old_seq, sequence)
 
 
 class RotationGate:
@@ -146,13 +164,35 @@ class RotationGate:
     def _old_tick(self, kind: str, tick: Trade | Quote, key: object) -> _Stream | None:
         """Record one of the old session's trades/quotes; None: drop it (switched)."""
         st = self._stream(kind, tick.symbol)
-        if (st.switched or self._finished) and not self._abandoned:
+        if st.forgotten and not self._abandoned:
             self.dropped_old += 1
             return None
-        st.where.setdefault(key, []).append(len(st.old))
-        st.old.append(key)
-        st.old_seq = max(st.old_seq, tick.sequence)
-        st.waiting = True
+        if self._abandoned or not st.switched:
+            if self._finished and not self._abandoned:
+                self.dropped_old += 1
+                return None
+            st.record(key, tick.sequence)
+            st.opos = len(st.old)
+            st.waiting = True
+            return st
+        if self._finished:
+            self.dropped_old += 1
+            return None
+        # switched: both sessions feed one stream, each tick published by whichever
+        # delivers it first; the old one may still be ahead of the new one
+        if st.opos < len(st.old):
+            if key == st.old[st.opos]:
+                st.opos += 1  # the new session published it already
+            elif key not in st.where:
+                # the old session has a tick the new one's stream went past: lost there
+                self._gap(kind, tick.symbol, st, "skipped a tick the old session had")
+            self.dropped_old += 1
+            return None
+        if tick.sequence and tick.sequence <= st.old_seq:
+            self.dropped_old += 1
+            return None
+        st.record(key, tick.sequence)
+        st.opos = len(st.old)
         return st
 
     def _old_trade(self, t: Trade) -> None:
@@ -188,10 +228,12 @@ class RotationGate:
         if self._abandoned:
             return
         st = self._stream(kind, tick.symbol)
+        if st.forgotten:
+            return
         if not st.switched:
             if self._finished:  # a stream first seen after the switch: nothing to align
                 st.switched = st.caught_up = True
-                st.pos = len(st.old)
+                st.pos = st.opos = len(st.old)
             else:
                 st.buffered.append((key, tick))
                 self._try_switch(kind, tick.symbol, st)
@@ -261,25 +303,27 @@ class RotationGate:
         i = found[0]
         if min(len(old) - i, len(keys)) < need:
             return  # a run too short to prove anything yet
-        st.switched = True
+        st.switched = st.caught_up = True
         st.pos = i
+        st.opos = len(old)
         held, st.buffered = st.buffered, []
         for key, tick in held:
             self._after_switch(kind, st, key, tick)
 
     def _after_switch(self, kind: str, st: _Stream, key: object, tick: Trade | Quote) -> None:
-        """One of the new session's ticks on a switched stream: a duplicate of the old
-        session's (dropped), or past them (published)."""
+        """One of the new session's ticks on a switched stream: a duplicate of one
+        published already (dropped), or the next one (published)."""
         old = st.old
         if st.pos < len(old):
             if key == old[st.pos]:
                 st.pos += 1
                 self.duplicates += 1
-                if st.pos == len(old):
-                    st.caught_up = True
                 return
-            if tick.sequence and tick.sequence <= st.old_seq:
-                self.duplicates += 1  # already published, or older than what was
+            if key in st.where or (tick.sequence and tick.sequence <= st.old_seq):
+                # published already, or older than what was: never again, never late
+                self.duplicates += 1
+                if key not in st.where:
+                    self._gap(kind, tick.symbol, st, "departed from the old session's")
                 return
             # the new session's stream departs from the old one's: what it skipped or
             # reordered cannot be known, so say so and go on with the new session
@@ -288,7 +332,8 @@ class RotationGate:
         elif tick.sequence and tick.sequence <= st.old_seq:
             self.duplicates += 1
             return
-        st.caught_up = True
+        st.record(key, tick.sequence)
+        st.pos = len(old)
         self._publish(tick)
 
     def forget(self, symbols: set[str]) -> None:
@@ -296,7 +341,8 @@ class RotationGate:
         for (_, symbol), st in self._streams.items():
             if symbol in symbols:
                 st.buffered.clear()
-                st.switched = st.caught_up = True
+                st.switched = st.caught_up = st.forgotten = True
+                st.pos = st.opos = len(st.old)
 
     def start_overlap(self) -> None:
         """The new session's subscriptions are acknowledged: both now carry every stream."""
@@ -311,7 +357,7 @@ class RotationGate:
             return False
         for st in self._streams.values():
             if st.switched:
-                if not st.caught_up:
+                if not st.caught_up or st.behind():
                     return False
             elif st.waiting or st.buffered:
                 return False
@@ -360,13 +406,13 @@ class RotationGate:
 
     def caught_up(self) -> bool:
         """Every stream's new session has delivered all the old one published."""
-        return all(st.caught_up for st in self._streams.values())
+        return all(st.caught_up and not st.behind() for st in self._streams.values())
 
     def stop_filtering(self) -> None:
         """The new session did not catch up in time: a ``Gap`` for each stream still
         behind (what it delivers from now on is published as it comes)."""
         for (kind, symbol), st in self._streams.items():
-            if not st.caught_up:
+            if not st.caught_up or st.behind():
                 self._gap(kind, symbol, st, "had not caught up with the old session's")
                 st.pos = len(st.old)
                 st.caught_up = True
