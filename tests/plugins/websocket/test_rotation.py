@@ -422,3 +422,54 @@ async def test_subscription_changes_during_a_rotation_reach_the_replacement(
             await conn.close()
             tg.cancel_scope.cancel()
         rec.close()
+
+
+@pytest.mark.parametrize(
+    ("venue", "channels", "muted"),
+    [
+        ("coinbase", ["matches", "ticker"], "matches"),
+        ("kraken", ["trade", "ticker"], "trade"),
+    ],
+)
+async def test_coinbase_and_kraken_replacements_silent_on_trades_are_gaps(
+    transport: str, venue: str, channels: list[str], muted: str
+) -> None:
+    """The same on the other dialects, at the age limit: the replacement acknowledges the
+    trade channel but sends no trade; each symbol's trades get a Gap naming the
+    rotation, the trades
+    published are a run of the venue's own, once each and in order, and the quotes
+    switch cleanly."""
+    symbols = ["BTC-USD", "ETH-USD"] if venue == "coinbase" else ["BTC/USD", "ETH/USD"]
+    sim_class = CoinbaseSimulator if venue == "coinbase" else KrakenSimulator
+    async with (
+        sim_class(symbols, rate=200, seed=23) as sim,
+        running_venue(
+            venue,
+            sim.endpoint,
+            transport,
+            symbols,
+            channels,
+            options={"max_connection_age_s": 1.5, "rotation_overlap_s": 1.0},
+        ) as (_, rec),
+    ):
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "trades")
+        sim.mute_new_sessions([muted])
+        await rec.wait_for(
+            lambda: {g.symbol for g in rec.of(Gap)} >= set(symbols), 20, "a Gap per symbol"
+        )
+        sim.rate = 0
+        await anyio.sleep(0.5)
+        for symbol in symbols:
+            gaps = [g for g in rec.of(Gap) if g.symbol == symbol]
+            assert gaps and all("rotation" in g.reason for g in gaps)
+            assert any("trades" in g.reason for g in gaps)
+            got = [(t.price, t.size, t.side) for t in rec.of(Trade) if t.symbol == symbol]
+            sent = sim.sent_trades(symbol)
+            runs = [i for i in range(len(sent)) if sent[i : i + len(got)] == got]
+            assert runs, f"{symbol}: the trades are not a run of the venue's"
+            seqs = [t.sequence for t in rec.of(Trade) if t.symbol == symbol]
+            assert all(a < b for a, b in itertools.pairwise(seqs)), "once each, in order"
+            if venue == "coinbase":
+                assert_quotes_in_order(rec, symbol)
+        states = [s.state for s in rec.of(ConnectionStateChanged)]
+        assert "reconnecting" not in states

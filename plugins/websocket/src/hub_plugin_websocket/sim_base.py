@@ -205,6 +205,8 @@ class VenueClient:
     """Streams subscribed at least once in this session (replay mode)."""
     replay_held: dict[Stream, list[tuple[int, str]]] = field(default_factory=dict)
     """Replayed messages (index, text) of streams not subscribed yet, kept until they are."""
+    muted: frozenset[str] = frozenset()
+    """Channels this session acknowledges but gets no data of (``mute_new_sessions``)."""
 
     def push(self, text: str) -> None:
         self.queue.append(text)
@@ -266,6 +268,7 @@ class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
         self._rng = random.Random(seed)
         self._markets = {s: self._new_market(s, depth_levels) for s in self.symbols}
         self._clients: set[VenueClient] = set()
+        self._mute_new: frozenset[str] = frozenset()
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._tg_cm: anyio.abc.TaskGroup | None = None
@@ -364,6 +367,12 @@ class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
         for c in self._clients:
             c.skip.update(self.symbols)
 
+    def mute_new_sessions(self, channels: Sequence[str]) -> None:
+        """Sessions opened from now on acknowledge subscriptions of ``channels`` (the
+        venue's names: ``matches``, ``trade``...) but get none of their data: a
+        replacement session that stays silent on a stream. Empty: everything again."""
+        self._mute_new = frozenset(channels)
+
     def send_raw(self, text: str) -> None:
         """Send ``text`` as one text frame to every client."""
         for c in self._clients:
@@ -399,7 +408,7 @@ class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
 
     # -- one session ----------------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
-        client = VenueClient(ws)
+        client = VenueClient(ws, muted=self._mute_new)
         self._clients.add(client)
         self.connections_accepted += 1
         try:
@@ -410,6 +419,9 @@ class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
                     text = message if isinstance(message, str) else message.decode()
                     before = set(client.streams) if self._replay is not None else None
                     self._on_text(client, text)
+                    if client.muted:
+                        # acknowledged (and greeted) above; no data from here on
+                        client.streams = {s for s in client.streams if s[0] not in client.muted}
                     if before is not None:
                         self._replay_subscribed(client, before, tg)
                     client.wake.set()
