@@ -98,6 +98,12 @@ async def test_age_limit_rotation_loses_and_repeats_nothing(transport: str) -> N
         config = cfg(sim.endpoint, transport, SYMBOLS, channels, max_connection_age_s=0.7)
         async with running(config) as (_, rec):
             await rec.wait_for(lambda: sim.connections_accepted >= 4, 15, "three rotations")
+            # each rotation rebuilds the books from the new session's snapshot, which a
+            # Binance book publishes on its first depth event: wait for them while the
+            # market still moves (on a loaded machine the last one can lag the session)
+            await rec.wait_for(
+                lambda: len(rec.of(BookSnapshot)) >= 2 * 4, 15, "the books of three rotations"
+            )
             await quiet(sim)
             await anyio.sleep(0.3)
             for symbol in SYMBOLS:
@@ -267,8 +273,62 @@ async def test_coinbase_and_kraken_sessions_rotate_without_a_gap(
                 ("A", p): q for p, q in asks.items()
             }
             assert rebuilt_book(rec, symbol) == venue_levels
+            if venue == "coinbase":
+                assert_quotes_in_order(rec, symbol)  # the ticker's sequence numbers
+            else:
+                assert_id_less_quotes_follow_the_top(rec, symbol, sim)
         assert_no_outage(rec)
         assert hub.event_processor().get_stats().malformed_frames == 0
+
+
+def assert_id_less_quotes_follow_the_top(
+    rec: EventRecorder, symbol: str, sim: KrakenSimulator
+) -> None:
+    """Kraken's ticker has no id: the simulator sends one whenever the top of the book
+    changes, so two equal quotes in a row are a duplicate, and the last is the venue's
+    top now."""
+    quotes = [
+        (q.bid_price, q.bid_size, q.ask_price, q.ask_size)
+        for q in rec.of(Quote)
+        if q.symbol == symbol
+    ]
+    assert len(quotes) > 10, f"{symbol}: too few quotes"
+    repeats = [i for i, (a, b) in enumerate(itertools.pairwise(quotes)) if a == b]
+    assert not repeats, f"{symbol}: a quote was repeated across the switch"
+    bids, asks = sim.book(symbol, 1)
+    (bid, bid_size), (ask, ask_size) = next(iter(bids.items())), next(iter(asks.items()))
+    assert quotes[-1] == (bid, bid_size, ask, ask_size)
+
+
+async def test_a_new_session_silent_on_a_stream_is_a_gap_never_a_silent_switch(
+    transport: str,
+) -> None:
+    """The replacement acknowledges the trade streams but never delivers on them: at
+    ``rotation_overlap_s`` each gets a Gap naming the rotation; quotes switch cleanly, and
+    nothing is published twice or out of order."""
+    async with BinanceSimulator(SYMBOLS, rate=200, seed=9, shutdown_grace_s=30) as sim:
+        config = cfg(
+            sim.endpoint, transport, SYMBOLS, ["trade", "bookTicker"], rotation_overlap_s=1.0
+        )
+        async with running(config) as (_, rec):
+            await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "trades")
+            sim.mute_new_sessions(["trade"])
+            sim.server_shutdown()
+            await rec.wait_for(
+                lambda: {g.symbol for g in rec.of(Gap)} >= set(SYMBOLS), 15, "a Gap per symbol"
+            )
+            await rec.wait_for(lambda: sim.clients == 1, 15, "the old session to close")
+            await quiet(sim)
+            for symbol in SYMBOLS:
+                (gap,) = [g for g in rec.of(Gap) if g.symbol == symbol]
+                assert "rotation" in gap.reason and "trades" in gap.reason
+                assert_exactly_once(rec, symbol)  # up to the switch, with no repeat
+                assert_quotes_in_order(rec, symbol)
+                # nothing of the old session's trades after the Gap was published
+                after = rec.events[rec.events.index(gap) :]
+                assert not [t for t in after if isinstance(t, Trade) and t.symbol == symbol]
+            states = [s.state for s in rec.of(ConnectionStateChanged)]
+            assert "reconnecting" not in states
 
 
 async def test_a_dialect_heartbeat_replaces_websocket_pings(transport: str) -> None:
@@ -362,3 +422,54 @@ async def test_subscription_changes_during_a_rotation_reach_the_replacement(
             await conn.close()
             tg.cancel_scope.cancel()
         rec.close()
+
+
+@pytest.mark.parametrize(
+    ("venue", "channels", "muted"),
+    [
+        ("coinbase", ["matches", "ticker"], "matches"),
+        ("kraken", ["trade", "ticker"], "trade"),
+    ],
+)
+async def test_coinbase_and_kraken_replacements_silent_on_trades_are_gaps(
+    transport: str, venue: str, channels: list[str], muted: str
+) -> None:
+    """The same on the other dialects, at the age limit: the replacement acknowledges the
+    trade channel but sends no trade; each symbol's trades get a Gap naming the
+    rotation, the trades
+    published are a run of the venue's own, once each and in order, and the quotes
+    switch cleanly."""
+    symbols = ["BTC-USD", "ETH-USD"] if venue == "coinbase" else ["BTC/USD", "ETH/USD"]
+    sim_class = CoinbaseSimulator if venue == "coinbase" else KrakenSimulator
+    async with (
+        sim_class(symbols, rate=200, seed=23) as sim,
+        running_venue(
+            venue,
+            sim.endpoint,
+            transport,
+            symbols,
+            channels,
+            options={"max_connection_age_s": 1.5, "rotation_overlap_s": 1.0},
+        ) as (_, rec),
+    ):
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "trades")
+        sim.mute_new_sessions([muted])
+        await rec.wait_for(
+            lambda: {g.symbol for g in rec.of(Gap)} >= set(symbols), 20, "a Gap per symbol"
+        )
+        sim.rate = 0
+        await anyio.sleep(0.5)
+        for symbol in symbols:
+            gaps = [g for g in rec.of(Gap) if g.symbol == symbol]
+            assert gaps and all("rotation" in g.reason for g in gaps)
+            assert any("trades" in g.reason for g in gaps)
+            got = [(t.price, t.size, t.side) for t in rec.of(Trade) if t.symbol == symbol]
+            sent = sim.sent_trades(symbol)
+            runs = [i for i in range(len(sent)) if sent[i : i + len(got)] == got]
+            assert runs, f"{symbol}: the trades are not a run of the venue's"
+            seqs = [t.sequence for t in rec.of(Trade) if t.symbol == symbol]
+            assert all(a < b for a, b in itertools.pairwise(seqs)), "once each, in order"
+            if venue == "coinbase":
+                assert_quotes_in_order(rec, symbol)
+        states = [s.state for s in rec.of(ConnectionStateChanged)]
+        assert "reconnecting" not in states

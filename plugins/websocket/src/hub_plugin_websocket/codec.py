@@ -104,5 +104,21 @@ class RateWindow:
         self._expire(now)
         self._times.append(now)
 
+    def reserve(self, now: float) -> float:
+        """Count one event at the earliest time from ``now`` on that the window admits,
+        and return that time (the caller sleeps until then).
+
+        Reservations are made in order, so the times stay sorted: a caller can take its
+        slot under a lock and sleep without it, and the next caller's slot is computed
+        against every slot already promised, slept through or not."""
+        self._expire(now)
+        times = self._times
+        at = now
+        if len(times) >= self.limit:
+            # the event ``limit`` back must have left the window (see delay's hair)
+            at = max(now, times[-self.limit] + self.window_s + 1e-6)
+        times.append(at)
+        return at
+
     def __len__(self) -> int:
         return len(self._times)

@@ -24,7 +24,14 @@ import anyio.abc
 
 from hub_core.config import ExchangeConfig
 from hub_core.contracts import ConnectionHealth
-from hub_core.errors import ConfigError, ConnectionFailed, SubscriptionError
+from hub_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailed,
+    HubError,
+    RateLimited,
+    SubscriptionError,
+)
 from hub_core.processor import ConnectionSink
 from hub_plugin_websocket.codec import (
     RateWindow,
@@ -46,7 +53,7 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
 )
 from hub_plugin_websocket.http import SnapshotClient
-from hub_plugin_websocket.link import Link, Pending, wait_for
+from hub_plugin_websocket.link import Link, Pending
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.rotation import RotationGate, supports_rotation
 from hub_plugin_websocket.transports import (
@@ -57,7 +64,12 @@ from hub_plugin_websocket.transports import (
 
 log = logging.getLogger("hub_plugin_websocket")
 
-__all__ = ["ConnectPacer", "WebSocketConnection", "ssl_context_for"]
+__all__ = [
+    "ConnectPacer",
+    "WebSocketConnection",
+    "classify_connect_failure",
+    "ssl_context_for",
+]
 
 USER_AGENT = "hub-plugin-websocket/0.1.0"
 _MIN_OVERLAP_S = 0.25
@@ -66,38 +78,97 @@ from before the new one subscribed arrives meanwhile."""
 _SETTLE_POLL_S = 0.01
 _KEEPALIVE_TICK_S = 0.25
 _SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_GRANTED_KEPT = 1000
 
 
 class ConnectPacer:
     """New connections under a venue's connections-per-interval limit.
 
-    Shared by every connection a factory creates (one per dialect and host), so a
-    reconnect storm of many connections still respects the venue's limit.
+    Shared by every connection a factory creates, with one sliding window per
+    (venue, host) key, so a reconnect storm of many connections still respects
+    each venue's limit while a venue at its limit delays no other. A caller
+    reserves its slot (no lock is held across an await: the event loop runs one
+    reservation at a time) and then sleeps until it.
     """
 
     def __init__(self) -> None:
         self._windows: dict[tuple[str, str], RateWindow] = {}
-        self._lock = anyio.Lock()
+        self.granted: list[tuple[str, str, float]] = []
+        """(venue, host, slot) of the last connections let through, in the order they
+        went, ``slot`` the monotonic time reserved for it (never left before it; bounded,
+        for diagnostics and tests)."""
 
     async def wait(self, dialect: Dialect, host: str) -> None:
-        """Return when one more connection to ``host`` is allowed, and count it."""
+        """Return when one more connection to ``host`` is allowed (counted already)."""
         key = (dialect.name, host)
         window = self._windows.get(key)
         if window is None:
             limits = dialect.limits
             window = RateWindow(limits.connections, limits.connections_interval_s)
             self._windows[key] = window
-        async with self._lock:
-            delay = window.delay(time.monotonic())
-            if delay > 0:
-                log.warning(
-                    "%s: connection limit of %d per %gs reached; waiting %.1fs",
-                    dialect.name,
-                    window.limit,
-                    window.window_s,
-                    delay,
-                )
-            await wait_for(window)
+        now = time.monotonic()
+        at = window.reserve(now)  # synchronous: two callers cannot take the same slot
+        delay = at - now
+        if delay > 0:
+            log.warning(
+                "%s: connection limit of %d per %gs reached; waiting %.1fs",
+                dialect.name,
+                window.limit,
+                window.window_s,
+                delay,
+            )
+            # the event loop's clock can wake a hair early: never before the slot
+            while (delay := at - time.monotonic()) > 0:  # noqa: ASYNC110
+                await anyio.sleep(delay)
+        granted = self.granted
+        granted.append((dialect.name, host, at))
+        if len(granted) > _GRANTED_KEPT:
+            del granted[: len(granted) - _GRANTED_KEPT]
+
+
+def classify_connect_failure(exc: ConnectFailed, *, exchange: str, endpoint: str) -> HubError:
+    """What a failed opening means to the supervisor, in one place for both transports
+    (direct or through a proxy): HTTP 401/403 on the upgrade is a refusal
+    (``AuthenticationError``: one attempt, then ``auth_failed``; venues ban IPs that
+    hammer them), 429/418 is ``RateLimited`` (``Retry-After`` waited out), any other
+    status, a TLS failure or a broken handshake is a transient ``ConnectionFailed``."""
+    status = exc.status
+    if exc.tls:
+        return ConnectionFailed(
+            exc.reason,
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue's certificate is not trusted: set options.ca_file to the CA "
+            "that signed it, or fix the host name in the endpoint",
+        )
+    if status in (401, 403):
+        return AuthenticationError(
+            f"the venue refused the WebSocket upgrade with HTTP {status}",
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue refused this client (credentials, an API key, a region or IP "
+            "block, or a wrong URL); the hub does not retry a refusal",
+        )
+    if status in (429, 418):
+        wait = f"; Retry-After {exc.retry_after_s:g}s" if exc.retry_after_s else ""
+        return RateLimited(
+            f"the venue rate-limited the WebSocket upgrade with HTTP {status}{wait}",
+            retry_after_s=exc.retry_after_s,
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the venue's connection rate limit was hit (418: the IP is banned for a "
+            "while); the hub waits before trying again",
+        )
+    if status is not None:
+        return ConnectionFailed(
+            f"the venue answered the WebSocket upgrade with HTTP {status}",
+            exchange=exchange,
+            endpoint=endpoint,
+            hint="the hub retries with backoff; check the endpoint's path if it persists",
+        )
+    return ConnectionFailed(
+        exc.reason, exchange=exchange, endpoint=endpoint, hint="the hub reconnects"
+    )
 
 
 def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
@@ -300,23 +371,8 @@ class WebSocketConnection:
             user_agent=USER_AGENT,
         )
 
-    def _connect_failed(self, exc: ConnectFailed) -> ConnectionFailed:
-        if exc.tls:
-            return self._failed(
-                exc.reason,
-                hint="the venue's certificate is not trusted: set options.ca_file to the CA "
-                "that signed it, or fix the host name in the endpoint",
-            )
-        if exc.status in (401, 403, 451):
-            return self._failed(
-                exc.reason,
-                hint="the venue refused this client (region or IP blocked, or a wrong URL)",
-            )
-        if exc.status == 429 or exc.status == 418:
-            return self._failed(
-                exc.reason, hint="the venue's connection rate limit was hit; the hub backs off"
-            )
-        return self._failed(exc.reason)
+    def _connect_failed(self, exc: ConnectFailed) -> HubError:
+        return classify_connect_failure(exc, exchange=self.exchange, endpoint=self._endpoint)
 
     async def run(self) -> None:
         """Deliver frames to the dialect until the session ends (``ConnectionFailed``)."""
@@ -529,7 +585,10 @@ class WebSocketConnection:
             # before ServerShutdown, its base class: a book resync keeps the session
             log.info("[%s] %s", self.exchange, event.reason)
             self._resubscribes += 1
-            link.queue_many([(req, None) for req in event.requests])
+            if event.delay_s > 0:
+                link.queue_later(event.delay_s, list(event.requests))
+            else:
+                link.queue_many([(req, None) for req in event.requests])
         elif isinstance(event, ServerShutdown):
             self._replace(link, event.reason)
         elif isinstance(event, Notice):
@@ -576,12 +635,19 @@ class WebSocketConnection:
                 await anyio.sleep(_SETTLE_POLL_S)
             if old.stopped() or old.failure:
                 raise self._failed(f"the old session ended during the switch: {old.failure}")
-            # from here to the rebinding, no await: no tick can slip between the two
-            gate.finish()
+            gate.finish()  # the old session's ticks are dropped from here on
+            if not gate.caught_up():
+                # the new session is behind on some stream: the gate goes on dropping
+                # its repeats of what the old one published, for a bounded time
+                deadline = time.monotonic() + self.options.rotation_overlap_s
+                while not gate.caught_up() and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await anyio.sleep(_SETTLE_POLL_S)
+                gate.stop_filtering()
+            gate.merge_counts()
             new.session.rebind(self.sink)
             new.rebind()
             new.joining = False
-        except (ConnectionFailed, SubscriptionError, ConfigError) as exc:
+        except (ConnectionFailed, SubscriptionError, ConfigError, AuthenticationError) as exc:
             log.warning("[%s] could not replace the session (%s): reconnecting", self.exchange, exc)
             gate.abandon()
             if new is not None:

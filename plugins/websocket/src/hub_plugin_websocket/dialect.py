@@ -145,6 +145,9 @@ class Resubscribe(ServerShutdown):
     """
 
     requests: tuple[Request, ...] = ()
+    delay_s: float = 0.0
+    """Send ``requests`` this many seconds from now (a retry after the venue refused a
+    resync backs off), 0: at once."""
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,20 @@ class Link:
         self._outbox.extend(items)
         self._kick_sender()
 
+    def queue_later(self, delay_s: float, requests: list[Request]) -> None:
+        """Queue ``requests`` after ``delay_s`` (a backed-off retry); dropped if the link
+        ends first (the hub's reconnect resubscribes everything anyway)."""
+        tg = self._tg
+        if tg is None or self.closing:
+            return
+
+        async def later() -> None:
+            await anyio.sleep(delay_s)
+            if not self.closing and self.running:
+                self.queue_many([(req, None) for req in requests])
+
+        tg.start_soon(later)
+
     def _kick_sender(self) -> None:
         tg = self._tg
         if self._sending or not self._outbox or tg is None:

@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -43,6 +44,8 @@ import anyio
 import anyio.abc
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response as HttpResponse
 
 from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS
@@ -52,6 +55,7 @@ log = logging.getLogger("hub_plugin_websocket.simulator")
 
 __all__ = [
     "E8",
+    "UpgradeFault",
     "LoopbackVenue",
     "Market",
     "ReplayFrame",
@@ -95,6 +99,44 @@ def iso_time(ns: int) -> str:
     """ns since the epoch -> ``2024-01-02T03:04:05.123456Z`` (microseconds, as both venues)."""
     secs, rest = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rest // 1000:06d}Z"
+
+
+class UpgradeFault:
+    """The handshake fault every simulator has: answer the WebSocket upgrade with an HTTP
+    status instead of ``101`` (401/403 a refusal, 429/418 a rate limit with an optional
+    ``Retry-After``, anything else a broken venue), counting each attempt refused.
+
+    Set it at construction (``upgrade_status=401, upgrade_retry_after="2"``; from the
+    command line ``hub sim websocket -o upgrade_status=429 -o upgrade_retry_after=2``) or
+    at run time with ``refuse_upgrades``."""
+
+    upgrade_status: int = 0
+    """0: upgrades are accepted."""
+    upgrade_retry_after: str = ""
+    """The ``Retry-After`` header sent with a refusal (seconds or an HTTP date; "" none)."""
+    upgrades_refused: int = 0
+    """Upgrade attempts answered with ``upgrade_status`` so far."""
+
+    def _init_upgrade_fault(self, status: int, retry_after: str) -> None:
+        if status and not 300 <= status <= 599:
+            raise ValueError(f"upgrade_status must be 0 or an HTTP status 300..599, got {status}")
+        self.upgrade_status = status
+        self.upgrade_retry_after = retry_after
+        self.upgrades_refused = 0
+
+    def refuse_upgrades(self, status: int, retry_after: str | None = None) -> None:
+        """Answer every upgrade from now on with ``status`` (0: accept again)."""
+        self._init_upgrade_fault(status, retry_after or "")
+
+    def _refused_upgrade(self, connection: ServerConnection) -> HttpResponse | None:
+        status = self.upgrade_status
+        if not status:
+            return None
+        self.upgrades_refused += 1
+        response = connection.respond(HTTPStatus(status), f"upgrade refused: HTTP {status}\n")
+        if self.upgrade_retry_after:
+            response.headers["Retry-After"] = self.upgrade_retry_after
+        return response
 
 
 @dataclass
@@ -163,12 +205,14 @@ class VenueClient:
     """Streams subscribed at least once in this session (replay mode)."""
     replay_held: dict[Stream, list[tuple[int, str]]] = field(default_factory=dict)
     """Replayed messages (index, text) of streams not subscribed yet, kept until they are."""
+    muted: frozenset[str] = frozenset()
+    """Channels this session acknowledges but gets no data of (``mute_new_sessions``)."""
 
     def push(self, text: str) -> None:
         self.queue.append(text)
 
 
-class LoopbackVenue(abc.ABC, BackgroundServer):
+class LoopbackVenue(abc.ABC, UpgradeFault, BackgroundServer):
     """A venue on loopback: subclass it for one venue's protocol (see the module docs)."""
 
     venue = ""
@@ -187,7 +231,10 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         refuse_symbols: Sequence[str] = (),
         replay: str | Path | Recording | None = None,
         replay_speed: float = 1.0,
+        upgrade_status: int = 0,
+        upgrade_retry_after: str = "",
     ) -> None:
+        self._init_upgrade_fault(upgrade_status, upgrade_retry_after)
         if host == "localhost":
             host = "127.0.0.1"
         if host not in LOOPBACK_HOSTS:
@@ -221,6 +268,7 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         self._rng = random.Random(seed)
         self._markets = {s: self._new_market(s, depth_levels) for s in self.symbols}
         self._clients: set[VenueClient] = set()
+        self._mute_new: frozenset[str] = frozenset()
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._tg_cm: anyio.abc.TaskGroup | None = None
@@ -263,6 +311,7 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
             self._handle,
             self.host,
             self.port,
+            process_request=self._process_request,
             ssl=self._ssl,
             ping_interval=None,
             max_size=64 * 1024,
@@ -283,6 +332,11 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                 for client in list(self._clients):
                     client.ws.transport.abort()
                 self._server = None
+
+    async def _process_request(
+        self, connection: ServerConnection, request: HttpRequest
+    ) -> HttpResponse | None:
+        return self._refused_upgrade(connection)
 
     # -- faults (``SimulatorHandle``) -----------------------------------------------------------
     async def drop_connections(self) -> None:
@@ -312,6 +366,12 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
         """The venue's sequence fault: see the subclass."""
         for c in self._clients:
             c.skip.update(self.symbols)
+
+    def mute_new_sessions(self, channels: Sequence[str]) -> None:
+        """Sessions opened from now on acknowledge subscriptions of ``channels`` (the
+        venue's names: ``matches``, ``trade``...) but get none of their data: a
+        replacement session that stays silent on a stream. Empty: everything again."""
+        self._mute_new = frozenset(channels)
 
     def send_raw(self, text: str) -> None:
         """Send ``text`` as one text frame to every client."""
@@ -348,7 +408,7 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
 
     # -- one session ----------------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
-        client = VenueClient(ws)
+        client = VenueClient(ws, muted=self._mute_new)
         self._clients.add(client)
         self.connections_accepted += 1
         try:
@@ -359,6 +419,9 @@ class LoopbackVenue(abc.ABC, BackgroundServer):
                     text = message if isinstance(message, str) else message.decode()
                     before = set(client.streams) if self._replay is not None else None
                     self._on_text(client, text)
+                    if client.muted:
+                        # acknowledged (and greeted) above; no data from here on
+                        client.streams = {s for s in client.streams if s[0] not in client.muted}
                     if before is not None:
                         self._replay_subscribed(client, before, tg)
                     client.wake.set()

@@ -103,10 +103,16 @@ class KrakenSimulator(LoopbackVenue):
         rate: float = 50.0,
         *,
         heartbeat_interval_s: float = 1.0,
+        refuse_resyncs: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(symbols, rate, **kwargs)
         self.heartbeat_interval_s = heartbeat_interval_s
+        self.refuse_resyncs = refuse_resyncs
+        """Book resubscriptions (a ``book`` subscribe of a symbol whose book this session
+        unsubscribed before) still to refuse; -1: refuse them all."""
+        self.resyncs_refused = 0
+        """Book resubscriptions refused so far (``refuse_resyncs``)."""
         self.checksums_corrupted = 0
         """Book updates sent with a wrong checksum (``skip_sequence``)."""
 
@@ -185,6 +191,25 @@ class KrakenSimulator(LoopbackVenue):
             return
         depth = int(params.get("depth", 10)) if channel == "book" else 0
         for sym in symbols:
+            resync = channel == "book" and f"unsubscribed:{sym}" in client.state
+            if method == "subscribe" and resync and self.refuse_resyncs != 0:
+                if self.refuse_resyncs > 0:
+                    self.refuse_resyncs -= 1
+                self.resyncs_refused += 1
+                client.push(
+                    _dumps(
+                        {
+                            "error": "Subscription rate limit exceeded",
+                            "method": method,
+                            "req_id": req_id,
+                            "success": False,
+                            "symbol": sym,
+                            "time_in": now,
+                            "time_out": now,
+                        }
+                    )
+                )
+                continue
             if (
                 sym not in self._markets
                 or sym in self.refuse_symbols
@@ -219,6 +244,8 @@ class KrakenSimulator(LoopbackVenue):
             else:
                 client.streams.discard(key)
                 client.state.pop(f"book:{sym}", None)
+                if channel == "book":
+                    client.state[f"unsubscribed:{sym}"] = True
             client.push(
                 _dumps(
                     {

@@ -54,6 +54,7 @@ from websockets.http11 import Response as HttpResponse
 from hub_core.simulation import BackgroundServer, host_port
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
+from hub_plugin_websocket.sim_base import UpgradeFault
 
 log = logging.getLogger("hub_plugin_websocket.simulator")
 
@@ -183,8 +184,13 @@ class _Client:
     depth_since: dict[str, float] = field(default_factory=dict)
     """Symbol -> monotonic time its diff-depth stream was subscribed."""
     replaying: bool = False
+    muted: frozenset[str] = frozenset()
+    """Channels (``trade``, ``bookTicker``...) this session acknowledges but never gets
+    data of (``mute_new_sessions``)."""
 
     def push(self, stream: str, payload: str) -> None:
+        if self.muted and stream.partition("@")[2] in self.muted:
+            return
         if self.combined:
             self.queue.append(f'{{"stream":"{stream}","data":{payload}}}')
         else:
@@ -195,7 +201,7 @@ class _Client:
         self.wake.set()
 
 
-class BinanceSimulator(BackgroundServer):
+class BinanceSimulator(UpgradeFault, BackgroundServer):
     """A Binance-style market-data venue on loopback with fault injection.
 
     ``async with BinanceSimulator(["BTCUSDT"], rate=200) as sim:`` then connect to
@@ -223,7 +229,10 @@ class BinanceSimulator(BackgroundServer):
         replay: str | Path | Recording | None = None,
         replay_speed: float = 1.0,
         refuse_symbols: Sequence[str] = (),
+        upgrade_status: int = 0,
+        upgrade_retry_after: str = "",
     ) -> None:
+        self._init_upgrade_fault(upgrade_status, upgrade_retry_after)
         if host == "localhost":
             host = "127.0.0.1"
         if host not in LOOPBACK_HOSTS:
@@ -264,6 +273,7 @@ class BinanceSimulator(BackgroundServer):
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._ignore_pongs = False
+        self._mute_new: frozenset[str] = frozenset()
         self._snapshot_at: dict[str, float] = {}
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self._server: Server | None = None
@@ -396,6 +406,12 @@ class BinanceSimulator(BackgroundServer):
         its next ping it disconnects the client."""
         self._ignore_pongs = on
 
+    def mute_new_sessions(self, channels: Sequence[str]) -> None:
+        """Sessions opened from now on acknowledge subscriptions of ``channels`` (e.g.
+        ``["trade"]``) but get none of their data: a replacement session that stays
+        silent on a stream (rotation tests). Empty: new sessions get everything."""
+        self._mute_new = frozenset(channels)
+
     def server_shutdown(self) -> None:
         """Send ``serverShutdown`` to every client, then close each ``shutdown_grace_s``
         later (code 1001), as Binance does before maintenance."""
@@ -444,7 +460,7 @@ class BinanceSimulator(BackgroundServer):
         parts = urlsplit(request.path)
         path = parts.path
         if path in ("/ws", "/stream") or path.startswith("/ws/"):
-            return None  # the WebSocket handshake goes on
+            return self._refused_upgrade(connection)  # None: the handshake goes on
         depth_path = "/fapi/v1/depth" if self.futures else "/api/v3/depth"
         if path != depth_path:
             return _json_response(
@@ -494,6 +510,7 @@ class BinanceSimulator(BackgroundServer):
         client = _Client(ws, combined=path.path.startswith("/stream"))
         client.requests = RateWindow(max(1, self.messages_per_second), 1.0)
         self._add_streams(client, _url_streams(path.path, path.query))
+        client.muted = self._mute_new
         self._clients.add(client)
         self.connections_accepted += 1
         try:
@@ -876,11 +893,23 @@ _FROM_TEXT: Final[dict[str, tuple[Callable[[str], object], str]]] = {
     "subscribe_deadline_s": (float, "a number"),
     "heartbeat_interval_s": (float, "a number"),
     "refuse_symbols": (_text_list, "a comma-separated list"),
+    "refuse_resyncs": (int, "an integer (-1: all)"),
     "replay": (str, "a file"),
+    "upgrade_status": (int, "an HTTP status (0: accept upgrades)"),
+    "upgrade_retry_after": (str, "a Retry-After value"),
 }
 """How an option given as text (``hub sim -o KEY=VALUE``) becomes the keyword's type."""
 _COMMON_OPTIONS: Final = frozenset(
-    {"seed", "depth_levels", "refuse_symbols", "replay", "replay_speed", "ssl_context"}
+    {
+        "seed",
+        "depth_levels",
+        "refuse_symbols",
+        "replay",
+        "replay_speed",
+        "ssl_context",
+        "upgrade_status",
+        "upgrade_retry_after",
+    }
 )
 _OPTIONS: Final = {
     "binance": _COMMON_OPTIONS
@@ -893,7 +922,7 @@ _OPTIONS: Final = {
         "shutdown_grace_s",
     },
     "coinbase": _COMMON_OPTIONS | {"subscribe_deadline_s", "heartbeat_interval_s"},
-    "kraken": _COMMON_OPTIONS | {"heartbeat_interval_s"},
+    "kraken": _COMMON_OPTIONS | {"heartbeat_interval_s", "refuse_resyncs"},
 }
 """The keywords each venue's simulator takes besides host, port, symbols and rate."""
 

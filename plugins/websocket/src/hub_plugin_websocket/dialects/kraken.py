@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import heapq
 import re
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
-from hub_core.errors import DecodeError
+from hub_core.errors import DecodeError, SubscriptionError
 from hub_core.fixed import parse_fixed_bytes
 from hub_core.processor import ConnectionSink
 from hub_core.ticks import Side
@@ -55,6 +56,7 @@ from hub_plugin_websocket.dialect import (
 from hub_plugin_websocket.dialects.coinbase import rfc3339_ns
 
 __all__ = [
+    "RESYNC_REFUSALS_TO_ERROR",
     "KRAKEN_LIMITS",
     "KrakenDialect",
     "KrakenSession",
@@ -69,6 +71,11 @@ _ASK: Final[str] = str(Side.ASK)
 _SYMBOL_RE: Final = re.compile(r"[A-Z0-9.]{1,16}/[A-Z0-9.]{1,16}")
 _BOOK_RE: Final = re.compile(r"book(?:@(10|25|100|500|1000))?")
 _CHECKSUM_LEVELS: Final = 10
+RESYNC_REFUSALS_TO_ERROR: Final = 3
+"""Refused resubscriptions of one book in a row past which a per-symbol error is raised
+through the sink (``venue_errors``, ``last_error``, an error in the log)."""
+_RESYNC_RETRY_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Backoff between retries of a refused resync (the last one repeats)."""
 
 KRAKEN_LIMITS: Final = RateLimits(
     connections=150,
@@ -203,7 +210,16 @@ def book_checksum(asks: Sequence[bytes], bids: Sequence[bytes]) -> int:
 class _Book:
     """One symbol's book: fixed-point levels plus each level's checksum token."""
 
-    __slots__ = ("asks_tok", "bids_tok", "book", "live", "price_dec", "qty_dec", "resyncing")
+    __slots__ = (
+        "asks_tok",
+        "bids_tok",
+        "blind_since",
+        "book",
+        "live",
+        "price_dec",
+        "qty_dec",
+        "resyncing",
+    )
 
     def __init__(self) -> None:
         self.book = OrderBook()
@@ -211,6 +227,8 @@ class _Book:
         self.asks_tok: dict[int, bytes] = {}
         self.live = False
         self.resyncing = False
+        self.blind_since = 0
+        """Wall-clock ns up to which a Gap covers a book being resynchronised (0: none)."""
         self.price_dec = 0
         self.qty_dec = 0
 
@@ -253,6 +271,8 @@ class KrakenSession(DialectSession):
         # req_id -> [request, acks still expected]
         self._inflight: dict[int, tuple[Request, list[int]]] = {}
         self._internal: set[int] = set()
+        self._resync_refusals: dict[str, int] = {}
+        """symbol -> resubscriptions of its book the venue refused in a row"""
         self._dec = _DEC
         self._dec_reply = _DEC_REPLY
         self._enc = _ENC
@@ -449,6 +469,8 @@ class KrakenSession(DialectSession):
                 d.symbol, st, ts_event, f"snapshot checksum {d.checksum}, {computed} computed"
             )
         st.live = True
+        st.blind_since = 0
+        self._resync_refusals.pop(d.symbol, None)
         b, a = st.book.levels()
         self._sink.book_snapshot(d.symbol, b, a, ts_event, ts_recv, 0)
         return None
@@ -513,6 +535,7 @@ class KrakenSession(DialectSession):
         )
         st.clear()
         st.resyncing = True
+        st.blind_since = ts
         book_channel = next(ch for ch in self._channels if _BOOK_RE.fullmatch(ch))
         requests = (
             self._request("unsubscribe", book_channel, [symbol], internal=True),
@@ -521,6 +544,50 @@ class KrakenSession(DialectSession):
         return Resubscribe(
             f"kraken: the {symbol} book must be rebuilt from a new snapshot", requests
         )
+
+    def _resync_refused(self, req: Request, error: str) -> DialectEvent | None:
+        """The venue refused the subscribe that was to bring a book back: a ``Gap`` for
+        the time it has been blind, a retry with backoff, and past
+        ``RESYNC_REFUSALS_TO_ERROR`` refusals a per-symbol error through the sink (the book
+        must never stay frozen without a word)."""
+        now = time.time_ns()
+        event: DialectEvent | None = None
+        for symbol in req.symbols:
+            st = self._books.get(symbol)
+            if st is None:  # unsubscribed meanwhile
+                continue
+            n = self._resync_refusals.get(symbol, 0) + 1
+            self._resync_refusals[symbol] = n
+            self._sink.gap(
+                symbol,
+                st.blind_since or now,
+                now,
+                f"the {symbol} book resync was refused by the venue ({error}); "
+                f"refusal {n}, retrying",
+            )
+            st.blind_since = now
+            if n == RESYNC_REFUSALS_TO_ERROR:
+                err = SubscriptionError(
+                    f"kraken: the {symbol} book cannot be resynchronised: the venue refused "
+                    f"{n} resubscriptions ({error}); the book publishes nothing until one "
+                    "is accepted",
+                    refused={symbol: error},
+                    hint="the hub keeps retrying; check the symbol and the book depth",
+                )
+                self._sink.venue_error(0, str(err))  # counted, kept as last_error, logged
+            delay = _RESYNC_RETRY_S[min(n, len(_RESYNC_RETRY_S)) - 1]
+            book_channel = next(ch for ch in self._channels if _BOOK_RE.fullmatch(ch))
+            retry = self._request("subscribe", book_channel, [symbol], internal=True)
+            event = Resubscribe(
+                f"kraken: the {symbol} book resync was refused ({error}); retrying in {delay:g}s",
+                (retry,),
+                delay,
+            )
+        return event
+
+    def resync_refusals(self, symbol: str) -> int:
+        """How many resubscriptions of ``symbol``'s book the venue refused in a row."""
+        return self._resync_refusals.get(symbol, 0)
 
     # -- replies ---------------------------------------------------------------------------
     def _other(self, frame: bytes) -> DialectEvent | None:
@@ -556,7 +623,11 @@ class KrakenSession(DialectSession):
             self._internal.discard(req.id)
             message = f"{reply.symbol}: {reply.error}" if reply.symbol else reply.error
             if internal:
-                return Notice(f"kraken: resync request refused: {message}")
+                if req.op == "subscribe":
+                    return self._resync_refused(req, reply.error or "refused")
+                # an unsubscribe of a stream the venue no longer has: the subscribe
+                # that follows it is what brings the book back
+                return Notice(f"kraken: resync unsubscribe refused: {message}")
             if req.op == "subscribe":
                 for sym in req.symbols:
                     self._symbols.discard(sym)

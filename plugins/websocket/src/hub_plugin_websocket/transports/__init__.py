@@ -14,7 +14,9 @@ dialect; everything about subscriptions is in the connection.
 from __future__ import annotations
 
 import abc
+import email.utils
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,8 +31,14 @@ __all__ = [
     "TransportClosed",
     "TransportSettings",
     "new_transport",
+    "parse_retry_after",
     "tls_failed",
+    "upgrade_refused",
 ]
+
+MAX_RETRY_AFTER_S = 3600.0
+"""A ``Retry-After`` past this is taken as this (a venue's typo must not park the hub
+for days; the supervisor's own backoff still applies on top)."""
 
 FrameHandler = Callable[[bytes, int], None]
 """``on_frame(data, ts_recv)``: one complete message; ``ts_recv`` is wall-clock ns."""
@@ -47,13 +55,52 @@ class Capacity(Protocol):
 
 class ConnectFailed(Exception):
     """The connection could not be opened: ``status`` is the HTTP status when the server
-    refused the upgrade, ``tls`` is True when the TLS handshake (certificate) failed."""
+    refused the upgrade (``retry_after_s`` its ``Retry-After``, 0 when absent), ``tls``
+    is True when the TLS handshake (certificate) failed."""
 
-    def __init__(self, reason: str, *, status: int | None = None, tls: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        tls: bool = False,
+        retry_after_s: float = 0.0,
+    ) -> None:
         self.reason = reason
         self.status = status
         self.tls = tls
+        self.retry_after_s = retry_after_s
         super().__init__(reason)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date
+    (RFC 9110 10.2.3); absent or unreadable: 0. Capped at ``MAX_RETRY_AFTER_S``."""
+    if value is None:
+        return 0.0
+    text = value.strip()
+    if not text:
+        return 0.0
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if when.tzinfo is None:  # an HTTP date is GMT even if it fails to say so
+        return 0.0
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER_S)
+
+
+def upgrade_refused(status: int, retry_after: str | None) -> ConnectFailed:
+    """The ``ConnectFailed`` for a server that answered the upgrade with ``status``
+    (both transports, direct or proxied, build it here; the connection classifies it)."""
+    return ConnectFailed(
+        f"HTTP {status} instead of a WebSocket upgrade",
+        status=status,
+        retry_after_s=parse_retry_after(retry_after),
+    )
 
 
 def tls_failed(exc: ssl.SSLError) -> ConnectFailed:

@@ -33,6 +33,7 @@ from hub_plugin_websocket.transports import (
     TransportClosed,
     TransportSettings,
     tls_failed,
+    upgrade_refused,
 )
 
 __all__ = ["PicowsTransport"]
@@ -171,9 +172,12 @@ class PicowsTransport(Transport):
                     use_aiofastnet=False,
                 )
         except WSInvalidStatusError as exc:
-            status = exc.response.status if exc.response is not None else None
-            raise ConnectFailed(
-                f"HTTP {status} instead of a WebSocket upgrade", status=status
+            response = exc.response
+            if response is None:
+                raise ConnectFailed(f"WebSocket handshake failed: {exc}") from None
+            retry_after = response.headers.get("Retry-After")
+            raise upgrade_refused(
+                int(response.status), str(retry_after) if retry_after is not None else None
             ) from None
         except ssl.SSLError as exc:
             raise tls_failed(exc) from None

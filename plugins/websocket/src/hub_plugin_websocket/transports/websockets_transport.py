@@ -47,6 +47,7 @@ from hub_plugin_websocket.transports import (
     TransportClosed,
     TransportSettings,
     tls_failed,
+    upgrade_refused,
 )
 
 __all__ = ["WebsocketsTransport"]
@@ -86,8 +87,8 @@ def describe_close(exc: ConnectionClosed, max_size: int) -> TransportClosed:
 
 def _handshake_failed(exc: BaseException) -> ConnectFailed:
     if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        return ConnectFailed(f"HTTP {status} instead of a WebSocket upgrade", status=status)
+        response = exc.response
+        return upgrade_refused(response.status_code, response.headers.get("Retry-After"))
     if isinstance(exc, InvalidURI):
         return ConnectFailed(f"invalid URL: {exc}")
     if isinstance(exc, ssl.SSLError):
