@@ -101,3 +101,16 @@ def test_a_key_cannot_be_pending_twice() -> None:
 
 def test_need_data_is_a_named_sentinel() -> None:
     assert repr(kit.NEED_DATA) == "NEED_DATA"
+
+
+def test_symbol_errors_are_kept_until_the_plugin_clears_them() -> None:
+    sink = EventProcessor(TypedEventBus()).sink_for("x")
+    sink.symbol_error("AAA", "book cannot be resynchronised")
+    sink.symbol_error("AAA", "book cannot be resynchronised")  # repeated: counted once
+    assert sink.symbol_errors == {"AAA": "book cannot be resynchronised"}
+    assert sink.venue_errors == 1
+    sink.symbol_ok("AAA")
+    assert sink.symbol_errors == {}
+    sink.symbol_error("BBB", "cut by the venue")
+    sink.reset_session()  # a new session reports its own
+    assert sink.symbol_errors == {}

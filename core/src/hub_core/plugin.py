@@ -221,6 +221,12 @@ class Sink(Protocol):
     def venue_error(self, code: int, text: str) -> None:
         """Count and log an error the venue reported."""
 
+    def symbol_error(self, symbol: str, reason: str) -> None:
+        """Mark one symbol in error mid-session; shown per symbol until ``symbol_ok``."""
+
+    def symbol_ok(self, symbol: str) -> None:
+        """A symbol marked with ``symbol_error`` is healthy again."""
+
     def reset_session(self) -> None:
         """A new session begins: forget partial records and sequence state."""
 

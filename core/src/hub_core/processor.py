@@ -70,6 +70,8 @@ class ConnectionSink(RecordHandler):
     blind_since_ns: int
     """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
     blind_reason: str
+    symbol_errors: dict[str, str]
+    """Symbols the plugin reported in error mid-session (``symbol_error``), with why."""
     last_by_symbol: dict[str, object]
     """The last market-data tick of each symbol (its ``ts_recv`` says when): one dict
     store per tick, no allocation; read by the supervisor to report quiet symbols."""
@@ -96,6 +98,7 @@ class ConnectionSink(RecordHandler):
         self.blind_since_ns = 0
         self.blind_reason = ""
         self.last_by_symbol = {}
+        self.symbol_errors = {}
         self.control = None
         self._decoder = DbnDecoder(exchange, self)
 
@@ -415,6 +418,21 @@ class ConnectionSink(RecordHandler):
         if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
             log.warning("[%s] venue error %d (%d so far): %s", self.exchange, code, n, text)
 
+    def symbol_error(self, symbol: str, reason: str) -> None:
+        """One symbol is in error mid-session (a book that cannot be resynchronised, a
+        stream the venue cut): the hub shows it per symbol until ``symbol_ok``."""
+        if self.symbol_errors.get(symbol) == reason:
+            return
+        self.symbol_errors[symbol] = reason
+        self.venue_errors += 1
+        self.last_error = reason
+        log.warning("[%s] %s: %s", self.exchange, symbol, reason)
+
+    def symbol_ok(self, symbol: str) -> None:
+        """A symbol reported with ``symbol_error`` is healthy again."""
+        if self.symbol_errors.pop(symbol, None) is not None:
+            log.info("[%s] %s: recovered", self.exchange, symbol)
+
     def malformed(self, reason: str) -> None:
         """Count and log a frame the codec could not use. Never raises."""
         self.malformed_count += 1
@@ -483,8 +501,10 @@ class ConnectionSink(RecordHandler):
         )
 
     def reset_session(self) -> None:
-        """A new session begins: forget partial records and sequence state."""
+        """A new session begins: forget partial records, sequence state and per-symbol
+        errors (the new session reports its own)."""
         self._decoder.reset()
+        self.symbol_errors.clear()
 
     @property
     def backpressured(self) -> bool:

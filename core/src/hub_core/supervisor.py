@@ -184,6 +184,7 @@ class ConnectionSupervisor:
         """Accepted symbols without market data for ``stale_after_ms`` on a live link."""
         self._subscribed_wall_ns = 0
         self._bytes_at_start_ns = 0
+        self._shown_errors: dict[str, str] = {}
         # one generator for every supervisor: a Random holds 2.5 KiB of state, and jitter
         # needs no per-connection stream
         self._rng = rng or _JITTER
@@ -199,13 +200,17 @@ class ConnectionSupervisor:
 
     # -- public view --------------------------------------------------------------
     def symbol_states(self) -> dict[str, str]:
-        """Each wanted symbol's state: ``subscribed``, ``quiet``, or ``refused: <reason>``
-        (``pending`` while the connection is not up)."""
+        """Each wanted symbol's state: ``subscribed``, ``quiet``, ``refused: <reason>`` (at
+        subscription) or ``error: <reason>`` (the plugin's ``sink.symbol_error``);
+        ``pending`` while the connection is not up."""
         up = self.healthy
+        errors = self.sink.symbol_errors
         out: dict[str, str] = {}
         for s in self.symbols:
             if s in self.refused:
                 out[s] = f"refused: {self.refused[s]}"
+            elif s in errors:
+                out[s] = f"error: {errors[s]}"
             elif not up:
                 out[s] = "pending"
             else:
@@ -551,9 +556,12 @@ class ConnectionSupervisor:
         probing_since = 0
         self.quiet = False
         self.quiet_symbols = set()
+        self._shown_errors = {}
         while not ended.is_set() and not self._stopping:
             with anyio.move_on_after(tick_s):
                 await ended.wait()
+            if not ended.is_set():
+                self._update_symbol_errors()
             if ended.is_set() or not stale_ns:
                 continue
             now = self._clock()
@@ -591,6 +599,18 @@ class ConnectionSupervisor:
                 # missed after the resubscription, so the window ends there
                 self.sink.end_blind(self._subscribed_wall_ns)
             self._update_quiet(now - last_data_ns > stale_ns, stale_ns)
+
+    def _update_symbol_errors(self) -> None:
+        """A state event whenever the plugin's per-symbol errors change."""
+        errors = dict(self.sink.symbol_errors)
+        if errors == self._shown_errors:
+            return
+        self._shown_errors = errors
+        if errors:
+            listed = "; ".join(f"{s}: {why}" for s, why in sorted(errors.items()))
+            self._set_state(ConnectionState.CONNECTED, f"symbol errors: {listed}")
+        else:
+            self._set_state(ConnectionState.CONNECTED, "every symbol recovered")
 
     def _update_quiet(self, all_quiet: bool, stale_ns: int) -> None:
         """Report symbols whose market is quiet on a live link (never a recycle)."""

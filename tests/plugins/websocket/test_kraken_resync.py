@@ -3,7 +3,8 @@
 A checksum break drops the book and resubscribes it; the simulator's
 ``refuse_resyncs`` fault refuses that resubscription. Each refusal publishes a
 ``Gap`` for the book and retries with backoff; after ``RESYNC_REFUSALS_TO_ERROR``
-refusals a per-symbol error goes through the sink (``venue_errors``, ``last_error``).
+refusals a per-symbol error goes through the sink (``sink.symbol_error``: counted in
+``venue_errors`` and shown in the supervisor's ``symbol_states()``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hub_core import BookSnapshot, Gap
+from hub_core import BookSnapshot, ConnectionStateChanged, Gap
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.dialects.kraken import RESYNC_REFUSALS_TO_ERROR
 from hub_plugin_websocket.sim_kraken import KrakenSimulator
@@ -67,6 +68,21 @@ async def test_a_book_refused_again_and_again_is_a_per_symbol_error(transport: s
         await rec.wait_for(lambda: sink.venue_errors >= 1, 30, "the per-symbol error")
         assert sim.resyncs_refused >= RESYNC_REFUSALS_TO_ERROR
         assert SYMBOL in sink.last_error and "refused" in sink.last_error
+        # shown per symbol by the hub: its state, and a state event saying so
+        sup = hub.connections()["kraken"]
+        await rec.wait_for(
+            lambda: sup.symbol_states().get(SYMBOL, "").startswith("error:"),
+            10,
+            "the symbol's error state",
+        )
+        await rec.wait_for(
+            lambda: any(
+                e.reason.startswith("symbol errors:") and SYMBOL in e.reason
+                for e in rec.of(ConnectionStateChanged)
+            ),
+            10,
+            "a state event naming the symbol in error",
+        )
         assert len(_since(rec, mark, Gap)) >= 1 + RESYNC_REFUSALS_TO_ERROR
         assert not _since(rec, mark, BookSnapshot)
         assert sim.connections_accepted == 1

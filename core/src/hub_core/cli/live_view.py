@@ -298,7 +298,7 @@ class LiveView:
             table.add_row(*cells)
             if sup.reason and sup.state != ConnectionState.CONNECTED:
                 notes.append(Text.assemble((f"{name} {sup.state}: ", style), sup.reason))
-            refused = sup.refused
+            refused = {**sup.refused, **sup.sink.symbol_errors}
             if refused:
                 listed = ", ".join(f"{sym} ({why})" for sym, why in sorted(refused.items()))
                 notes.append(Text.assemble((f"{name} refused: ", "yellow"), listed))

@@ -16,6 +16,7 @@ Metrics (label ``exchange`` is the connection's TOML name):
 - gauges ``hub_connection_up{exchange,protocol}`` (1 = connected),
   ``hub_connection_state{exchange,state}`` (1 for the current state),
   ``hub_symbol_refused{exchange,symbol}`` (1 per symbol the venue refused),
+  ``hub_symbol_error{exchange,symbol}`` (1 per symbol the plugin reports in error),
   ``hub_symbol_quiet{exchange,symbol}`` (1 per symbol quiet on a live link),
   ``hub_connection_quiet{exchange}`` (1 while a live link carries no market data),
   ``hub_last_message_timestamp_seconds{exchange}`` (the last market data received),
@@ -116,6 +117,11 @@ class HubMetrics:
             "1 for each symbol the venue refused at the last subscription",
             labels=["exchange", "symbol"],
         )
+        symbol_error = GaugeMetricFamily(
+            "hub_symbol_error",
+            "1 for each symbol the plugin reports in error mid-session",
+            labels=["exchange", "symbol"],
+        )
         quiet_symbol = GaugeMetricFamily(
             "hub_symbol_quiet",
             "1 for each accepted symbol without market data for stale_after_ms on a live link",
@@ -140,10 +146,12 @@ class HubMetrics:
                 refused.add_metric([exchange, symbol], 1.0)
             for symbol in sorted(sup.quiet_symbols):
                 quiet_symbol.add_metric([exchange, symbol], 1.0)
+            for symbol in sorted(sup.sink.symbol_errors):
+                symbol_error.add_metric([exchange, symbol], 1.0)
             quiet.add_metric([exchange], 1.0 if sup.quiet else 0.0)
             sink = sinks.get(exchange)
             last.add_metric([exchange], sink.last_recv_ns / 1e9 if sink is not None else 0.0)
-        families += [up, state, refused, quiet_symbol, quiet, last]
+        families += [up, state, refused, symbol_error, quiet_symbol, quiet, last]
 
         latency = GaugeMetricFamily(
             "hub_latency_seconds",

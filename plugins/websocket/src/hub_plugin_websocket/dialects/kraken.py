@@ -73,7 +73,7 @@ _BOOK_RE: Final = re.compile(r"book(?:@(10|25|100|500|1000))?")
 _CHECKSUM_LEVELS: Final = 10
 RESYNC_REFUSALS_TO_ERROR: Final = 3
 """Refused resubscriptions of one book in a row past which a per-symbol error is raised
-through the sink (``venue_errors``, ``last_error``, an error in the log)."""
+through the sink (``sink.symbol_error``: shown per symbol until a resync is accepted)."""
 _RESYNC_RETRY_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Backoff between retries of a refused resync (the last one repeats)."""
 
@@ -470,7 +470,8 @@ class KrakenSession(DialectSession):
             )
         st.live = True
         st.blind_since = 0
-        self._resync_refusals.pop(d.symbol, None)
+        if self._resync_refusals.pop(d.symbol, 0) >= RESYNC_REFUSALS_TO_ERROR:
+            self._sink.symbol_ok(d.symbol)
         b, a = st.book.levels()
         self._sink.book_snapshot(d.symbol, b, a, ts_event, ts_recv, 0)
         return None
@@ -574,7 +575,9 @@ class KrakenSession(DialectSession):
                     refused={symbol: error},
                     hint="the hub keeps retrying; check the symbol and the book depth",
                 )
-                self._sink.venue_error(0, str(err))  # counted, kept as last_error, logged
+                # shown per symbol (symbol_states(), a state event, metrics) until the
+                # venue accepts a resync
+                self._sink.symbol_error(symbol, err.reason)
             delay = _RESYNC_RETRY_S[min(n, len(_RESYNC_RETRY_S)) - 1]
             book_channel = next(ch for ch in self._channels if _BOOK_RE.fullmatch(ch))
             retry = self._request("subscribe", book_channel, [symbol], internal=True)
