@@ -244,15 +244,23 @@ class LineConnection:
 class LineFactory(ConnectionFactory):
     protocol = "lineproto"
 
+    def __init__(self, connection: type[LineConnection] = LineConnection) -> None:
+        self.connection = connection
+
     def check_endpoint(self, endpoint: str) -> None:
         if ":" not in endpoint:
             raise ValueError(f"{endpoint!r} is not host:port")
 
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> LineConnection:
-        return LineConnection(config, sink)
+        return self.connection(config, sink)
 
 
 class Plugin:
+    """The plugin; ``connection`` swaps in a subclass with a fault of its own."""
+
+    def __init__(self, connection: type[LineConnection] = LineConnection) -> None:
+        self.connection = connection
+
     @hookimpl
     def hub_connection_factories(self) -> list[ConnectionFactory]:
-        return [LineFactory()]
+        return [LineFactory(self.connection)]

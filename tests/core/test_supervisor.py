@@ -27,7 +27,6 @@ from hub_core import (
     SubscriptionError,
     Trade,
     TypedEventBus,
-    hookimpl,
 )
 from hub_core.supervisor import backoff_delay_ms, endpoint_address, endpoint_host
 from hub_core.testing import EventRecorder
@@ -532,24 +531,15 @@ async def test_a_close_that_raises_cancelled_still_lets_the_hub_close(server: Li
     under it does) must not leave stop() waiting forever for the supervisor."""
     import asyncio
 
-    from .lineproto import LineConnection, LineFactory
+    from .lineproto import LineConnection
 
     class BadClose(LineConnection):
         async def close(self) -> None:
             await super().close()
             raise asyncio.CancelledError("a plugin's own future was cancelled")
 
-    class Factory(LineFactory):
-        def create(self, config: ExchangeConfig, sink: Any) -> LineConnection:
-            return BadClose(config, sink)
-
-    class BadPlugin:
-        @hookimpl
-        def hub_connection_factories(self) -> list[LineFactory]:
-            return [Factory()]
-
     reg = ExchangeRegistry()
-    reg.register(BadPlugin(), name="lineproto")
+    reg.register(Plugin(BadClose), name="lineproto")
     bus = TypedEventBus()
     rec = EventRecorder(bus)
     with anyio.fail_after(10):
@@ -567,7 +557,7 @@ async def test_late_data_from_a_closing_session_never_hides_the_blindness(
     after the session was declared stale: the silence before it stays inside a Gap."""
     from hub_core.testing import assert_blind_windows_covered
 
-    from .lineproto import LineConnection, LineFactory
+    from .lineproto import LineConnection
 
     class LateClose(LineConnection):
         async def close(self) -> None:
@@ -575,17 +565,8 @@ async def test_late_data_from_a_closing_session_never_hides_the_blindness(
                 self.sink.trade_text("AAA", "1.5", "1", "N", 0, time.time_ns())
             await super().close()
 
-    class Factory(LineFactory):
-        def create(self, config: ExchangeConfig, sink: Any) -> LineConnection:
-            return LateClose(config, sink)
-
-    class LatePlugin:
-        @hookimpl
-        def hub_connection_factories(self) -> list[LineFactory]:
-            return [Factory()]
-
     reg = ExchangeRegistry()
-    reg.register(LatePlugin(), name="lineproto")
+    reg.register(Plugin(LateClose), name="lineproto")
     bus = TypedEventBus()
     rec = EventRecorder(bus)
     async with ExchangeHub(bus, registry=reg) as h:
