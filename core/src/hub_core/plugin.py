@@ -71,6 +71,11 @@ class Sink(Protocol):
         """The connection's name (the TOML table name): every tick carries it."""
         ...
 
+    control: Callable[[str, int, str], object] | None
+    """For a plugin whose control messages travel as DBN records: called as
+    ``control(kind, number, text)`` with kind ``"symbol_mapping"`` (instrument id,
+    symbol), ``"error"`` (code, message) or ``"system"`` (code, message)."""
+
     def trade(
         self,
         symbol: str,
@@ -202,6 +207,9 @@ class Sink(Protocol):
 
     def map_symbol(self, instrument_id: int, symbol: str) -> None:
         """Tell the DBN decoder which symbol ``instrument_id`` is."""
+
+    def configure_dbn(self, check_sequence: bool, max_record_len: int) -> None:
+        """Whether ``feed_dbn`` checks sequence numbers, and the largest record it takes."""
 
     def gap(
         self,

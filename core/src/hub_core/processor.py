@@ -401,6 +401,12 @@ class ConnectionSink(RecordHandler):
         """The decoder: its ``symbols`` map, ``check_sequence`` switch, ``reset()``."""
         return self._decoder
 
+    def configure_dbn(self, check_sequence: bool, max_record_len: int) -> None:
+        """How ``feed_dbn`` decodes: check record sequence numbers (a break is a
+        ``Gap``), and the largest record accepted (a bigger length is malformed)."""
+        self._decoder.check_sequence = check_sequence
+        self._decoder.max_record_len = max_record_len
+
     def map_symbol(self, instrument_id: int, symbol: str) -> None:
         """Tell the DBN decoder which symbol ``instrument_id`` is."""
         self._decoder.symbols[instrument_id] = symbol

@@ -15,6 +15,21 @@ from typing import Self
 import anyio
 import anyio.abc
 
+# A simulator speaks its venue's wire: DBN records, built from the core's encoders.
+from hub_core.dbn import (
+    UNDEF_PRICE,
+    UNDEF_TIMESTAMP,
+    encode_book_update,
+    encode_error,
+    encode_heartbeat,
+    encode_mbp1_raw,
+    encode_symbol_mapping,
+    encode_system,
+    encode_trade_raw,
+)
+from hub_core.fixed import PRICE_SCALE
+from hub_core.ticks import BookSnapshot, BookUpdate, Quote, Side, Trade
+
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
 
@@ -148,3 +163,31 @@ def simulator_options(
                 raise ValueError(f"option {key}={raw!r}: expected {what}") from None
         out[key] = value
     return out
+
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "PRICE_SCALE",
+    "UNDEF_PRICE",
+    "UNDEF_TIMESTAMP",
+    "BackgroundServer",
+    "BookSnapshot",
+    "BookUpdate",
+    "OptionParser",
+    "Quote",
+    "Side",
+    "StallSwitch",
+    "Trade",
+    "encode_book_update",
+    "encode_error",
+    "encode_heartbeat",
+    "encode_mbp1_raw",
+    "encode_symbol_mapping",
+    "encode_system",
+    "encode_trade_raw",
+    "host_port",
+    "parse_bool",
+    "parse_users",
+    "reset_on_close",
+    "simulator_options",
+]

@@ -9,8 +9,7 @@ simulator of the add-on, and the hook that registers them.
 
 from __future__ import annotations
 
-from hub_core import hookimpl
-from hub_core.contracts import ConnectionFactory
+from hub_core.plugin import ConnectionFactory, hookimpl
 from hub_plugin_ninjatrader.codec import PROTOCOL_NAME, PROTOCOL_VERSION
 from hub_plugin_ninjatrader.connection import NinjaTraderConnection
 from hub_plugin_ninjatrader.factory import NinjaTraderFactory

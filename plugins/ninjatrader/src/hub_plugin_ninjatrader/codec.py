@@ -13,7 +13,7 @@ lines and the text carried inside the control records (symbol mapping, error,
 system), so the plugin can tell which request an acknowledgement belongs to.
 
 Every error raised while decoding received bytes is a ``CodecError`` (a
-``hub_core.errors.DecodeError``); a line longer than ``MAX_LINE_BYTES`` raises
+``hub_core.plugin.DecodeError``); a line longer than ``MAX_LINE_BYTES`` raises
 ``LineTooLong`` (also a ``FrameTooLarge``) before more than that is buffered.
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from hub_core.errors import DecodeError, FrameTooLarge
+from hub_core.plugin import DecodeError, FrameTooLarge
 
 __all__ = [
     "DEFAULT_SCHEMAS",
@@ -671,7 +671,7 @@ class ServerCodec:
     Order: ``send(Greeting(...))``; ``next_event()`` -> ``Hello``;
     ``send(HandshakeAccepted|HandshakeRejected)``; then ``next_event()`` yields
     ``Subscribe``, ``Unsubscribe``, ``Ping`` or ``BadRequest``. DBN records are
-    written by the caller (``hub_core.dbn`` encoders plus the ``*_text`` helpers
+    written by the caller (``hub_core.simulation`` DBN encoders plus the ``*_text`` helpers
     here for control records).
     """
 

@@ -1,7 +1,7 @@
 """The thin anyio TCP transport around ``ClientCodec``: one HubFeed session.
 
 After the text handshake the socket carries DBN records only; ``run()`` hands
-each read to the sink as one buffer (``ConnectionSink.feed_dbn``), and the
+each read to the sink as one buffer (``Sink.feed_dbn``), and the
 sink's compiled decoder publishes ticks and calls back ``_on_control`` for
 symbol-mapping, error and system records, which is how subscribe
 acknowledgements, per-symbol refusals and pongs come back.
@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionHealth
-from hub_core.errors import (
+from hub_core.plugin import (
     AuthenticationError,
     ConfigError,
     ConnectionFailed,
+    ConnectionHealth,
+    ExchangeConfig,
     ProtocolError,
+    Sink,
     SubscriptionError,
+    wait_for_capacity,
 )
-from hub_core.processor import ConnectionSink
-from hub_core.streams import wait_for_capacity
 from hub_plugin_ninjatrader import codec as c
 from hub_plugin_ninjatrader.options import NinjaTraderOptions
 
@@ -76,9 +76,7 @@ class _Request:
 class NinjaTraderConnection:
     """One session with the HubFeed add-on inside NinjaTrader 8 (``ExchangeConnection``)."""
 
-    def __init__(
-        self, config: ExchangeConfig, sink: ConnectionSink, options: NinjaTraderOptions
-    ) -> None:
+    def __init__(self, config: ExchangeConfig, sink: Sink, options: NinjaTraderOptions) -> None:
         self._config = config
         self._sink = sink
         self._options = options
@@ -149,8 +147,7 @@ class NinjaTraderConnection:
             raise
         sink = self._sink
         sink.reset_session()
-        sink.dbn.check_sequence = self._options.check_sequence
-        sink.dbn.max_record_len = self._options.max_record_len
+        sink.configure_dbn(self._options.check_sequence, self._options.max_record_len)
         sink.control = self._on_control
         self._connected = True
         self._last_activity_ns = time.monotonic_ns()
@@ -470,7 +467,7 @@ class NinjaTraderConnection:
                 req.done.set()
 
     def _on_control(self, kind: str, number: int, text: str) -> None:
-        """``ConnectionSink.control``: called by the decoder, inside ``feed_dbn``.
+        """``Sink.control``: called by the decoder, inside ``feed_dbn``.
 
         Must not raise: an exception here would escape the compiled decoder.
         """

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionFactory, SimulatorSpec
-from hub_core.processor import ConnectionSink
+from hub_core.plugin import ConnectionFactory, ExchangeConfig, SimulatorSpec, Sink
 from hub_plugin_ninjatrader.connection import NinjaTraderConnection, split_endpoint
 from hub_plugin_ninjatrader.options import NinjaTraderOptions
 from hub_plugin_ninjatrader.simulator import DEFAULT_SYMBOLS, serve_simulator
@@ -25,7 +23,7 @@ class NinjaTraderFactory(ConnectionFactory):
         """The add-on's address: ``host:port`` or ``[v6]:port``."""
         split_endpoint(endpoint)
 
-    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> NinjaTraderConnection:
+    def create(self, config: ExchangeConfig, sink: Sink) -> NinjaTraderConnection:
         """A new, unconnected connection; raises pydantic ``ValidationError`` for bad options."""
         options = NinjaTraderOptions.model_validate(config.options)
         return NinjaTraderConnection(config, sink, options)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from hub_core.contracts import PluginOptions
+from hub_core.plugin import PluginOptions
 from hub_plugin_ninjatrader.codec import MAX_HEARTBEAT_S, MAX_RECORD_LEN, MIN_RECORD_LEN
 
 Schema = Literal["trades", "mbp-1", "mbo"]

@@ -32,9 +32,14 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from hub_core.dbn import (
+from hub_core.simulation import (
+    PRICE_SCALE,
     UNDEF_PRICE,
     UNDEF_TIMESTAMP,
+    BackgroundServer,
+    BookUpdate,
+    OptionParser,
+    StallSwitch,
     encode_book_update,
     encode_error,
     encode_heartbeat,
@@ -42,19 +47,12 @@ from hub_core.dbn import (
     encode_symbol_mapping,
     encode_system,
     encode_trade_raw,
-)
-from hub_core.fixed import PRICE_SCALE
-from hub_core.simulation import (
-    BackgroundServer,
-    OptionParser,
-    StallSwitch,
     host_port,
     parse_bool,
     parse_users,
     reset_on_close,
     simulator_options,
 )
-from hub_core.ticks import BookUpdate
 from hub_plugin_ninjatrader import codec as c
 
 log = logging.getLogger("hub_plugin_ninjatrader.simulator")
