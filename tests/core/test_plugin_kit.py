@@ -143,9 +143,7 @@ def _core_imports(src: Path) -> set[str]:
     "plugin",
     [
         "ninjatrader",
-        pytest.param(
-            "fix", marks=pytest.mark.xfail(reason="not yet rebuilt on the kit (issue 10)")
-        ),
+        "fix",
         pytest.param(
             "websocket", marks=pytest.mark.xfail(reason="not yet rebuilt on the kit (issue 10)")
         ),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub_core import hookimpl
-from hub_core.contracts import ConnectionFactory
+from hub_core.plugin import ConnectionFactory, hookimpl
 from hub_plugin_fix import scanner as _scanner
 from hub_plugin_fix.connection import FixConnection
 from hub_plugin_fix.factory import FixFactory

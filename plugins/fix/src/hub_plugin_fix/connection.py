@@ -22,18 +22,18 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionHealth
-from hub_core.errors import (
+from hub_core.plugin import (
     AuthenticationError,
     ConfigError,
     ConnectionFailed,
+    ConnectionHealth,
+    ExchangeConfig,
     ProtocolError,
     SequenceMismatch,
+    Sink,
     SubscriptionError,
+    wait_for_capacity,
 )
-from hub_core.processor import ConnectionSink
-from hub_core.streams import wait_for_capacity
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
@@ -137,7 +137,7 @@ class FixConnection:
     def __init__(
         self,
         config: ExchangeConfig,
-        sink: ConnectionSink,
+        sink: Sink,
         options: FixOptions,
         memory: SessionMemory | Callable[[str], SessionMemory],
     ) -> None:

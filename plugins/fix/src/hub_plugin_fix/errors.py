@@ -2,12 +2,12 @@
 
 They live in an interpreted module on purpose: the compiled scanner raises
 them, and a mypyc native class cannot inherit from the interpreted
-``hub_core.errors.DecodeError``.
+``hub_core.plugin.DecodeError``.
 """
 
 from __future__ import annotations
 
-from hub_core.errors import DecodeError, FrameTooLarge
+from hub_core.plugin import DecodeError, FrameTooLarge
 
 
 class FixDecodeError(DecodeError):

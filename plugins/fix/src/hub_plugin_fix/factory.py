@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionFactory, SimulatorSpec
-from hub_core.processor import ConnectionSink
+from hub_core.plugin import ConnectionFactory, ExchangeConfig, SimulatorSpec, Sink
 from hub_plugin_fix.connection import FixConnection, SessionMemory, parse_endpoint
 from hub_plugin_fix.options import FixOptions
 from hub_plugin_fix.simulator import DEFAULT_SYMBOLS, demo_config, serve_simulator
@@ -39,7 +37,7 @@ class FixFactory(ConnectionFactory):
         ``[addr]:port``); raises ``ValueError`` saying what is wrong."""
         parse_endpoint(endpoint)
 
-    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> FixConnection:
+    def create(self, config: ExchangeConfig, sink: Sink) -> FixConnection:
         """A new, unconnected connection; raises pydantic ``ValidationError`` for bad
         options. The store is opened at ``connect()`` (the default one is named after
         the endpoint connected to); an unusable one raises ``ConfigError`` there."""

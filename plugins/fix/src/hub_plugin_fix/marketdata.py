@@ -8,7 +8,7 @@ malformed message publishes nothing. Prices and sizes go from their decimal
 bytes to fixed point in the core's compiled ``parse_fixed_bytes``: never a
 float.
 
-What is published (``sink`` is the connection's ``ConnectionSink``):
+What is published (``sink`` is the connection's ``hub_core.plugin.Sink``):
 
 * trade entries (269=2) of 35=X: ``Trade``, aggressor side from AggressorSide
   (2446, or CME's 5797): 1 -> ``B``, 2 -> ``A``, else ``N``;
@@ -29,8 +29,7 @@ from typing import Any, Final, final
 
 from mypy_extensions import i64
 
-from hub_core.errors import MalformedNumber
-from hub_core.fixed import parse_fixed_bytes
+from hub_core.plugin import MalformedNumber, parse_fixed_bytes
 from hub_plugin_fix.errors import MalformedMessage
 from hub_plugin_fix.scanner import (
     Frame,
@@ -251,7 +250,7 @@ class MarketDataDecoder:
     """Decodes 35=W/X into calls on ``sink`` and keeps the local books."""
 
     sink: Any
-    """The connection's ``hub_core.processor.ConnectionSink`` (any object with its
+    """The connection's sink (``hub_core.plugin.Sink``; any object with its
     ``trade``/``quote``/``book_update``/``book_snapshot`` methods)."""
     depth: int
     want_bids: bool

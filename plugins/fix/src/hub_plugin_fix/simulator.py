@@ -43,8 +43,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
-from hub_core.config import ExchangeConfig
-from hub_core.fixed import PRICE_SCALE, format_fixed
+from hub_core.plugin import PRICE_SCALE, ExchangeConfig, format_fixed
 from hub_core.simulation import BackgroundServer, StallSwitch, host_port, reset_on_close
 from hub_plugin_fix import session as s
 from hub_plugin_fix.codec import Header, MsgType, Tag

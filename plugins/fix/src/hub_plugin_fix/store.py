@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Final
 
-from hub_core.errors import ConfigError
+from hub_core.plugin import ConfigError
 
 
 class MemoryStore:
