@@ -7,7 +7,6 @@ what the hub must see.
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -663,17 +662,10 @@ async def test_bench_mode_streams_real_sequenced_records() -> None:
                 await client.record()
             raw = client.stream.extra(anyio.abc.SocketAttribute.raw_socket)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            total = len(client.buf)
             head = client.buf
-            start = time.perf_counter()
-            while time.perf_counter() - start < 1.0:
-                chunk = await client.stream.receive(1 << 20)
-                if len(head) < 4096:
-                    head += chunk
-                total += len(chunk)
-            elapsed = time.perf_counter() - start
-        # trades (48 B) and quotes (80 B) alternate: 64 bytes a record on average
-        assert total / 64 > 1000 and elapsed > 0
+            with anyio.fail_after(30):  # a bound, not a measurement
+                while len(head) < 4096:
+                    head += await client.stream.receive(1 << 20)
         # and they are real, sequenced records: decode the first ones with the core decoder
         got = Collected()
         got.sink.map_symbol(1, ES)
