@@ -144,12 +144,29 @@ def _core_imports(src: Path) -> set[str]:
     [
         "ninjatrader",
         "fix",
-        pytest.param(
-            "websocket", marks=pytest.mark.xfail(reason="not yet rebuilt on the kit (issue 10)")
-        ),
+        "websocket",
     ],
 )
 def test_a_plugin_imports_only_the_kit(plugin: str) -> None:
     src = REPO / "plugins" / plugin / "src"
     outside = sorted(i for i in _core_imports(src) if i.rsplit(": ", 1)[1] not in KIT_MODULES)
     assert not outside, "core modules outside the kit: " + "; ".join(outside)
+
+
+def test_a_diverted_sink_hands_ticks_to_callbacks_and_its_counts_to_the_real_one() -> None:
+    from hub_core import Trade
+
+    proc = EventProcessor(TypedEventBus())
+    real = proc.sink_for("x")
+    got: list[object] = []
+    diverted = kit.divert_sink("x", got.append, got.append, got.append, got.append, got.append)
+    diverted.trade_text("AAA", "1.5", "2", "B", 1, 2)
+    diverted.gap("", 1, 2, "lost")
+    diverted.malformed("bad frame")
+    assert [type(t).__name__ for t in got] == ["Trade", "Gap"]
+    assert proc.get_stats().trades_processed == 0  # nothing reached the hub's bus
+    real.publish(got[0])
+    assert isinstance(got[0], Trade) and proc.get_stats().trades_processed == 1
+    real.take_counts(diverted)
+    real.take_counts(diverted)  # idempotent until the diverted sink counts more
+    assert proc.get_stats().per_exchange["x"].malformed == 1

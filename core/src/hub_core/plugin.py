@@ -39,7 +39,7 @@ from hub_core.hookspecs import PROJECT_NAME, hookimpl, hookspec
 from hub_core.redact import redact_endpoint, redact_text
 from hub_core.requests import Pending, PendingRequests
 from hub_core.streams import wait_for_capacity
-from hub_core.ticks import Side
+from hub_core.ticks import BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
 
 
 class _NeedData:
@@ -223,6 +223,13 @@ class Sink(Protocol):
         """Publish a ``Gap`` the plugin alone can see (a sequence break, a failed checksum).
         Reconnect Gaps are the supervisor's; never publish those."""
 
+    def publish(self, tick: object) -> None:
+        """Publish a tick built elsewhere (a ``Trade``, ``Quote``, ``BookUpdate``,
+        ``BookSnapshot`` or ``Gap`` of this exchange), e.g. one held by a diverted sink."""
+
+    def take_counts(self, other: object) -> None:
+        """Add what a diverted sink counted (malformed frames, venue errors) to this one."""
+
     def malformed(self, reason: str) -> None:
         """Count and log a frame the codec could not use."""
 
@@ -247,6 +254,34 @@ class Sink(Protocol):
         """Call ``wake()`` once no ``"block"`` stream is over capacity."""
 
 
+def divert_sink(
+    exchange: str,
+    on_trade: Callable[[Trade], object],
+    on_quote: Callable[[Quote], object],
+    on_book_update: Callable[[BookUpdate], object],
+    on_snapshot: Callable[[BookSnapshot], object],
+    on_gap: Callable[[Gap], object],
+) -> Sink:
+    """A sink whose ticks go to the given callbacks instead of the hub's bus.
+
+    For a plugin that must see ticks before they are published: a make-before-break
+    session replacement holds both sessions' ticks and publishes one stream through
+    the real sink (``sink.publish``). Its counters reach the real sink through
+    ``real.take_counts(diverted)``.
+    """
+    from hub_core.bus import TypedEventBus
+    from hub_core.latency import LatencyRecorder
+    from hub_core.processor import ConnectionSink
+
+    bus = TypedEventBus()
+    bus.subscribe(Trade, on_trade)
+    bus.subscribe(Quote, on_quote)
+    bus.subscribe(BookUpdate, on_book_update)
+    bus.subscribe(BookSnapshot, on_snapshot)
+    bus.subscribe(Gap, on_gap)
+    return ConnectionSink(exchange, bus, LatencyRecorder(1))
+
+
 if TYPE_CHECKING:
     from hub_core.processor import ConnectionSink
 
@@ -261,6 +296,8 @@ __all__ = [
     "PRICE_SCALE",
     "PROJECT_NAME",
     "AuthenticationError",
+    "BookSnapshot",
+    "BookUpdate",
     "ConfigError",
     "ConnectionFactory",
     "ConnectionFailed",
@@ -270,18 +307,22 @@ __all__ = [
     "ExchangeConfig",
     "ExchangeConnection",
     "FrameTooLarge",
+    "Gap",
     "HubError",
     "MalformedNumber",
     "Pending",
     "PendingRequests",
     "PluginOptions",
     "ProtocolError",
+    "Quote",
     "RateLimited",
     "SequenceMismatch",
     "Side",
     "SimulatorSpec",
     "Sink",
     "SubscriptionError",
+    "Trade",
+    "divert_sink",
     "format_fixed",
     "hookimpl",
     "hookspec",

@@ -439,6 +439,18 @@ class ConnectionSink(RecordHandler):
         if self.symbol_errors.pop(symbol, None) is not None:
             log.info("[%s] %s: recovered", self.exchange, symbol)
 
+    def take_counts(self, other: object) -> None:
+        """Add what ``other`` (a diverted sink) counted, malformed frames and venue
+        errors, to this sink, and zero them there: idempotent until it counts more."""
+        if not isinstance(other, ConnectionSink) or other is self:
+            return
+        self.malformed_count += other.malformed_count
+        self.venue_errors += other.venue_errors
+        if other.last_error:
+            self.last_error = other.last_error
+        other.malformed_count = 0
+        other.venue_errors = 0
+
     def malformed(self, reason: str) -> None:
         """Count and log a frame the codec could not use. Never raises."""
         self.malformed_count += 1

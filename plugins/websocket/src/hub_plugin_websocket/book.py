@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub_core.ticks import Side
+from hub_core.plugin import Side
 
 __all__ = ["OrderBook"]
 

@@ -22,17 +22,17 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionHealth
-from hub_core.errors import (
+from hub_core.plugin import (
     AuthenticationError,
     ConfigError,
     ConnectionFailed,
+    ConnectionHealth,
+    ExchangeConfig,
     HubError,
     RateLimited,
+    Sink,
     SubscriptionError,
 )
-from hub_core.processor import ConnectionSink
 from hub_plugin_websocket.codec import (
     RateWindow,
     check_rest_url,
@@ -191,7 +191,7 @@ class WebSocketConnection:
     def __init__(
         self,
         config: ExchangeConfig,
-        sink: ConnectionSink,
+        sink: Sink,
         options: WebSocketOptions,
         dialect: Dialect,
         pacer: ConnectPacer | None = None,
@@ -323,7 +323,7 @@ class WebSocketConnection:
             link.transport.name,
         )
 
-    async def _open_link(self, sink: ConnectionSink) -> Link:
+    async def _open_link(self, sink: Sink) -> Link:
         """A new WebSocket session delivering to ``sink`` (paced under the venue's limit)."""
         settings, config = self._settings, self._session_config
         assert settings is not None and config is not None
@@ -576,11 +576,7 @@ class WebSocketConnection:
                 pending.refused = event
                 pending.done.set()
             else:
-                self.sink.venue_errors += 1
-                self.sink.last_error = event.message
-                log.warning(
-                    "[%s] venue error (code %d): %s", self.exchange, event.code, event.message
-                )
+                self.sink.venue_error(event.code, event.message)  # counted and logged
         elif isinstance(event, Resubscribe):
             # before ServerShutdown, its base class: a book resync keeps the session
             log.info("[%s] %s", self.exchange, event.reason)

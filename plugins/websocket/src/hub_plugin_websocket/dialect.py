@@ -3,7 +3,7 @@
 A ``Dialect`` is sans-I/O. It never touches a socket: the connection hands it
 each received frame as ``bytes`` and sends the bytes it returns. It knows the
 venue's subscribe protocol (messages with request ids), how a frame becomes
-ticks (delivered straight to the hub's ``ConnectionSink``), its sequencing
+ticks (delivered straight to the hub's ``Sink``), its sequencing
 rules (local order books, ``Gap`` on a break) and its rate limits.
 
 Per connection, ``Dialect.new_session()`` creates a ``DialectSession`` that
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub_core.processor import ConnectionSink
+    from hub_core.plugin import Sink
 
 __all__ = [
     "Ack",
@@ -214,7 +214,7 @@ class DialectSession(abc.ABC):
     def snapshot_failed(self, symbol: str, reason: str) -> None:  # noqa: B027 - optional hook
         """The snapshot request failed; the next depth event asks again."""
 
-    def rebind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (optional; the connector refetches
         ``frame_handler()`` afterwards).
 
@@ -280,5 +280,5 @@ class Dialect(abc.ABC):
         return ""
 
     @abc.abstractmethod
-    def new_session(self, sink: ConnectionSink, config: SessionConfig) -> DialectSession:
+    def new_session(self, sink: Sink, config: SessionConfig) -> DialectSession:
         """A fresh session for one connection, delivering to ``sink``."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from hub_core.config import ExchangeConfig
-from hub_core.contracts import ConnectionFactory, SimulatorSpec
-from hub_core.errors import ConfigError
-from hub_core.processor import ConnectionSink
+from hub_core.plugin import ConfigError, ConnectionFactory, ExchangeConfig, SimulatorSpec, Sink
 from hub_plugin_websocket.codec import check_stream_url
 from hub_plugin_websocket.connection import ConnectPacer, WebSocketConnection
 from hub_plugin_websocket.options import WebSocketOptions
@@ -74,7 +71,7 @@ class WebSocketFactory(ConnectionFactory):
                 ) from None
         return options
 
-    def create(self, config: ExchangeConfig, sink: ConnectionSink) -> WebSocketConnection:
+    def create(self, config: ExchangeConfig, sink: Sink) -> WebSocketConnection:
         """A new, unconnected connection delivering to ``sink``."""
         options = self.validate_options(config)
         return WebSocketConnection(

@@ -9,7 +9,7 @@ implements the hook with ``hub_core.hookimpl``::
     acme = "hub_dialect_acme"
 
     # hub_dialect_acme/__init__.py
-    from hub_core import hookimpl
+    from hub_core.plugin import hookimpl
 
     @hookimpl
     def hub_websocket_dialects():
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub_core.hookspecs import hookspec
+from hub_core.plugin import hookspec
 from hub_plugin_websocket.dialect import Dialect
 
 DIALECT_ENTRY_POINT_GROUP: Final = "hub.websocket_dialects"

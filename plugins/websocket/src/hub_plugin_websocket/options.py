@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from hub_core.contracts import PluginOptions
+from hub_core.plugin import PluginOptions
 
 if TYPE_CHECKING:
     from hub_plugin_websocket.registry import DialectRegistry

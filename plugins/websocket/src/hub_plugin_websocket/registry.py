@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from hub_core.hookspecs import PROJECT_NAME
+from hub_core.plugin import PROJECT_NAME
 from hub_plugin_websocket import hookspecs
 from hub_plugin_websocket.dialect import Dialect
 

@@ -38,9 +38,7 @@ import logging
 import time
 from typing import Final
 
-from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
-from hub_core.latency import LatencyRecorder
-from hub_core.processor import ConnectionSink
+from hub_core.plugin import BookSnapshot, BookUpdate, Gap, Quote, Sink, Trade, divert_sink
 from hub_plugin_websocket.dialect import DialectSession
 
 __all__ = ["ALIGN_RUN", "RotationGate", "supports_rotation"]
@@ -125,24 +123,27 @@ class _Stream:
 class RotationGate:
     """Two sessions' ticks in, one gap-free, duplicate-free stream out (see the module)."""
 
-    def __init__(self, real: ConnectionSink) -> None:
+    def __init__(self, real: Sink) -> None:
         self._real = real
         exchange = real.exchange
-        old_bus, new_bus = TypedEventBus(), TypedEventBus()
-        self.old_sink = ConnectionSink(exchange, old_bus, LatencyRecorder(1))
+        self.old_sink = divert_sink(
+            exchange,
+            self._old_trade,
+            self._old_quote,
+            self._old_book,
+            self._old_book,
+            self._old_gap,
+        )
         """What the session being replaced delivers to during the rotation."""
-        self.new_sink = ConnectionSink(exchange, new_bus, LatencyRecorder(1))
+        self.new_sink = divert_sink(
+            exchange,
+            self._new_trade,
+            self._new_quote,
+            self._new_book_update,
+            self._new_snapshot,
+            self._new_gap,
+        )
         """What the replacement delivers to until it is switched in."""
-        old_bus.subscribe(Trade, self._old_trade)
-        old_bus.subscribe(Quote, self._old_quote)
-        old_bus.subscribe(BookUpdate, self._old_book)
-        old_bus.subscribe(BookSnapshot, self._old_book)
-        old_bus.subscribe(Gap, self._old_gap)
-        new_bus.subscribe(Trade, self._new_trade)
-        new_bus.subscribe(Quote, self._new_quote)
-        new_bus.subscribe(BookUpdate, self._new_book_update)
-        new_bus.subscribe(BookSnapshot, self._new_snapshot)
-        new_bus.subscribe(Gap, self._new_gap)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._overlap_since = 0.0
         self._abandoned = False
@@ -198,14 +199,14 @@ class RotationGate:
     def _old_trade(self, t: Trade) -> None:
         st = self._old_tick("T", t, _trade_key(t))
         if st is not None:
-            self._real.on_trade(t)
+            self._real.publish(t)
             if st.buffered:  # after publishing it: the new session's ticks come next
                 self._try_switch("T", t.symbol, st)
 
     def _old_quote(self, q: Quote) -> None:
         st = self._old_tick("Q", q, _quote_key(q))
         if st is not None:
-            self._real.on_quote(q)
+            self._real.publish(q)
             if st.buffered:
                 self._try_switch("Q", q.symbol, st)
 
@@ -216,9 +217,9 @@ class RotationGate:
             return
         st.waiting = True
         if isinstance(tick, BookSnapshot):
-            self._real.on_snapshot(tick)
+            self._real.publish(tick)
         else:
-            self._real.on_book_update(tick)
+            self._real.publish(tick)
 
     def _old_gap(self, g: Gap) -> None:
         self._forward_gap(g)
@@ -253,7 +254,7 @@ class RotationGate:
         # a snapshot replaces the book whole: the old session's updates stop here
         st.switched = True
         st.caught_up = True
-        self._real.on_snapshot(s)
+        self._real.publish(s)
         self.released += 1
 
     def _new_book_update(self, u: BookUpdate) -> None:
@@ -261,7 +262,7 @@ class RotationGate:
             return
         st = self._stream("B", u.symbol)
         if st.switched:
-            self._real.on_book_update(u)
+            self._real.publish(u)
             self.released += 1
         # else: impossible by construction (a session publishes its snapshot first)
 
@@ -275,10 +276,8 @@ class RotationGate:
 
     # -- switching ----------------------------------------------------------------------------
     def _publish(self, tick: object) -> None:
-        if isinstance(tick, Trade):
-            self._real.on_trade(tick)
-        elif isinstance(tick, Quote):
-            self._real.on_quote(tick)
+        if isinstance(tick, Trade | Quote):
+            self._real.publish(tick)
         self.released += 1
 
     def _try_switch(self, kind: str, symbol: str, st: _Stream) -> None:
@@ -398,11 +397,7 @@ class RotationGate:
         """Add what the private sinks counted (malformed frames, venue errors) to the
         hub's sink; idempotent until they count more."""
         for aux in (self.old_sink, self.new_sink):
-            self._real.malformed_count += aux.malformed_count
-            self._real.venue_errors += aux.venue_errors
-            if aux.last_error:
-                self._real.last_error = aux.last_error
-            aux.malformed_count = aux.venue_errors = 0
+            self._real.take_counts(aux)
 
     def caught_up(self) -> bool:
         """Every stream's new session has delivered all the old one published."""

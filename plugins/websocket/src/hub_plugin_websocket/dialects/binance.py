@@ -23,10 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from hub_core.errors import DecodeError
-from hub_core.fixed import parse_fixed
-from hub_core.processor import ConnectionSink
-from hub_core.ticks import Side
+from hub_core.plugin import DecodeError, Side, Sink, parse_fixed
 from hub_plugin_websocket.book import OrderBook
 from hub_plugin_websocket.dialect import (
     Ack,
@@ -280,7 +277,7 @@ class BinanceSession(DialectSession):
 
     def __init__(
         self,
-        sink: ConnectionSink,
+        sink: Sink,
         config: SessionConfig,
         *,
         futures: bool,
@@ -377,14 +374,14 @@ class BinanceSession(DialectSession):
         self._inflight[req_id] = req
         return req
 
-    def _bind(self, sink: ConnectionSink) -> None:
+    def _bind(self, sink: Sink) -> None:
         # bound once: the hot path makes one attribute-free call per tick
         self._sink = sink
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
 
-    def rebind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
         self._bind(sink)
         self._feed = self._make_feed()
@@ -780,7 +777,7 @@ class BinanceDialect(Dialect):
         scheme = "https" if parts.scheme == "wss" else "http"
         return f"{scheme}://{parts.netloc}"
 
-    def new_session(self, sink: ConnectionSink, config: SessionConfig) -> BinanceSession:
+    def new_session(self, sink: Sink, config: SessionConfig) -> BinanceSession:
         partial = [ch for ch in config.channels if _PARTIAL_RE.fullmatch(ch)]
         if partial and urlsplit(config.endpoint).path.rstrip("/") != "/stream":
             # a raw stream's partial-depth payload does not say which symbol it is

@@ -46,10 +46,7 @@ from typing import Final
 
 import msgspec
 
-from hub_core.errors import DecodeError
-from hub_core.fixed import parse_fixed
-from hub_core.processor import ConnectionSink
-from hub_core.ticks import Side
+from hub_core.plugin import DecodeError, Side, Sink, parse_fixed
 from hub_plugin_websocket.book import OrderBook
 from hub_plugin_websocket.dialect import (
     Ack,
@@ -261,7 +258,7 @@ _ENC: Final = msgspec.json.Encoder()
 class CoinbaseSession(DialectSession):
     """One connection's worth of Coinbase protocol state (requests in flight, books)."""
 
-    def __init__(self, sink: ConnectionSink, config: SessionConfig, limits: RateLimits) -> None:
+    def __init__(self, sink: Sink, config: SessionConfig, limits: RateLimits) -> None:
         self.counters = SessionCounters()
         self._channels = config.channels
         self._per_message = limits.streams_per_message
@@ -588,7 +585,7 @@ class CoinbaseSession(DialectSession):
         st = self._products.get(symbol)
         return st.book if st is not None and st.book_live else None
 
-    def rebind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (also the constructor's binding)."""
         self._sink = sink
         self._trade_text = sink.trade_text
@@ -614,5 +611,5 @@ class CoinbaseDialect(Dialect):
             raise ValueError(f"{symbol!r} is not a {self.name} product id like BTC-USD{hint}")
         return symbol
 
-    def new_session(self, sink: ConnectionSink, config: SessionConfig) -> CoinbaseSession:
+    def new_session(self, sink: Sink, config: SessionConfig) -> CoinbaseSession:
         return CoinbaseSession(sink, config, self.limits)

@@ -35,10 +35,7 @@ from typing import Final
 
 import msgspec
 
-from hub_core.errors import DecodeError, SubscriptionError
-from hub_core.fixed import parse_fixed_bytes
-from hub_core.processor import ConnectionSink
-from hub_core.ticks import Side
+from hub_core.plugin import DecodeError, Side, Sink, SubscriptionError, parse_fixed_bytes
 from hub_plugin_websocket.book import OrderBook
 from hub_plugin_websocket.dialect import (
     Ack,
@@ -255,7 +252,7 @@ _ENC: Final = msgspec.json.Encoder()
 class KrakenSession(DialectSession):
     """One connection's worth of Kraken v2 protocol state (requests in flight, books)."""
 
-    def __init__(self, sink: ConnectionSink, config: SessionConfig, limits: RateLimits) -> None:
+    def __init__(self, sink: Sink, config: SessionConfig, limits: RateLimits) -> None:
         self.counters = SessionCounters()
         self._channels = config.channels
         self._per_message = limits.streams_per_message
@@ -651,7 +648,7 @@ class KrakenSession(DialectSession):
         st = self._books.get(symbol)
         return st.book if st is not None and st.live else None
 
-    def rebind(self, sink: ConnectionSink) -> None:
+    def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (also the constructor's binding)."""
         self._sink = sink
         self._trade_bytes = sink.trade_bytes
@@ -688,5 +685,5 @@ class KrakenDialect(Dialect):
             raise ValueError(f"{symbol!r} is not a {self.name} pair like BTC/USD{hint}")
         return symbol
 
-    def new_session(self, sink: ConnectionSink, config: SessionConfig) -> KrakenSession:
+    def new_session(self, sink: Sink, config: SessionConfig) -> KrakenSession:
         return KrakenSession(sink, config, self.limits)

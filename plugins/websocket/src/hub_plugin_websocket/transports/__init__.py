@@ -45,7 +45,7 @@ FrameHandler = Callable[[bytes, int], None]
 
 
 class Capacity(Protocol):
-    """The sink's back-pressure view (``ConnectionSink`` satisfies it)."""
+    """The sink's back-pressure view (``Sink`` satisfies it)."""
 
     @property
     def backpressured(self) -> bool: ...
