@@ -7,6 +7,7 @@ task group and returns once it listens; leaving the block stops it.
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 from collections.abc import Callable
@@ -141,13 +142,17 @@ def parse_users(text: str) -> dict[str, str]:
 
 
 def simulator_options(
-    simulator: str, given: dict[str, object], parsers: dict[str, tuple[OptionParser, str]]
+    simulator: str,
+    given: dict[str, object],
+    parsers: dict[str, tuple[OptionParser, str] | None],
 ) -> dict[str, object]:
     """``hub sim -o`` options for ``simulator``, text converted by each key's parser.
 
-    ``parsers`` maps a keyword to ``(parse, what it expects)``. An unknown key or a
-    value its parser refuses is a ``ValueError`` naming the option, which ``hub sim``
-    prints as a one-line error. Values that are not text (from Python) pass as they are.
+    ``parsers`` maps every keyword the simulator takes to ``(parse, what it expects)``,
+    or to None for a keyword only Python can pass (an SSL context). An unknown key, a
+    value its parser refuses or a number that is not finite is a ``ValueError``
+    naming the option, which ``hub sim`` prints as a one-line error (exit 2). Values
+    that are not text (from Python) pass as they are.
     """
     out: dict[str, object] = {}
     for key, raw in given.items():
@@ -156,11 +161,16 @@ def simulator_options(
             raise ValueError(f"the {simulator} simulator has no option {key!r} (it takes {takes})")
         value = raw
         if isinstance(raw, str):
-            parse, what = parsers[key]
+            parser = parsers[key]
+            if parser is None:
+                raise ValueError(f"option {key!r} cannot be given as text")
+            parse, what = parser
             try:
                 value = parse(raw)
             except ValueError:
                 raise ValueError(f"option {key}={raw!r}: expected {what}") from None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"option {key}={raw!r}: expected a finite number")
         out[key] = value
     return out
 

@@ -734,7 +734,7 @@ class NinjaTraderSimulator(BackgroundServer, StallSwitch):
 
 
 # -- SimulatorSpec.serve -------------------------------------------------------------------
-_OPTION_PARSERS: dict[str, tuple[OptionParser, str]] = {
+_OPTION_PARSERS: dict[str, tuple[OptionParser, str] | None] = {
     "users": (parse_users, "USER:PASSWORD[,USER:PASSWORD...]"),
     "depth_levels": (int, "a whole number"),
     "heartbeat_s": (int, "whole seconds"),

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import random
 import ssl
 import sys
@@ -52,6 +51,7 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
 from hub_core.simulation import BackgroundServer, host_port
+from hub_core.simulation import simulator_options as convert_options
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
 from hub_plugin_websocket.sim_base import UpgradeFault
@@ -931,24 +931,7 @@ def simulator_options(dialect: str, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` for the ``dialect`` venue's simulator, text values converted to the
     keyword's type (``"0.5"`` -> 0.5); ``ValueError`` naming the option otherwise."""
     known = _OPTIONS["binance" if dialect == "binance-futures" else dialect]
-    out: dict[str, Any] = {}
-    for key, given in options.items():
-        if key not in known:
-            takes = ", ".join(sorted(known))
-            raise ValueError(f"the {dialect} simulator has no option {key!r} (it takes {takes})")
-        value: object = given
-        if isinstance(given, str):
-            if key not in _FROM_TEXT:
-                raise ValueError(f"option {key!r} cannot be given as text")
-            convert, what = _FROM_TEXT[key]
-            try:
-                value = convert(given)
-            except ValueError:
-                raise ValueError(f"option {key}={given!r}: expected {what}") from None
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"option {key}={given!r}: expected a finite number")
-        out[key] = value
-    return out
+    return convert_options(dialect, options, {key: _FROM_TEXT.get(key) for key in known})
 
 
 async def serve_simulator(
