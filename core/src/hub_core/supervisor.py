@@ -602,10 +602,10 @@ class ConnectionSupervisor:
 
     def _update_symbol_errors(self) -> None:
         """A state event whenever the plugin's per-symbol errors change."""
-        errors = dict(self.sink.symbol_errors)
+        errors = self.sink.symbol_errors
         if errors == self._shown_errors:
             return
-        self._shown_errors = errors
+        self._shown_errors = dict(errors)
         if errors:
             listed = "; ".join(f"{s}: {why}" for s, why in sorted(errors.items()))
             self._set_state(ConnectionState.CONNECTED, f"symbol errors: {listed}")

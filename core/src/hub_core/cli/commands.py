@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
 
@@ -380,7 +379,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return error(str(exc), ExitCode.CONFIG)
 
-    started = threading.Event()  # set once it listens: a failure before is a bad option
+    started: list[bool] = []  # non-empty once it listens: a failure before is a bad option
 
     async def serve() -> None:
         from hub_core.cli.demo import start_simulator
@@ -399,7 +398,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 options=sim_options,
             )
-            started.set()
+            started.append(True)
             print(f"listening on {sim.endpoint}", flush=True)
             log.info("%s simulator: symbols %s", args.protocol, ", ".join(sim.symbols))
             with anyio.move_on_after(args.duration):
@@ -415,7 +414,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if isinstance(err, KeyboardInterrupt):
             return int(ExitCode.OK)
         log.debug("simulator failed", exc_info=exc)
-        if not started.is_set() and isinstance(err, ValueError | TypeError):
+        if not started and isinstance(err, ValueError | TypeError):
             # the simulator refused an option (-o KEY=VALUE, --dialect) before listening
             return error(str(err), ExitCode.CONFIG)
         return error(fatal_message(exc), ExitCode.FATAL)
