@@ -57,8 +57,9 @@ async def test_a_venue_at_its_limit_does_not_delay_another() -> None:
         assert order[:2] == [("tight", "h"), ("tight", "h")]
         assert ("other", "h") in order and ("tight", "other-host") in order
         assert len(order) == 4
-    tight_times = [t for v, h, t in pacer.granted if (v, h) == ("tight", "h")]
-    assert tight_times == sorted(tight_times)
+    # the slots as reserved; two sleepers whose slots are microseconds apart may wake in
+    # either order, so the order of the grants is not part of the promise
+    tight_times = sorted(t for v, h, t in pacer.granted if (v, h) == ("tight", "h"))
     assert time.monotonic() >= tight_times[-1]
     assert len(tight_times) == 5
     # spaced: no three connections of the key within one window
