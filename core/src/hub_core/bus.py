@@ -15,13 +15,25 @@ the readers instead of dropping).
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, final
 
 from hub_core.ticks import BookSnapshot, BookUpdate, ConnectionStateChanged, Gap, Quote, Trade
+
+if TYPE_CHECKING:
+    from hub_core.streams import EventStream
 
 log = logging.getLogger("hub_core.bus")
 
 Handler = Callable[[Any], object]
+
+Event = Trade | Quote | BookUpdate | BookSnapshot | Gap | ConnectionStateChanged
+"""Everything the bus carries: the four tick types and the two control events."""
+
+E = TypeVar("E", bound=Event)
+"""One of the bus's event types: ``subscribe``/``stream`` are typed by the type passed."""
+
+Overflow = Literal["drop_oldest", "conflate", "block"]
+"""What a full ``stream()`` does: see ``TypedEventBus.stream``."""
 
 OVERFLOW_DROP_OLDEST: Final = 0
 OVERFLOW_CONFLATE: Final = 1
@@ -257,12 +269,15 @@ class TypedEventBus:
     # -- subscribing -------------------------------------------------------
     def subscribe(
         self,
-        tick_type: type,
-        handler: Handler,
+        tick_type: type[E],
+        handler: Callable[[E], object],
         exchange: str | None = None,
         symbol: str | None = None,
     ) -> Subscription:
-        """Call ``handler(tick)`` for every ``tick_type`` published (filtered)."""
+        """Call ``handler(tick)`` for every ``tick_type`` published (filtered).
+
+        Typed: ``subscribe(Quote, on_trade)`` with ``on_trade(t: Trade)`` is a type error.
+        """
         route = self._routes.get(tick_type)
         if route is None:
             names = ", ".join(t.__name__ for t in TICK_TYPES)
@@ -292,9 +307,9 @@ class TypedEventBus:
 
     def stream_buffer(
         self,
-        tick_type: type,
+        tick_type: type[E],
         maxsize: int,
-        overflow: str,
+        overflow: Overflow,
         exchange: str | None = None,
         symbol: str | None = None,
     ) -> tuple[StreamBuffer, Subscription]:
@@ -306,19 +321,20 @@ class TypedEventBus:
 
     def stream(
         self,
-        tick_type: type,
+        tick_type: type[E],
         maxsize: int = 10_000,
-        overflow: str = "drop_oldest",
+        overflow: Overflow = "drop_oldest",
         exchange: str | None = None,
         symbol: str | None = None,
-    ) -> Any:
+    ) -> "EventStream[E]":
         """An async iterator of ``tick_type`` for a consumer on another task.
 
         Bounded to ``maxsize``; when full, ``overflow`` decides: ``"drop_oldest"``
         (count and drop the oldest), ``"conflate"`` (keep only the newest tick
         per exchange and symbol) or ``"block"`` (drop nothing; the hub's
         readers pause until the consumer catches up). Returns an
-        ``EventStream``.
+        ``EventStream[tick_type]``: ``async for t in bus.stream(Trade)`` types ``t`` as
+        ``Trade``.
         """
         from hub_core.streams import EventStream  # interpreted: it awaits
 

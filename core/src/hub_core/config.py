@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -72,6 +72,21 @@ class Credentials(BaseModel):
         return any(getattr(self, f) is not None for f in _SECRET_FIELDS)
 
 
+class ConnectionSettings(TypedDict, total=False):
+    """The keyword arguments every ``ExchangeConfig`` constructor takes (all optional),
+    beside ``name``, ``credentials`` and ``options``, which each constructor names."""
+
+    backup_endpoints: list[str]
+    reconnect_attempts: int
+    reconnect_delay_ms: int
+    reconnect_max_delay_ms: int
+    connect_timeout_ms: int
+    stale_after_ms: int
+    max_silent_recycles: int
+    min_connect_interval_ms: int
+    symbols: list[str]
+
+
 class ExchangeConfig(BaseModel):
     """How to reach one exchange connection. Plugins validate ``options``."""
 
@@ -117,41 +132,102 @@ class ExchangeConfig(BaseModel):
         """The endpoint, then each backup: the failover order."""
         return [self.endpoint, *self.backup_endpoints]
 
-    # -- constructors (DESIGN.md) -------------------------------------------
+    # -- constructors ------------------------------------------------------
     @classmethod
-    def ninjatrader(cls, addr: str, **kw: Any) -> ExchangeConfig:
+    def ninjatrader(
+        cls,
+        addr: str,
+        *,
+        name: str = "",
+        credentials: Credentials | None = None,
+        options: dict[str, Any] | None = None,
+        **kw: Unpack[ConnectionSettings],
+    ) -> ExchangeConfig:
         """A NinjaTrader add-on at ``host:port``."""
-        return cls(protocol="ninjatrader", endpoint=addr, **kw)
+        return cls._build("ninjatrader", addr, name, credentials, options or {}, kw)
 
     @classmethod
-    def websocket(cls, name: str, url: str, **kw: Any) -> ExchangeConfig:
+    def websocket(
+        cls,
+        name: str,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        options: dict[str, Any] | None = None,
+        **kw: Unpack[ConnectionSettings],
+    ) -> ExchangeConfig:
         """A JSON WebSocket venue (``options.dialect`` defaults to ``name``)."""
-        opts = dict(kw.pop("options", {}))
-        opts.setdefault("dialect", name)
-        return cls(protocol="websocket", endpoint=url, name=name, options=opts, **kw)
+        opts = {"dialect": name, **(options or {})}
+        return cls._build("websocket", url, name, credentials, opts, kw)
 
     @classmethod
-    def fix(cls, name: str, url: str, **kw: Any) -> ExchangeConfig:
+    def fix(
+        cls,
+        name: str,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        options: dict[str, Any] | None = None,
+        **kw: Unpack[ConnectionSettings],
+    ) -> ExchangeConfig:
         """A FIX venue at ``fix://host:port`` (``fixs://`` for TLS)."""
-        return cls(protocol="fix", endpoint=url, name=name, **kw)
+        return cls._build("fix", url, name, credentials, options or {}, kw)
 
     @classmethod
-    def interactive_brokers(cls, addr: str, client_id: int = 0, **kw: Any) -> ExchangeConfig:
+    def interactive_brokers(
+        cls,
+        addr: str,
+        client_id: int = 0,
+        *,
+        name: str = "",
+        credentials: Credentials | None = None,
+        options: dict[str, Any] | None = None,
+        **kw: Unpack[ConnectionSettings],
+    ) -> ExchangeConfig:
         """TWS or IB Gateway at ``host:port``."""
-        opts = dict(kw.pop("options", {}))
-        opts.setdefault("client_id", client_id)
-        return cls(protocol="ibkr", endpoint=addr, options=opts, **kw)
+        opts = {"client_id": client_id, **(options or {})}
+        return cls._build("ibkr", addr, name, credentials, opts, kw)
 
     @classmethod
-    def databento(cls, dataset: str, api_key: str | None = None, **kw: Any) -> ExchangeConfig:
-        """Databento live for ``dataset`` (API key from the argument or DATABENTO_API_KEY)."""
-        opts = dict(kw.pop("options", {}))
-        opts.setdefault("dataset", dataset)
-        creds = kw.pop("credentials", None) or Credentials(api_key=api_key)
-        endpoint = kw.pop(
-            "endpoint", f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000"
+    def databento(
+        cls,
+        dataset: str,
+        api_key: str | None = None,
+        *,
+        endpoint: str = "",
+        name: str = "",
+        credentials: Credentials | None = None,
+        options: dict[str, Any] | None = None,
+        **kw: Unpack[ConnectionSettings],
+    ) -> ExchangeConfig:
+        """Databento live for ``dataset`` (API key from the argument or DATABENTO_API_KEY).
+
+        ``endpoint`` ``""`` is Databento's live gateway for the dataset; ``host:port``
+        overrides it."""
+        opts = {"dataset": dataset, **(options or {})}
+        creds = credentials or Credentials(api_key=api_key)
+        if not endpoint:
+            endpoint = f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000"
+        return cls._build("databento", endpoint, name, creds, opts, kw)
+
+    @classmethod
+    def _build(
+        cls,
+        protocol: str,
+        endpoint: str,
+        name: str,
+        credentials: Credentials | None,
+        options: dict[str, Any],
+        kw: ConnectionSettings,
+    ) -> ExchangeConfig:
+        return cls(
+            protocol=protocol,
+            endpoint=endpoint,
+            name=name,
+            credentials=credentials or Credentials(),
+            options=options,
+            **kw,
         )
-        return cls(protocol="databento", endpoint=endpoint, credentials=creds, options=opts, **kw)
 
 
 class HubSection(BaseModel):

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Generic, Protocol, cast
 
 import anyio
 
-from hub_core.bus import StreamBuffer, Subscription, TypedEventBus
+from hub_core.bus import E, StreamBuffer, Subscription, TypedEventBus
 
 
-class EventStream:
+class EventStream(Generic[E]):
     """Async iterator over one tick type. ``async for tick in stream: ...``.
+
+    Generic in what it yields: ``bus.stream(Trade)`` is an ``EventStream[Trade]``.
 
     Ends (``StopAsyncIteration``) after ``close()``. ``dropped`` and
     ``conflated`` count what the overflow policy discarded or merged.
@@ -46,24 +48,24 @@ class EventStream:
     def __len__(self) -> int:
         return len(self._buf)
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> EventStream[E]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> E:
         buf = self._buf
         while True:
             tick = buf.pop()
             if tick is not None:
-                return tick
+                return cast(E, tick)
             if buf.closed:
                 raise StopAsyncIteration
             event = anyio.Event()
             buf.wake = event.set
             await event.wait()
 
-    def get_nowait(self) -> Any:
+    def get_nowait(self) -> E | None:
         """The next tick if one is buffered, else None."""
-        return self._buf.pop()
+        return cast("E | None", self._buf.pop())
 
     def close(self) -> None:
         """Stop receiving; a pending ``__anext__`` ends the iteration."""
@@ -74,13 +76,13 @@ class EventStream:
     async def aclose(self) -> None:
         self.close()
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> EventStream[E]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> EventStream:
+    async def __aenter__(self) -> EventStream[E]:
         return self
 
     async def __aexit__(
