@@ -419,6 +419,22 @@ def test_check_missing_file_exits_2(tmp_path: Path) -> None:
     assert "does not exist" in one_error_line(res.stderr)
 
 
+def test_check_a_directory_exits_2(tmp_path: Path) -> None:
+    res = run_hub("check", str(tmp_path), env=_env(), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    line = one_error_line(res.stderr)
+    assert "is a directory, not a config file" in line and "hub.toml" in line
+
+
+def test_check_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "hub.toml"
+    cfg.write_bytes(b'[exchanges.feed]\nprotocol = "clitest"\nendpoint = "caf\xe9"\n')
+    res = run_hub("check", str(cfg), env=_env(), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    line = one_error_line(res.stderr)
+    assert "line 3 is not UTF-8 (byte 0xe9)" in line and "re-save" in line
+
+
 def test_check_never_prints_secrets(plugin_site: Path, tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path / "hub.toml",

@@ -63,3 +63,28 @@ def test_ninjatrader_simulator_refuses_a_bad_option_in_one_line(option: str, mes
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_a_dialect_for_a_plugin_without_dialects_exits_2() -> None:
+    proc = hub("sim", "ninjatrader", "--dialect", "binance", "--duration", "1")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no option 'dialect'" in proc.stderr
+
+
+@pytest.mark.parametrize("protocol", ["ninjatrader", "fix", "websocket"])
+def test_a_port_in_use_names_the_port_in_one_line(protocol: str) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = hub("sim", protocol, "--port", str(port), "--duration", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "could not listen" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    assert "--port" in lines[0]

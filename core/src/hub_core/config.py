@@ -265,6 +265,18 @@ def load_config(path: str | Path) -> HubConfig:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{p} is a directory, not a config file", hint=f"give the TOML file, e.g. {p}/hub.toml"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}: line {line} is not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
+            hint="TOML files are UTF-8: re-save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return parse_config(raw, source=str(p))

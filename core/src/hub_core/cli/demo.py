@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
+from hub_core.cli.session import first_error
 from hub_core.config import ExchangeConfig, HubConfig
 from hub_core.contracts import SimulatorSpec
 from hub_core.errors import HubError
@@ -67,10 +68,12 @@ def unknown_simulator_message(protocol: str, registry: ExchangeRegistry) -> str:
     """The error for ``hub sim <protocol>`` when there is no such simulator."""
     available = ", ".join(simulators(registry)) or "none"
     without = [p for p in registry.protocols() if p not in simulators(registry)]
-    text = f"no simulator for protocol {protocol!r} (available: {available})"
     if protocol in without:
-        text = f"the {protocol} plugin ships no simulator (available: {available})"
-    return text + ": install its plugin (pip install hub-plugin-NAME) or pick an available one"
+        return f"the {protocol} plugin ships no simulator (available: {available})"
+    return (
+        f"no simulator for protocol {protocol!r} (available: {available}): pick an available "
+        "one, or install the plugin that provides it (`hub plugins` lists what is installed)"
+    )
 
 
 @dataclass
@@ -126,11 +129,13 @@ async def start_simulator(
     async def serve() -> None:
         try:
             await spec.serve(host, port, syms, per_symbol_rate, on_ready, **(options or {}))
-        except OSError as exc:
-            if where:  # failed while serving: report it as it is
+        except (OSError, BaseExceptionGroup) as exc:
+            # a simulator that listens from its own task group raises a group
+            err = first_error(exc)
+            if where or not isinstance(err, OSError):  # failed while serving: as it is
                 raise
             raise HubError(
-                f"the {protocol} simulator could not listen: {exc.strerror or exc}",
+                f"the {protocol} simulator could not listen: {err.strerror or err}",
                 endpoint=host_port(host, port),
                 hint="pick another --port, or 0 for any free one",
             ) from exc
