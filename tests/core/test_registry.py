@@ -97,6 +97,115 @@ def test_deny_list(site: Path) -> None:
     assert not {p.name: p for p in reg.plugins()}["acme"].enabled
 
 
+def test_a_denied_plugin_is_blocked_in_the_plugin_manager(site: Path) -> None:
+    make_dist(site, "acme", "acme-proto")
+    reg = ExchangeRegistry(deny=["acme"])
+    reg.discover()
+    assert reg.pm.is_blocked("acme") and not reg.pm.has_plugin("acme")
+    assert "throwaway_acme" not in sys.modules  # never even imported
+
+
+HOST_SOURCE = """
+from hub_core.plugin import ConnectionFactory, hookimpl, hookspec
+
+
+class Specs:
+    @hookspec
+    def hub_widget_kinds():
+        "The host plugin's own extension point."
+
+
+class Factory(ConnectionFactory):
+    protocol = "host-proto"
+
+    def __init__(self, pm):
+        self.pm = pm
+
+    def kinds(self):
+        return sorted(k for group in self.pm.hook.hub_widget_kinds() for k in group)
+
+    def create(self, config, sink):
+        raise RuntimeError("not used in these tests")
+
+
+@hookimpl
+def hub_addhooks(pluginmanager):
+    pluginmanager.add_hookspecs(Specs)
+
+
+@hookimpl
+def hub_connection_factories(pluginmanager):
+    return [Factory(pluginmanager)]
+"""
+
+EXTENSION_SOURCE = """
+from hub_core.plugin import hookimpl
+
+
+@hookimpl
+def hub_widget_kinds():
+    return [{kind!r}]
+"""
+
+TYPO_SOURCE = """
+from hub_core.plugin import hookimpl
+
+
+@hookimpl
+def hub_widget_kind():  # misspelled
+    return ["never"]
+"""
+
+
+def test_a_plugin_adds_hooks_that_others_implement_in_any_load_order(site: Path) -> None:
+    # "aaa" loads before the host that specifies its hook, "zzz" after it
+    make_dist(site, "aaa", "", source=EXTENSION_SOURCE.format(kind="early"))
+    make_dist(site, "host", "", source=HOST_SOURCE)
+    make_dist(site, "zzz", "", source=EXTENSION_SOURCE.format(kind="late"))
+    reg = ExchangeRegistry()
+    reg.discover()
+    infos = {p.name: p for p in reg.plugins()}
+    assert infos["aaa"].enabled and infos["zzz"].enabled, (infos["aaa"], infos["zzz"])
+    assert infos["aaa"].extends == ["hub_widget_kinds"] and infos["aaa"].protocols == []
+    assert reg.factory("host-proto").kinds() == ["early", "late"]  # type: ignore[attr-defined]
+
+
+def test_a_misspelled_hook_is_refused_with_the_closest_name(site: Path) -> None:
+    make_dist(site, "aaa", "", source=TYPO_SOURCE)
+    make_dist(site, "host", "", source=HOST_SOURCE)
+    reg = ExchangeRegistry()
+    reg.discover()
+    typo = {p.name: p for p in reg.plugins()}["aaa"]
+    assert not typo.enabled
+    assert "hub_widget_kind (did you mean hub_widget_kinds?)" in typo.error
+    assert not reg.pm.has_plugin("aaa")
+    assert reg.factory("host-proto").kinds() == []  # type: ignore[attr-defined]
+
+
+def test_a_plugin_with_neither_factories_nor_hooks_is_refused(site: Path) -> None:
+    make_dist(site, "empty", "", source="x = 1\n")
+    reg = ExchangeRegistry()
+    reg.discover()
+    assert {p.name: p for p in reg.plugins()}["empty"].error == "provides no connection factory"
+
+
+VENUES = "    def venues(self):\n        return {'bolt': {'dialect': 'bolt'}}\n\n    def create("
+
+
+def test_a_venue_name_as_protocol_gets_the_plugin_and_option_to_write(site: Path) -> None:
+    source = PLUGIN_SOURCE.format(protocol="multi", api=(1, 0)).replace("    def create(", VENUES)
+    make_dist(site, "multi", "", source=source)
+    reg = ExchangeRegistry()
+    reg.discover()
+    assert reg.venue("bolt") == ("multi", {"dialect": "bolt"})
+    with pytest.raises(ConfigError) as err:
+        reg.factory("bolt", exchange="b")
+    assert 'write protocol = "multi" with options = { dialect = "bolt" }' in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        reg.factory("nosuch", exchange="n")
+    assert "NAME" not in str(err.value) and "hub plugins" in str(err.value)
+
+
 def test_two_plugins_claiming_one_protocol(site: Path) -> None:
     make_dist(site, "acme", "shared-proto")
     make_dist(site, "bolt", "shared-proto")

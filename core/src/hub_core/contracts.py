@@ -7,7 +7,7 @@ and user subclasses need it).
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -119,3 +119,13 @@ class ConnectionFactory(abc.ABC):
     def simulator(self) -> SimulatorSpec | None:
         """The plugin's loopback simulator, if it ships one."""
         return None
+
+    def venues(self) -> Mapping[str, Mapping[str, str]]:
+        """Venue names this factory serves through its options, mapped to those options.
+
+        A plugin that serves several venues (the websocket plugin's dialects) returns
+        e.g. ``{"binance": {"dialect": "binance"}}``: then ``protocol = "binance"``
+        gets the hint to write ``protocol = "websocket"`` with that option, and
+        ``hub sim binance`` runs this plugin's simulator with it.
+        """
+        return {}

@@ -1,7 +1,10 @@
 """Pluggy hook specifications (project name ``"hub"``).
 
 Hooks grow by new arguments only (pluggy lets an implementation take fewer
-arguments than its spec), so old plugins keep working.
+arguments than its spec), so old plugins keep working. One plugin manager
+holds every hook: a plugin with an extension point of its own (the websocket
+plugin's dialects) adds its hook specs in ``hub_addhooks``, as pytest's
+``pytest_addhooks`` does, and other plugins implement them.
 """
 
 from __future__ import annotations
@@ -17,9 +20,30 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+HubPluginManager = pluggy.PluginManager
+"""The plugin manager of project ``"hub"`` that every hook lives on."""
+
+
+@hookspec(historic=True)
+def hub_addhooks(pluginmanager: HubPluginManager) -> None:
+    """Add hook specs for this plugin's own extension points (optional).
+
+    Called once when the plugin registers, before any other hook: call
+    ``pluginmanager.add_hookspecs(module)``. Plugins that implement those hooks
+    may load before or after this one.
+    """
+
+
 @hookspec
-def hub_connection_factories() -> list[ConnectionFactory]:  # type: ignore[empty-body]
-    """Return the connection factories this plugin provides (required)."""
+def hub_connection_factories(  # type: ignore[empty-body]
+    pluginmanager: HubPluginManager,
+) -> list[ConnectionFactory]:
+    """Return the connection factories this plugin provides.
+
+    Required, except for a plugin that only implements other plugins' hooks (a
+    websocket dialect, say). ``pluginmanager`` is optional to accept: a factory
+    with extension points of its own reads their implementations from it.
+    """
 
 
 @hookspec

@@ -35,7 +35,7 @@ from hub_core.errors import (
     SubscriptionError,
 )
 from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
-from hub_core.hookspecs import PROJECT_NAME, hookimpl, hookspec
+from hub_core.hookspecs import PROJECT_NAME, HubPluginManager, hookimpl, hookspec
 from hub_core.redact import redact_endpoint, redact_text
 from hub_core.requests import Pending, PendingRequests
 from hub_core.streams import wait_for_capacity
@@ -309,6 +309,7 @@ __all__ = [
     "FrameTooLarge",
     "Gap",
     "HubError",
+    "HubPluginManager",
     "MalformedNumber",
     "Pending",
     "PendingRequests",

@@ -7,6 +7,7 @@ claims a protocol another plugin already claims is reported (``plugins()``,
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from hub_core.errors import ConfigError, PluginError
 
 log = logging.getLogger("hub_core.registry")
 
+_CORE_HOOKS = frozenset({"hub_connection_factories", "hub_plugin_api_version", "hub_addhooks"})
+
 
 @dataclass
 class PluginInfo:
@@ -32,6 +35,8 @@ class PluginInfo:
     version: str = ""
     module: str = ""
     protocols: list[str] = field(default_factory=list)
+    extends: list[str] = field(default_factory=list)
+    """Hooks of other plugins this plugin implements (e.g. ``hub_websocket_dialects``)."""
     api_version: tuple[int, int] | None = None
     enabled: bool = True
     error: str = ""
@@ -43,6 +48,7 @@ class PluginInfo:
             "version": self.version,
             "module": self.module,
             "protocols": self.protocols,
+            "extends": self.extends,
             "api_version": ".".join(map(str, self.api_version)) if self.api_version else None,
             "enabled": self.enabled,
             "error": self.error,
@@ -70,8 +76,13 @@ class ExchangeRegistry:
     ) -> None:
         self.allow = None if allow is None else list(allow)
         self.deny = set(deny)
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm: hookspecs.HubPluginManager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        """The one plugin manager of every hook, the core's and those plugins add."""
         self.pm.add_hookspecs(hookspecs)
+        # historic: every plugin that registers later is called at once
+        self.pm.hook.hub_addhooks.call_historic(kwargs={"pluginmanager": self.pm})
+        for name in self.deny:
+            self.pm.set_blocked(name)  # pluggy then never loads nor registers it
         self._infos: dict[str, PluginInfo] = {}
         self._factories: dict[str, ConnectionFactory] = {}
         self._owners: dict[str, str] = {}
@@ -83,6 +94,8 @@ class ExchangeRegistry:
         eps = sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name)
         for ep in eps:
             self._load_entry_point(ep)
+        # only now: a hook may be specified by a plugin that loads after its implementer
+        self._refuse_unknown_hooks()
         if self.allow is not None:
             found = {ep.name for ep in eps}
             for name in self.allow:
@@ -91,7 +104,7 @@ class ExchangeRegistry:
                         name=name,
                         enabled=False,
                         error="listed in [hub] plugins but not installed "
-                        f"(pip install hub-plugin-{name})",
+                        "(`hub plugins` lists what is installed)",
                     )
         return self.plugins()
 
@@ -142,6 +155,8 @@ class ExchangeRegistry:
             info.error = f"failed to register: {exc}"
             return info
         self._collect(pname, plugin, info)
+        if info.enabled:
+            self._refuse_unknown_hooks()
         return info
 
     def unregister(self, name: str) -> None:
@@ -156,21 +171,24 @@ class ExchangeRegistry:
 
     def _collect(self, name: str, plugin: object, info: PluginInfo) -> None:
         try:
-            self.pm.check_pending()  # a hook impl with a misspelled name
-        except pluggy.PluginValidationError as exc:
-            self._refuse(name, plugin, info, f"invalid hook implementation: {exc}")
-            return
-        try:
-            impls = self._hook_results(name, "hub_connection_factories")
+            impls = self._hook_results(name, "hub_connection_factories", pluginmanager=self.pm)
             declared = self._hook_results(name, "hub_plugin_api_version")
         except Exception as exc:
             self._refuse(name, plugin, info, f"hub_connection_factories() raised: {exc!r}")
             return
         factories: list[ConnectionFactory] = [f for group in impls for f in (group or [])]
-        if not factories:
+        info.extends = sorted(
+            hc.name for hc in self.pm.get_hookcallers(plugin) or [] if hc.name not in _CORE_HOOKS
+        )
+        if not factories and not info.extends:
             self._refuse(name, plugin, info, "provides no connection factory")
             return
-        version = tuple(declared[0]) if declared else factories[0].api_version
+        if declared:
+            version = tuple(declared[0])
+        elif factories:
+            version = factories[0].api_version
+        else:
+            version = PLUGIN_API_VERSION  # an extension only: its host plugin checks it
         info.api_version = (int(version[0]), int(version[1]))
         if not api_compatible(info.api_version):
             self._refuse(
@@ -200,12 +218,43 @@ class ExchangeRegistry:
             self._factories[proto] = factory
             info.protocols.append(proto)
 
-    def _hook_results(self, name: str, hook_name: str) -> list[Any]:
+    def _hook_results(self, name: str, hook_name: str, **kwargs: object) -> list[Any]:
         """Results of one hook for one plugin only."""
         plugin = self.pm.get_plugin(name)
         others = [p for p in self.pm.get_plugins() if p is not plugin]
         caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
-        return list(caller())
+        return list(caller(**kwargs))
+
+    def _refuse_unknown_hooks(self) -> None:
+        """Refuse each plugin that implements a hook no loaded plugin specifies (a
+        misspelled name), naming the closest real hook."""
+        known = [n for n, hc in vars(self.pm.hook).items() if getattr(hc, "spec", None)]
+        for name, info in list(self._infos.items()):
+            plugin = self.pm.get_plugin(name)
+            if plugin is None or not info.enabled:
+                continue
+            unknown = [
+                hc.name
+                for hc in self.pm.get_hookcallers(plugin) or []
+                if hc.spec is None
+                and any(i.plugin is plugin and not i.optionalhook for i in hc.get_hookimpls())
+            ]
+            if not unknown:
+                continue
+            texts = []
+            for hook in sorted(unknown):
+                close = difflib.get_close_matches(hook, known, n=1)
+                texts.append(hook + (f" (did you mean {close[0]}?)" if close else ""))
+            self._refuse(
+                name,
+                plugin,
+                info,
+                "implements hooks that no installed plugin defines: " + ", ".join(texts),
+            )
+            for proto in [p for p, owner in self._owners.items() if owner == name]:
+                del self._owners[proto]
+                self._factories.pop(proto, None)
+            info.protocols.clear()
 
     def _refuse(self, name: str, plugin: object, info: PluginInfo, why: str) -> None:
         info.enabled = False
@@ -244,12 +293,35 @@ class ExchangeRegistry:
                 extra = "; plugins not loaded: " + ", ".join(
                     f"{i.name} ({i.error})" for i in broken
                 )
+            venue = self.venue(protocol)
+            if venue is not None:
+                owner, options = venue
+                written = ", ".join(f"{k} = {v!r}" for k, v in options.items()).replace("'", '"')
+                hint = f'write protocol = "{owner}" with options = {{ {written} }}'
+            else:
+                hint = (
+                    "fix the protocol name, or install the plugin that provides "
+                    f"{protocol!r} (`hub plugins` lists what is installed)"
+                )
             raise ConfigError(
                 f"unknown protocol {protocol!r} (available: {known}{extra})",
                 exchange=exchange,
-                hint=f"install hub-plugin-{protocol} or fix the protocol name",
+                hint=hint,
             )
         return factory
+
+    def venue(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """The protocol and options that serve venue ``name`` (``"binance"`` →
+        ``("websocket", {"dialect": "binance"})``), from each factory's ``venues()``."""
+        for protocol, factory in sorted(self._factories.items()):
+            try:
+                options = factory.venues().get(name)
+            except Exception as exc:  # one broken plugin never hides the others
+                log.error("the %s plugin's venues() raised: %r", protocol, exc)
+                continue
+            if options is not None:
+                return protocol, dict(options)
+        return None
 
     @property
     def modules(self) -> list[ModuleType]:

@@ -31,13 +31,20 @@ from hub_plugin_websocket.factory import DEMO_CHANNELS
 VENDOR = "hub_dialect_acme_test"
 
 
-def _install_vendor(root: Path, body: str, *, ep_name: str = "acme", module: str = VENDOR) -> None:
+def _install_vendor(
+    root: Path,
+    body: str,
+    *,
+    ep_name: str = "acme",
+    module: str = VENDOR,
+    group: str = "hub.websocket_dialects",
+) -> None:
     """A real installed distribution on sys.path: its module and its dist-info."""
     (root / f"{module}.py").write_text(textwrap.dedent(body))
     info = root / f"{module}-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[hub.websocket_dialects]\n{ep_name} = {module}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{ep_name} = {module}\n")
 
 
 ACME = """
@@ -99,6 +106,50 @@ async def test_vendor_dialect_runs_through_the_hub(vendor_path: Path) -> None:
         await hub.connect_exchange("acme", cfg, timeout=10)
         await rec.wait_for(lambda: len(rec.of(Trade)) >= 3, 10, "trades through acme")
         assert {t.exchange for t in rec.of(Trade)} == {"acme"}
+
+
+def test_vendor_dialect_is_an_ordinary_hub_plugin(vendor_path: Path) -> None:
+    """The group ``hub``: the hub's one plugin manager carries the dialect hook."""
+    _install_vendor(vendor_path, ACME, group="hub")
+    registry = ExchangeRegistry(allow=["websocket", "acme"])
+    registry.discover()
+    infos = {i.name: i for i in registry.plugins()}
+    assert infos["acme"].enabled, infos["acme"].error
+    assert infos["acme"].extends == ["hub_websocket_dialects"]
+    factory = registry.factory("websocket")
+    assert isinstance(factory, WebSocketFactory)
+    assert factory.dialects.get("acme").description == "ACME exchange"
+    assert factory.dialects.pm is registry.pm
+    assert registry.venue("acme") == ("websocket", {"dialect": "acme"})
+
+
+def test_the_old_dialect_group_still_loads_with_a_warning(
+    vendor_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _install_vendor(vendor_path, ACME)
+    registry = ExchangeRegistry(allow=["websocket"])
+    registry.discover()
+    factory = registry.factory("websocket")
+    assert isinstance(factory, WebSocketFactory)
+    with caplog.at_level("WARNING"):
+        assert factory.dialects.get("acme").description == "ACME exchange"
+    assert "deprecated" in caplog.text and "'hub'" in caplog.text
+
+
+def test_a_misspelled_dialect_hook_names_the_real_one(vendor_path: Path) -> None:
+    body = """
+        from hub_core.plugin import hookimpl
+
+        @hookimpl
+        def hub_websocket_dialect():
+            return []
+    """
+    _install_vendor(vendor_path, body, ep_name="typo", module="hub_dialect_typo2", group="hub")
+    registry = ExchangeRegistry(allow=["websocket", "typo"])
+    registry.discover()
+    typo = {i.name: i for i in registry.plugins()}["typo"]
+    assert not typo.enabled
+    assert "hub_websocket_dialect (did you mean hub_websocket_dialects?)" in typo.error
 
 
 def test_broken_vendors_are_reported_not_fatal(vendor_path: Path) -> None:

@@ -368,6 +368,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     registry = ExchangeRegistry()
     registry.discover()
     spec = simulators(registry).get(args.protocol)
+    venue_options: dict[str, str] = {}
+    if spec is None and (venue := registry.venue(args.protocol)) is not None:
+        # `hub sim binance`: the venue's plugin, with its options (--dialect binance)
+        owner, venue_options = venue
+        if (spec := simulators(registry).get(owner)) is not None:
+            args.protocol = owner
     if spec is None:
         return error(unknown_simulator_message(args.protocol, registry), ExitCode.CONFIG)
     symbols = parse_list(args.symbols)
@@ -375,7 +381,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         return error("--symbols: give at least one symbol, e.g. --symbols ES,NQ", ExitCode.CONFIG)
 
     try:
-        sim_options = _simulator_options(args)
+        sim_options = venue_options | _simulator_options(args)
     except ValueError as exc:
         return error(str(exc), ExitCode.CONFIG)
 

@@ -9,7 +9,7 @@ theirs from their own distributions (sdk-docs/websocket-dialects.md).
 
 from __future__ import annotations
 
-from hub_core.plugin import ConnectionFactory, hookimpl
+from hub_core.plugin import ConnectionFactory, HubPluginManager, hookimpl
 from hub_plugin_websocket.book import OrderBook
 from hub_plugin_websocket.connection import WebSocketConnection
 from hub_plugin_websocket.dialect import (
@@ -57,11 +57,20 @@ __all__ = [
     "WebSocketConnection",
     "WebSocketFactory",
     "WebSocketOptions",
+    "hub_addhooks",
     "hub_connection_factories",
 ]
 
 
 @hookimpl
-def hub_connection_factories() -> list[ConnectionFactory]:
-    """The ``websocket`` protocol."""
-    return [WebSocketFactory()]
+def hub_addhooks(pluginmanager: HubPluginManager) -> None:
+    """Our extension point, ``hub_websocket_dialects``, on the hub's plugin manager."""
+    from hub_plugin_websocket import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def hub_connection_factories(pluginmanager: HubPluginManager) -> list[ConnectionFactory]:
+    """The ``websocket`` protocol, with the dialects of every plugin on the hub's manager."""
+    return [WebSocketFactory(DialectRegistry(pluginmanager=pluginmanager))]

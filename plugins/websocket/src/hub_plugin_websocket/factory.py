@@ -71,6 +71,10 @@ class WebSocketFactory(ConnectionFactory):
                 ) from None
         return options
 
+    def venues(self) -> dict[str, dict[str, str]]:
+        """Every installed dialect is a venue: ``protocol = "binance"`` means this plugin."""
+        return {name: {"dialect": name} for name in self.dialects.names()}
+
     def create(self, config: ExchangeConfig, sink: Sink) -> WebSocketConnection:
         """A new, unconnected connection delivering to ``sink``."""
         options = self.validate_options(config)

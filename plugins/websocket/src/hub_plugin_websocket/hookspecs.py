@@ -1,11 +1,12 @@
 """The websocket plugin's own extension point: ``hub_websocket_dialects``.
 
 A dialect is a venue (``options.dialect``). Built-in dialects register through
-this hook like anybody else's. A vendor ships a distribution with an entry
-point in the group ``hub.websocket_dialects`` pointing at a module that
-implements the hook with ``hub_core.hookimpl``::
+this hook like anybody else's. The plugin adds this spec to the hub's plugin
+manager (``hub_addhooks``), so a vendor ships an ordinary hub plugin: an entry
+point in the group ``hub`` pointing at a module that implements the hook with
+``hub_core.plugin.hookimpl``::
 
-    [project.entry-points."hub.websocket_dialects"]
+    [project.entry-points.hub]
     acme = "hub_dialect_acme"
 
     # hub_dialect_acme/__init__.py
@@ -15,8 +16,8 @@ implements the hook with ``hub_core.hookimpl``::
     def hub_websocket_dialects():
         return [AcmeDialect()]
 
-The group is not ``hub`` because the core's registry expects every plugin
-there to provide connection factories (see sdk-docs/websocket-dialects.md).
+The group ``hub.websocket_dialects`` of earlier releases still loads, with a
+deprecation warning (see sdk-docs/websocket-dialects.md).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hub_core.plugin import hookspec
 from hub_plugin_websocket.dialect import Dialect
 
 DIALECT_ENTRY_POINT_GROUP: Final = "hub.websocket_dialects"
-"""Entry-point group of third-party dialect modules."""
+"""Deprecated entry-point group of third-party dialect modules (use ``hub``)."""
 
 
 @hookspec

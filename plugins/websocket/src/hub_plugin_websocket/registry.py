@@ -1,10 +1,13 @@
 """``DialectRegistry``: finds dialects through the ``hub_websocket_dialects`` hook.
 
-It owns a pluggy ``PluginManager`` of project ``"hub"`` (so vendors mark their
-hook with ``hub_core.hookimpl``) carrying this plugin's hook spec. The
-built-in dialects are registered first; third-party modules come from the
-entry-point group ``hub.websocket_dialects`` (loaded on first use) or from
-``register()`` in-process. A module that fails to load or returns something
+Inside the hub the registry reads the hub's one plugin manager: this plugin
+adds its hook spec there (``hub_addhooks``), and a vendor's dialect is an
+ordinary hub plugin (entry-point group ``hub``) that implements
+``hub_websocket_dialects`` with ``hub_core.plugin.hookimpl``. Standalone
+(``DialectRegistry()``) it keeps a manager of its own with the same spec.
+The built-in dialects register through the hook like anybody else's. The old
+entry-point group ``hub.websocket_dialects`` still loads, with a deprecation
+warning, for one release. A module that fails to load or returns something
 that is not a ``Dialect`` is reported (``problems``) and left out; it never
 stops the others. Two dialects with one name: the first keeps it, the second
 is reported.
@@ -18,7 +21,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from hub_core.plugin import PROJECT_NAME
+from hub_core.plugin import PROJECT_NAME, HubPluginManager
 from hub_plugin_websocket import hookspecs
 from hub_plugin_websocket.dialect import Dialect
 
@@ -39,11 +42,22 @@ class DialectInfo:
 class DialectRegistry:
     """Dialect name -> ``Dialect``, from the hook of every registered plugin."""
 
-    def __init__(self, *, builtin: bool = True, discover: bool = True) -> None:
-        self.pm = pluggy.PluginManager(PROJECT_NAME)
-        self.pm.add_hookspecs(hookspecs)
+    def __init__(
+        self,
+        *,
+        builtin: bool = True,
+        discover: bool = True,
+        pluginmanager: HubPluginManager | None = None,
+    ) -> None:
+        if pluginmanager is None:
+            pluginmanager = pluggy.PluginManager(PROJECT_NAME)
+        self.pm = pluginmanager
+        """Where the dialect plugins are registered (the hub's manager, or our own)."""
+        if not hasattr(self.pm.hook, "hub_websocket_dialects"):
+            self.pm.add_hookspecs(hookspecs)
         self._dialects: dict[str, Dialect] = {}
         self._infos: dict[str, DialectInfo] = {}
+        self._harvested: set[str] = set()
         self.problems: list[str] = []
         """One line per plugin or dialect that was left out, and why."""
         self._discovered = not discover
@@ -54,14 +68,22 @@ class DialectRegistry:
 
     # -- loading -------------------------------------------------------------------------
     def discover(self) -> None:
-        """Load every module of the ``hub.websocket_dialects`` entry-point group (once)."""
+        """Take the dialects of every plugin on the manager, then load the deprecated
+        ``hub.websocket_dialects`` entry-point group (once)."""
+        self._harvest_registered()
         if self._discovered:
             return
         self._discovered = True
         group = hookspecs.DIALECT_ENTRY_POINT_GROUP
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            if self.pm.has_plugin(ep.name):
+            if self.pm.has_plugin(ep.name) or self.pm.is_blocked(ep.name):
                 continue
+            log.warning(
+                "dialect plugin %r uses the entry-point group %r, which is deprecated: "
+                "declare it in the group 'hub' instead",
+                ep.name,
+                group,
+            )
             try:
                 module = ep.load()
             except Exception as exc:  # one broken vendor never hides the others
@@ -69,10 +91,21 @@ class DialectRegistry:
                 continue
             self.register(module, name=ep.name)
 
+    def _harvest_registered(self) -> None:
+        """Dialects of plugins the hub registered on the manager since the last look."""
+        for name, plugin in self.pm.list_name_plugin():
+            if name in self._harvested or plugin is None:
+                continue
+            callers = self.pm.get_hookcallers(plugin) or []
+            if any(hc.name == "hub_websocket_dialects" for hc in callers):
+                self._take(plugin, name)
+
     def register(self, plugin: object, name: str | None = None) -> list[str]:
         """Register a module or object implementing ``hub_websocket_dialects``; returns the
         names of the dialects it added."""
         pname = name or getattr(plugin, "__name__", None) or repr(plugin)
+        if self.pm.get_plugin(pname) is plugin:  # a second registry on the same manager
+            return [] if pname in self._harvested else self._take(plugin, pname)
         try:
             self.pm.register(plugin, name=pname)
             self.pm.check_pending()
@@ -81,6 +114,11 @@ class DialectRegistry:
                 self.pm.unregister(plugin)
             self._problem(f"dialect plugin {pname!r} refused: {exc}")
             return []
+        return self._take(plugin, pname)
+
+    def _take(self, plugin: object, pname: str) -> list[str]:
+        """Call one plugin's ``hub_websocket_dialects`` and keep what it returns."""
+        self._harvested.add(pname)
         others = [p for p in self.pm.get_plugins() if p is not plugin]
         caller = self.pm.subset_hook_caller("hub_websocket_dialects", remove_plugins=others)
         try:
@@ -115,6 +153,7 @@ class DialectRegistry:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
+        self._harvested.discard(name)
         for dialect in [d for d, info in self._infos.items() if info.plugin == name]:
             del self._infos[dialect]
             del self._dialects[dialect]
@@ -135,7 +174,7 @@ class DialectRegistry:
             extra = f"; not loaded: {'; '.join(self.problems)}" if self.problems else ""
             raise ValueError(
                 f"unknown dialect {name!r} (available: {known}{extra}); a vendor's dialect "
-                "is installed with its package (entry-point group hub.websocket_dialects)"
+                "is installed with its package (a hub plugin implementing hub_websocket_dialects)"
             )
         return dialect
 
