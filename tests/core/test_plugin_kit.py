@@ -170,3 +170,20 @@ def test_a_diverted_sink_hands_ticks_to_callbacks_and_its_counts_to_the_real_one
     real.take_counts(diverted)
     real.take_counts(diverted)  # idempotent until the diverted sink counts more
     assert proc.get_stats().per_exchange["x"].malformed == 1
+
+
+@pytest.mark.anyio
+async def test_connect_failure_names_what_anyio_wraps() -> None:
+    import socket
+
+    import anyio
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(OSError) as err:
+        await anyio.connect_tcp("127.0.0.1", port)
+    assert str(err.value) == "All connection attempts failed"  # what anyio says
+    assert kit.connect_failure(err.value) == "connection refused"
+    assert kit.connect_failure(OSError(113, "No route to host")) == "no route to host"
+    assert kit.connect_failure(TimeoutError()) == "TimeoutError"

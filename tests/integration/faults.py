@@ -543,6 +543,23 @@ def failed_exit_problems(run: HubRun, reason: re.Pattern[str]) -> list[str]:
     return problems
 
 
+def each_fact_once_problems(run: HubRun, name: str) -> list[str]:
+    """The last line of a connection refused: says "connection refused" (not anyio's "All
+    connection attempts failed"), names the exchange and the endpoint once, one hint."""
+    lines = run.stderr_lines()
+    last = lines[-1] if lines else ""
+    problems = []
+    if "connection refused" not in last or "All connection attempts failed" in last:
+        problems.append(f"the reason is not 'connection refused': {last[:300]!r}")
+    if last.count(f"{name} (") != 1 or last.count(f"[{name}]") != 0:
+        problems.append(f"the exchange is not named exactly once: {last[:300]!r}")
+    if last.count("127.0.0.1:") != 1:
+        problems.append(f"the endpoint is not named exactly once: {last[:300]!r}")
+    if last.count("check ") > 1:
+        problems.append(f"more than one hint: {last[:400]!r}")
+    return problems
+
+
 # -- loopback servers the harness itself runs ------------------------------------------------
 class _Server:
     """A thread-per-connection loopback TCP server recording every accept's time."""
@@ -819,6 +836,7 @@ def dead_endpoint_scenario(plugin: str, tmp_path: Path) -> Outcome:
         out.problems.append(f"no dead state; states: {states[:12]}")
     if any(e["type"] in DATA_TYPES for e in events):
         out.problems.append("data ticks from a closed port")
+    out.problems += each_fact_once_problems(run, name)
     out.problems += secret_problems(run, planted)
     return out
 

@@ -88,3 +88,9 @@ def test_a_port_in_use_names_the_port_in_one_line(protocol: str) -> None:
     assert len(lines) == 1, proc.stderr
     assert "could not listen" in lines[0] and f"127.0.0.1:{port}" in lines[0]
     assert "--port" in lines[0]
+
+
+def test_a_venue_name_runs_its_plugins_simulator() -> None:
+    proc = hub("sim", "binance-futures", "--duration", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("listening on 127.0.0.1:")

@@ -30,6 +30,8 @@ class HubError(Exception):
         bare = redact_text(message)
         if exchange and bare.startswith(f"[{exchange}] "):
             bare = bare[len(exchange) + 3 :]
+        self.message = bare
+        """What happened, without the exchange, the endpoint and the hint."""
         self.reason = f"{bare}: {self.hint}" if self.hint else bare
         """What happened and what to do, without the exchange and endpoint (the state
         events and the live view show those beside it)."""

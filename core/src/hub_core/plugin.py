@@ -55,6 +55,26 @@ NEED_DATA = _NeedData()
 """What a sans-I/O codec's ``next_event()`` returns when it needs more bytes (h11's idiom)."""
 
 
+def connect_failure(exc: BaseException) -> str:
+    """Why a TCP connect failed, in words, for ``f"cannot connect: {connect_failure(exc)}"``.
+
+    anyio's ``connect_tcp`` reports every failure as "All connection attempts
+    failed" and keeps the real errors as its cause: this names those instead
+    (``connection refused``, ``no route to host``), each distinct one once.
+    """
+    cause = exc.__cause__
+    if isinstance(exc, OSError) and cause is not None and exc.errno is None:
+        leaves = list(cause.exceptions) if isinstance(cause, BaseExceptionGroup) else [cause]
+        texts = list(dict.fromkeys(connect_failure(leaf) for leaf in leaves))
+        if texts:
+            return "; ".join(texts)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
 @runtime_checkable
 class Sink(Protocol):
     """Where a connection delivers market data: one per connection, made by the hub.
@@ -323,6 +343,7 @@ __all__ = [
     "Sink",
     "SubscriptionError",
     "Trade",
+    "connect_failure",
     "divert_sink",
     "format_fixed",
     "hookimpl",

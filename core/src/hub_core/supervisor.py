@@ -86,6 +86,14 @@ class SessionEnd:
     """Market data arrived in this session."""
     had_bytes: bool = False
     """The venue sent anything at all after connecting (heartbeats count)."""
+    hint: str = ""
+    """What to do, when the error that ended it said (kept apart from ``reason`` so a
+    message that quotes the reason carries one hint, not two)."""
+
+    @property
+    def told(self) -> str:
+        """The reason with its hint, for a state that shows this one end."""
+        return f"{self.reason}: {self.hint}" if self.hint else self.reason
 
 
 def backoff_delay_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random) -> float:
@@ -370,12 +378,12 @@ class ConnectionSupervisor:
                 silent_recycles = 0
             failures += 1
             if cfg.reconnect_attempts and failures > cfg.reconnect_attempts:
+                first = end.hint or "check that the venue is reachable"
                 self.error = ConnectionDead(
                     f"gave up after {failures - 1} reconnect attempts (last: {end.reason})",
                     exchange=self.name,
                     endpoint=", ".join(redact_endpoint(e) for e in endpoints),
-                    hint="check that the venue is reachable, or raise reconnect_attempts "
-                    "(0 = retry forever)",
+                    hint=f"{first}; or raise reconnect_attempts (0 = retry forever)",
                 )
                 self._stop_for_good(ConnectionState.DEAD, self.error.reason)
                 return
@@ -388,9 +396,7 @@ class ConnectionSupervisor:
             if end.outcome is Outcome.RATE_LIMITED:
                 # the venue's Retry-After, and never less than our own backoff
                 delay = max(delay, end.retry_after_s * 1000.0)
-            self._set_state(
-                ConnectionState.RECONNECTING, f"{end.reason}; retrying in {delay:.0f} ms"
-            )
+            self._set_state(ConnectionState.RECONNECTING, f"{end.told}; retrying in {delay:.0f} ms")
             await anyio.sleep(delay / 1000.0)
 
     def _blind_start(self, end: SessionEnd) -> int:
@@ -451,12 +457,10 @@ class ConnectionSupervisor:
             typed = self._refusal(exc, "connect")
             if typed is not None:
                 return typed
-            reason = (
-                f"no answer within connect_timeout_ms = {cfg.connect_timeout_ms}"
-                if isinstance(exc, TimeoutError) and not str(exc)
-                else _describe_hub(exc)
-            )
-            return SessionEnd(Outcome.CONNECT_FAILED, reason)
+            if isinstance(exc, TimeoutError) and not str(exc):
+                reason = f"no answer within connect_timeout_ms = {cfg.connect_timeout_ms}"
+                return SessionEnd(Outcome.CONNECT_FAILED, reason)
+            return _ended(Outcome.CONNECT_FAILED, exc)
 
         ended = anyio.Event()
         ends: list[SessionEnd] = []
@@ -468,7 +472,7 @@ class ConnectionSupervisor:
                 ends.append(SessionEnd(Outcome.CLOSED, "connection closed by the venue"))
             except Exception as exc:
                 typed = self._refusal(exc, "run")
-                ends.append(typed or SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
+                ends.append(typed or _ended(Outcome.DROPPED, exc))
             finally:
                 ended.set()
 
@@ -483,7 +487,7 @@ class ConnectionSupervisor:
                 ended.set()
             except Exception as exc:
                 typed = self._refusal(exc, "subscribe")
-                ends.append(typed or SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
+                ends.append(typed or _ended(Outcome.DROPPED, exc))
                 ended.set()
             if not ended.is_set():
                 was_up = True
@@ -591,7 +595,7 @@ class ConnectionSupervisor:
                 try:
                     await conn.probe()
                 except Exception as exc:
-                    ends.append(SessionEnd(Outcome.DROPPED, _describe_hub(exc)))
+                    ends.append(_ended(Outcome.DROPPED, exc))
                     ended.set()
                     continue
             if self.sink.blind_since_ns and now - up_since_ns > stale_ns and link_ns > up_since_ns:
@@ -649,6 +653,13 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None and not text:
         text = f"errno {exc.errno}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _ended(outcome: Outcome, exc: BaseException) -> SessionEnd:
+    """A session that an exception ended, its hint kept apart from its reason."""
+    if isinstance(exc, HubError):
+        return SessionEnd(outcome, redact_text(one_line_text(exc.message)), hint=exc.hint)
+    return SessionEnd(outcome, _describe_hub(exc))
 
 
 def _describe_hub(exc: BaseException) -> str:

@@ -99,7 +99,7 @@ class Session:
     def _check_dead(self, hub: ExchangeHub) -> None:
         if hub.all_dead():
             reasons = "; ".join(
-                f"{name}: {sup.reason or sup.state}"
+                f"{name} ({sup.shown_endpoint}): {sup.reason or sup.state}"
                 for name, sup in sorted(hub.connections().items())
             )
             self._fail(f"every connection is dead: {reasons}")

@@ -32,6 +32,7 @@ from hub_core.plugin import (
     SequenceMismatch,
     Sink,
     SubscriptionError,
+    connect_failure,
     wait_for_capacity,
 )
 from hub_plugin_fix import session as s
@@ -312,7 +313,7 @@ class FixConnection:
                 "the venue closed the connection during the TLS handshake", hint=_HINT_TLS
             ) from None
         except OSError as exc:
-            raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
+            raise self._failed(f"cannot connect: {connect_failure(exc)}") from None
         opts = self._options
         creds = self._config.credentials
         try:

@@ -26,6 +26,7 @@ from hub_core.plugin import (
     ProtocolError,
     Sink,
     SubscriptionError,
+    connect_failure,
     wait_for_capacity,
 )
 from hub_plugin_ninjatrader import codec as c
@@ -131,7 +132,7 @@ class NinjaTraderConnection:
         except TimeoutError:
             raise self._failed(f"TCP connect timed out after {timeout:g}s") from None
         except OSError as exc:
-            raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
+            raise self._failed(f"cannot connect: {connect_failure(exc)}") from None
         self._stream = stream
         try:
             with anyio.fail_after(self._options.handshake_timeout_s):

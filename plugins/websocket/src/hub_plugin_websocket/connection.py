@@ -32,6 +32,7 @@ from hub_core.plugin import (
     RateLimited,
     Sink,
     SubscriptionError,
+    connect_failure,
 )
 from hub_plugin_websocket.codec import (
     RateWindow,
@@ -349,7 +350,7 @@ class WebSocketConnection:
                 hint="check that the venue is reachable; the hub retries",
             ) from None
         except OSError as exc:
-            raise self._failed(f"cannot connect: {exc.strerror or exc}") from None
+            raise self._failed(f"cannot connect: {connect_failure(exc)}") from None
         link = Link(
             self,
             transport,
