@@ -187,3 +187,13 @@ async def test_connect_failure_names_what_anyio_wraps() -> None:
     assert kit.connect_failure(err.value) == "connection refused"
     assert kit.connect_failure(OSError(113, "No route to host")) == "no route to host"
     assert kit.connect_failure(TimeoutError()) == "TimeoutError"
+
+
+def test_an_error_that_quotes_another_names_the_exchange_and_endpoint_once() -> None:
+    inner = ConnectionFailed("login refused", exchange="acme", endpoint="127.0.0.1:9")
+    outer = ConnectionFailed(
+        f"[acme] session ended: {inner}", exchange="acme", endpoint="127.0.0.1:9", hint="retry"
+    )
+    assert str(outer) == "[acme] session ended: login refused (endpoint 127.0.0.1:9): retry"
+    assert outer.message == "session ended: login refused"
+    assert outer.reason == "session ended: login refused: retry"

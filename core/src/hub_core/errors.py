@@ -28,18 +28,21 @@ class HubError(Exception):
         self.endpoint = endpoint
         self.hint = redact_text(hint)
         bare = redact_text(message)
-        if exchange and bare.startswith(f"[{exchange}] "):
-            bare = bare[len(exchange) + 3 :]
+        if exchange:
+            # a message that quotes another error of this exchange (str(exc)) would
+            # otherwise read "[acme] ... [acme] ...": the exchange is named once, in front
+            bare = bare.replace(f"[{exchange}] ", "")
+        if endpoint:
+            bare = bare.replace(f" (endpoint {endpoint})", "")
         self.message = bare
         """What happened, without the exchange, the endpoint and the hint."""
         self.reason = f"{bare}: {self.hint}" if self.hint else bare
         """What happened and what to do, without the exchange and endpoint (the state
         events and the live view show those beside it)."""
         parts = []
-        # a plugin's message that already names the exchange is not prefixed twice
-        if exchange and not message.startswith(f"[{exchange}]"):
+        if exchange:
             parts.append(f"[{exchange}]")
-        parts.append(redact_text(message))
+        parts.append(bare)
         if endpoint:
             parts.append(f"(endpoint {endpoint})")
         text = " ".join(parts)
