@@ -197,3 +197,16 @@ def test_an_error_that_quotes_another_names_the_exchange_and_endpoint_once() -> 
     assert str(outer) == "[acme] session ended: login refused (endpoint 127.0.0.1:9): retry"
     assert outer.message == "session ended: login refused"
     assert outer.reason == "session ended: login refused: retry"
+
+
+def test_stats_print_the_names_a_user_types() -> None:
+    import re
+
+    proc = EventProcessor(TypedEventBus())
+    proc.sink_for("x").venue_error(1, "x")
+    stats = proc.get_stats()
+    for shown in (stats, stats.per_exchange["x"]):
+        pairs = re.findall(r"(\w+)=(\d+)", repr(shown))
+        assert pairs, repr(shown)
+        for name, value in pairs:
+            assert getattr(shown, name) == int(value), (name, repr(shown))

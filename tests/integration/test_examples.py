@@ -57,7 +57,7 @@ def test_readme_example_runs_as_shown(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "{ExchangeId('ninjatrader'): True}" in proc.stdout
     assert "quote ES" in proc.stdout or "quote NQ" in proc.stdout
-    assert "ProcessorStats(trades=" in proc.stdout
+    assert "ProcessorStats(trades_processed=" in proc.stdout
 
 
 def test_readme_config_passes_hub_check(tmp_path: Path) -> None:

@@ -597,9 +597,12 @@ class ProcessorStats:
 
     def __repr__(self) -> str:
         return (
-            f"ProcessorStats(trades={self.trades_processed}, quotes={self.quotes_processed}, "
-            f"book_updates={self.book_updates_processed}, gaps={self.gaps}, "
-            f"malformed={self.malformed_frames}, handler_errors={self.handler_errors})"
+            # the attribute names, so what a user reads in a log is what they type
+            f"ProcessorStats(trades_processed={self.trades_processed}, "
+            f"quotes_processed={self.quotes_processed}, "
+            f"book_updates_processed={self.book_updates_processed}, "
+            f"snapshots_processed={self.snapshots_processed}, gaps={self.gaps}, "
+            f"malformed_frames={self.malformed_frames}, handler_errors={self.handler_errors})"
         )
 
 
