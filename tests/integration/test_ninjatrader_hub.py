@@ -150,3 +150,39 @@ async def test_wrong_credentials_stop_without_retrying(
         assert sim.connections_accepted == 1
     assert "wrong-secret" not in str(err.value)
     assert rec.states()[-1] == ConnectionState.AUTH_FAILED
+
+
+async def test_no_data_precedes_the_connected_state_in_any_session(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    """The simulator sends each symbol's book the moment it is subscribed, before the
+    hub has published `connected`: the hub holds it back until then, every session."""
+    h, rec = hub
+    async with NinjaTraderSimulator(SYMBOLS, rate=200, seed=5, depth_levels=5) as sim:
+        cfg = ExchangeConfig.ninjatrader(sim.endpoint, symbols=SYMBOLS, reconnect_delay_ms=50)
+        await h.connect_exchange("nt", cfg)
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 5, 10, "trades")
+        sim.drop_connections()
+        await rec.wait_for(
+            lambda: (
+                sum(
+                    1
+                    for e in rec.of(ConnectionStateChanged)
+                    if e.state == ConnectionState.CONNECTED and e.exchange == "nt"
+                )
+                >= 2
+            ),
+            15,
+            "a second session",
+        )
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 20, 10, "more trades")
+    up = False
+    sessions = 0
+    for event in rec.events:
+        if isinstance(event, ConnectionStateChanged):
+            if event.state == ConnectionState.CONNECTED and not up:
+                sessions += 1
+            up = event.state == ConnectionState.CONNECTED
+        elif not isinstance(event, Gap):
+            assert up, f"{type(event).__name__} before the session's connected state"
+    assert sessions >= 2

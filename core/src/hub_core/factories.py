@@ -34,10 +34,19 @@ def trade_from_text(
     ts_event: int,
     ts_recv: int,
     sequence: int = 0,
+    trade_id: str = "",
 ) -> Trade:
     """A ``Trade`` from decimal text (``"101.25"``), parsed exactly."""
     return Trade(
-        exchange, symbol, parse_fixed(price), parse_fixed(size), side, ts_event, ts_recv, sequence
+        exchange,
+        symbol,
+        parse_fixed(price),
+        parse_fixed(size),
+        side,
+        ts_event,
+        ts_recv,
+        sequence,
+        trade_id,
     )
 
 
@@ -50,6 +59,7 @@ def trade_from_bytes(
     ts_event: int,
     ts_recv: int,
     sequence: int = 0,
+    trade_id: str = "",
 ) -> Trade:
     """A ``Trade`` from decimal ASCII bytes (FIX, TWS), parsed exactly."""
     return Trade(
@@ -61,6 +71,7 @@ def trade_from_bytes(
         ts_event,
         ts_recv,
         sequence,
+        trade_id,
     )
 
 

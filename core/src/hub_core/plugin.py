@@ -105,8 +105,13 @@ class Sink(Protocol):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
-        """Publish a trade from fixed-point ints (``side``: ``Side.BUY``/``SELL``/``NONE``)."""
+        """Publish a trade from fixed-point ints (``side``: ``Side.BUY``/``SELL``/``NONE``).
+
+        ``sequence`` is the venue's sequence number of the message (0: it has none);
+        ``trade_id`` is the venue's own identifier of the trade, as text ("": none).
+        """
 
     def trade_text(
         self,
@@ -117,6 +122,7 @@ class Sink(Protocol):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
         """Publish a trade from decimal text."""
 
@@ -129,6 +135,7 @@ class Sink(Protocol):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
         """Publish a trade from decimal ASCII bytes."""
 

@@ -38,6 +38,8 @@ log = logging.getLogger("hub_core.processor")
 _LOG_FIRST: Final = 5
 _LOG_EVERY: Final = 1000
 _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
+_HOLD_MAX: Final = 100_000
+"""Ticks held back at most while a session subscribes; past it they flow (in order)."""
 
 CONTROL_SYMBOL_MAPPING: Final = "symbol_mapping"
 CONTROL_ERROR: Final = "error"
@@ -70,6 +72,9 @@ class ConnectionSink(RecordHandler):
     blind_since_ns: int
     """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
     blind_reason: str
+    holding: bool
+    """True while the supervisor holds a new session's data back (``hold()``)."""
+    _held: list[object]
     symbol_errors: dict[str, str]
     """Symbols the plugin reported in error mid-session (``symbol_error``), with why."""
     last_by_symbol: dict[str, object]
@@ -100,6 +105,8 @@ class ConnectionSink(RecordHandler):
         self.last_by_symbol = {}
         self.symbol_errors = {}
         self.control = None
+        self.holding = False
+        self._held = []
         self._decoder = DbnDecoder(exchange, self)
 
     # -- stamping and accounting -------------------------------------------
@@ -113,6 +120,9 @@ class ConnectionSink(RecordHandler):
     # Each checks for an open blind window first (one int test per tick): the first
     # data after the blindness closes it, so its Gap reaches subscribers before it.
     def on_trade(self, tick: Trade) -> None:
+        if self.holding:
+            self._hold(tick)
+            return
         if self.blind_since_ns:
             self.end_blind(tick.ts_recv)
         self.trades += 1
@@ -121,6 +131,9 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_quote(self, tick: Quote) -> None:
+        if self.holding:
+            self._hold(tick)
+            return
         if self.blind_since_ns:
             self.end_blind(tick.ts_recv)
         self.quotes += 1
@@ -129,6 +142,9 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_book_update(self, tick: BookUpdate) -> None:
+        if self.holding:
+            self._hold(tick)
+            return
         if self.blind_since_ns:
             self.end_blind(tick.ts_recv)
         self.book_updates += 1
@@ -137,6 +153,9 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
+        if self.holding:
+            self._hold(tick)
+            return
         if self.blind_since_ns:
             self.end_blind(tick.ts_recv)
         self.snapshots += 1
@@ -183,9 +202,12 @@ class ConnectionSink(RecordHandler):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
         """Publish a trade from fixed-point ints."""
-        self.on_trade(Trade(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence))
+        self.on_trade(
+            Trade(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence, trade_id)
+        )
 
     def trade_text(
         self,
@@ -196,10 +218,13 @@ class ConnectionSink(RecordHandler):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
         """Publish a trade from decimal text (raises ``MalformedNumber``)."""
         self.on_trade(
-            trade_from_text(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence)
+            trade_from_text(
+                self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence, trade_id
+            )
         )
 
     def trade_bytes(
@@ -211,10 +236,13 @@ class ConnectionSink(RecordHandler):
         ts_event: int,
         ts_recv: int,
         sequence: int = 0,
+        trade_id: str = "",
     ) -> None:
         """Publish a trade from decimal ASCII bytes (raises ``MalformedNumber``)."""
         self.on_trade(
-            trade_from_bytes(self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence)
+            trade_from_bytes(
+                self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence, trade_id
+            )
         )
 
     def quote(
@@ -379,6 +407,9 @@ class ConnectionSink(RecordHandler):
             self.on_snapshot(tick)
         elif isinstance(tick, Gap):
             self._check_exchange(tick.exchange)
+            if self.holding:
+                self._hold(tick)
+                return
             self.gaps += 1
             self._bus.publish(tick)
         else:
@@ -468,11 +499,41 @@ class ConnectionSink(RecordHandler):
         end_seq: int = 0,
     ) -> None:
         """Publish a ``Gap``: data for ``symbol`` ("" = all) may be missing."""
-        self.gaps += 1
         now = time.time_ns()
-        self._bus.publish(
-            Gap(self.exchange, symbol, start_ts, end_ts, reason, start_seq, end_seq, end_ts, now)
-        )
+        gap = Gap(self.exchange, symbol, start_ts, end_ts, reason, start_seq, end_seq, end_ts, now)
+        if self.holding:
+            self._hold(gap)
+            return
+        self.gaps += 1
+        self._bus.publish(gap)
+
+    # -- a session's first data waits for its `connected` state ----------------
+    def hold(self) -> None:
+        """Hold data back until ``release()``: the supervisor holds a session's data while
+        it subscribes, so no subscriber sees a tick before the ``connected`` state."""
+        self.holding = True
+
+    def release(self) -> None:
+        """Deliver what was held, in arrival order, and stop holding."""
+        self.holding = False
+        held = self._held
+        self._held = []
+        for tick in held:
+            if isinstance(tick, Gap):
+                self.gaps += 1
+                self._bus.publish(tick)
+            else:
+                self.publish(tick)
+
+    def _hold(self, tick: object) -> None:
+        self._held.append(tick)
+        if len(self._held) >= _HOLD_MAX:
+            log.warning(
+                "[%s] %d ticks arrived before the subscription was confirmed: delivering",
+                self.exchange,
+                len(self._held),
+            )
+            self.release()
 
     def begin_blind(self, since_ns: int, reason: str) -> None:
         """The connection went blind; data since ``since_ns`` (wall-clock ns) may be lost.

@@ -477,29 +477,38 @@ class ConnectionSupervisor:
                 ended.set()
 
         was_up = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(reader)
-            try:
-                with anyio.fail_after(cfg.connect_timeout_ms / 1000.0):
-                    await self._resubscribe(conn)
-            except TimeoutError:
-                ends.append(SessionEnd(Outcome.DROPPED, "subscribing timed out"))
-                ended.set()
-            except Exception as exc:
-                typed = self._refusal(exc, "subscribe")
-                ends.append(typed or _ended(Outcome.DROPPED, exc))
-                ended.set()
-            if not ended.is_set():
-                was_up = True
-                self.connects += 1
-                self.attempt = 0
-                self._subscribed_wall_ns = time.time_ns()
-                # what the venue sends from here on (not the logon or the acks) tells a
-                # live link from one that never delivers anything
-                self._bytes_at_start_ns = conn.health().last_activity_ns
-                self._set_state(ConnectionState.CONNECTED, self._subscribed_text())
-                await self._watch(conn, ended, ends)
-            tg.cancel_scope.cancel()
+        # what arrives while subscribing waits for the `connected` state: a strategy that
+        # starts its book on `connected` must not miss the first snapshot
+        self.sink.hold()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader)
+                try:
+                    with anyio.fail_after(cfg.connect_timeout_ms / 1000.0):
+                        await self._resubscribe(conn)
+                except TimeoutError:
+                    ends.append(SessionEnd(Outcome.DROPPED, "subscribing timed out"))
+                    ended.set()
+                except Exception as exc:
+                    typed = self._refusal(exc, "subscribe")
+                    ends.append(typed or _ended(Outcome.DROPPED, exc))
+                    ended.set()
+                if not ended.is_set():
+                    was_up = True
+                    self.connects += 1
+                    self.attempt = 0
+                    self._subscribed_wall_ns = time.time_ns()
+                    # what the venue sends from here on (not the logon or the acks) tells a
+                    # live link from one that never delivers anything
+                    self._bytes_at_start_ns = conn.health().last_activity_ns
+                    self._set_state(ConnectionState.CONNECTED, self._subscribed_text())
+                    self.sink.release()
+                    await self._watch(conn, ended, ends)
+                tg.cancel_scope.cancel()
+        finally:
+            # a session that failed while subscribing: its data is real, so it is
+            # delivered, never dropped silently
+            self.sink.release()
         end = ends[0] if ends else SessionEnd(Outcome.CLOSED, "closed")
         end.was_up = was_up
         end.had_data = self.sink.data_count > data_at_start

@@ -165,7 +165,7 @@ def test_recorded_values_are_exact(
             assert (t.symbol, t.price, t.size) == (data["s"], fx(data["p"]), fx(data["q"]))
             assert t.side == (Side.SELL if data["m"] else Side.BUY)
             assert t.ts_event == data["T"] * 1_000_000
-            assert t.sequence == data["a"]
+            assert t.sequence == data["a"] and t.trade_id == str(data["a"])
         elif channel.startswith("depth"):
             book = books.setdefault(data["s"], {})
             for side, levels in (("B", data["b"]), ("A", data["a"])):
@@ -415,6 +415,7 @@ def test_trade_and_book_ticker_in_every_shape(
         42,
         12,
     )
+    assert t.trade_id == "12"  # the trade id fills trade_id, as on every venue
     (q,) = recorder.of(Quote)
     assert (q.bid_price, q.bid_size, q.ask_price, q.ask_size) == (
         fx("25.3519"), fx("31.21"), fx("25.3652"), fx("40.66"))  # fmt: skip

@@ -165,6 +165,7 @@ def test_match_side_is_the_makers(sink: ConnectionSink, recorder: EventRecorder)
     assert (t1.price, t1.size, t1.side, t1.sequence) == (fx("400.23"), fx("5.23512"), "B", 50)
     assert (t2.price, t2.size, t2.side, t2.sequence) == (fx("400.22"), fx("0.1"), "A", 53)
     assert t1.ts_event == 1415348367_028459000
+    assert (t1.trade_id, t2.trade_id) == ("10", "11")  # the match's own id
     # holes in `sequence` are normal on matches (it counts the whole feed): no gap
     assert sink.gaps == 0
 

@@ -195,6 +195,7 @@ def test_trade_side_is_the_takers(sink: ConnectionSink, recorder: EventRecorder)
     )
     assert (t2.price, t2.size, t2.side, t2.sequence) == (fx("0.5146"), 10, "A", 4665847)
     assert t1.ts_event == 1695628116_925533000
+    assert (t1.trade_id, t2.trade_id) == ("4665846", "4665847")
     # the snapshot of past trades is not republished
     assert s.feed(frame.replace(b'"update"', b'"snapshot"'), TS) is None
     assert len(recorder.of(Trade)) == 2

@@ -421,8 +421,16 @@ class BinanceSession(DialectSession):
                     ev = decode_event(frame)
                     if type(ev) is trade_type:  # the busiest stream: no further call
                         # "A" is Side.SELL, "B" is Side.BUY (checked at import above)
+                        tid = ev.t  # the trade id: sequence and trade_id, as elsewhere
                         trade_text(
-                            ev.s, ev.p, ev.q, "A" if ev.m else "B", ev.T * 1_000_000, ts_recv, ev.t
+                            ev.s,
+                            ev.p,
+                            ev.q,
+                            "A" if ev.m else "B",
+                            ev.T * 1_000_000,
+                            ts_recv,
+                            tid,
+                            str(tid),
                         )
                         return None
                     return on_event(ev, ts_recv)
@@ -471,14 +479,28 @@ class BinanceSession(DialectSession):
         # m: the buyer is the maker, so the aggressor sold
         if isinstance(ev, _Trade):
             self._trade_text(
-                ev.s, ev.p, ev.q, _SELL if ev.m else _BUY, ev.T * _NS_PER_MS, ts_recv, ev.t
+                ev.s,
+                ev.p,
+                ev.q,
+                _SELL if ev.m else _BUY,
+                ev.T * _NS_PER_MS,
+                ts_recv,
+                ev.t,
+                str(ev.t),
             )
             return None
         if isinstance(ev, _DepthUpdate):
             return self._on_depth(ev, ts_recv)
         if isinstance(ev, _AggTrade):
             self._trade_text(
-                ev.s, ev.p, ev.q, _SELL if ev.m else _BUY, ev.T * _NS_PER_MS, ts_recv, ev.a
+                ev.s,
+                ev.p,
+                ev.q,
+                _SELL if ev.m else _BUY,
+                ev.T * _NS_PER_MS,
+                ts_recv,
+                ev.a,
+                str(ev.a),
             )
             return None
         if isinstance(ev, _FuturesBookTicker):

@@ -414,7 +414,14 @@ class CoinbaseSession(DialectSession):
             raise ValueError(f"match side {msg.side!r} is neither buy nor sell")
         ts_event = rfc3339_ns(msg.time)
         self._trade_text(
-            msg.product_id, msg.price, msg.size, aggressor, ts_event, ts_recv, msg.sequence
+            msg.product_id,
+            msg.price,
+            msg.size,
+            aggressor,
+            ts_event,
+            ts_recv,
+            msg.sequence,
+            str(msg.trade_id),
         )
         event: DialectEvent | None = None
         last = st.last_trade_id

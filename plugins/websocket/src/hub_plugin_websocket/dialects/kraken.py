@@ -403,7 +403,16 @@ class KrakenSession(DialectSession):
             if t.symbol not in self._symbols:
                 self._ignored("trade (not subscribed)")
                 continue
-            trade(t.symbol, _number(t.price), _number(t.qty), side, ts_event, ts_recv, t.trade_id)
+            trade(
+                t.symbol,
+                _number(t.price),
+                _number(t.qty),
+                side,
+                ts_event,
+                ts_recv,
+                t.trade_id,
+                str(t.trade_id) if t.trade_id else "",
+            )
 
     def _on_status(self, msg: _StatusMsg) -> DialectEvent | None:
         self._ignored("status")
