@@ -477,32 +477,14 @@ class BinanceSession(DialectSession):
 
     def _on_event(self, ev: _Event, ts_recv: int) -> DialectEvent | None:
         # m: the buyer is the maker, so the aggressor sold
-        if isinstance(ev, _Trade):
+        if isinstance(ev, _Trade | _AggTrade):
+            tid = ev.t if isinstance(ev, _Trade) else ev.a  # aggTrade: the aggregate's id
             self._trade_text(
-                ev.s,
-                ev.p,
-                ev.q,
-                _SELL if ev.m else _BUY,
-                ev.T * _NS_PER_MS,
-                ts_recv,
-                ev.t,
-                str(ev.t),
+                ev.s, ev.p, ev.q, _SELL if ev.m else _BUY, ev.T * _NS_PER_MS, ts_recv, tid, str(tid)
             )
             return None
         if isinstance(ev, _DepthUpdate):
             return self._on_depth(ev, ts_recv)
-        if isinstance(ev, _AggTrade):
-            self._trade_text(
-                ev.s,
-                ev.p,
-                ev.q,
-                _SELL if ev.m else _BUY,
-                ev.T * _NS_PER_MS,
-                ts_recv,
-                ev.a,
-                str(ev.a),
-            )
-            return None
         if isinstance(ev, _FuturesBookTicker):
             ts_event = ev.T * _NS_PER_MS if ev.T else ts_recv
             self._quote_text(ev.s, ev.b, ev.B, ev.a, ev.A, ts_event, ts_recv, ev.u)
