@@ -12,8 +12,7 @@ from typing import Any
 
 import databento_dbn
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import (

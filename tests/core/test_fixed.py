@@ -2,8 +2,7 @@ import contextlib
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from hub_core import PRICE_SCALE, MalformedNumber, format_fixed, parse_fixed, parse_fixed_bytes
 

@@ -210,3 +210,70 @@ def test_stats_print_the_names_a_user_types() -> None:
         assert pairs, repr(shown)
         for name, value in pairs:
             assert getattr(shown, name) == int(value), (name, repr(shown))
+
+
+# -- the two façades (websockets keeps its lazy exports honest the same way) -------------
+APPLICATION_API = {
+    "COMPILED", "PRICE_SCALE", "AuthenticationError", "BookSnapshot", "BookUpdate",
+    "ConfigError", "ConnectionDead", "ConnectionFailed", "ConnectionState",
+    "ConnectionStateChanged", "Credentials", "DecodeError", "EventProcessor", "EventStream",
+    "ExchangeConfig", "ExchangeHub", "ExchangeId", "ExchangeRegistry", "Gap", "HubConfig",
+    "HubError", "MalformedNumber", "PluginError", "ProcessorStats", "ProtocolError", "Quote",
+    "RateLimited", "SequenceMismatch", "Side", "Subscription", "SubscriptionError", "Trade",
+    "TypedEventBus", "format_fixed", "hookimpl", "hookspec", "load_config", "parse_fixed",
+}  # fmt: skip
+KIT_ONLY = {
+    "ConnectionFactory", "ConnectionHealth", "ExchangeConnection", "PluginOptions",
+    "SimulatorSpec", "PLUGIN_API_VERSION", "FrameTooLarge", "parse_fixed_bytes",
+}  # fmt: skip
+
+
+def test_the_top_level_all_is_the_application_api() -> None:
+    import hub_core
+
+    assert set(hub_core.__all__) == APPLICATION_API | _book_names(hub_core)
+    assert not set(hub_core.__all__) & KIT_ONLY
+    for name in hub_core.__all__:
+        assert hasattr(hub_core, name), name
+
+
+def _book_names(module: object) -> set[str]:
+    return {n for n in ("OrderBook", "MboBook") if n in getattr(module, "__all__", ())}
+
+
+def test_the_kit_names_live_in_the_kit_and_stay_importable_from_the_top() -> None:
+    import hub_core
+
+    assert set(kit.__all__) >= KIT_ONLY
+    for name in KIT_ONLY:
+        assert getattr(hub_core, name) is getattr(kit, name), name  # compatibility
+
+
+def _snippets() -> list[tuple[str, str]]:
+    found = []
+    for page in sorted((REPO / "sdk-docs").rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for i, block in enumerate(text.split("```python\n")[1:]):
+            found.append((f"{page.relative_to(REPO)}#{i}", block.split("```", 1)[0]))
+    return found
+
+
+@pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
+def test_a_docs_snippet_imports_only_the_kit_or_the_application_api(where: str, code: str) -> None:
+    import hub_core
+
+    tree = ast.parse(code)
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "hub_core":
+                bad += [a.name for a in node.names if a.name not in hub_core.__all__]
+            elif node.module.startswith("hub_core.") and node.module not in KIT_MODULES:
+                bad.append(node.module)
+        elif isinstance(node, ast.Import):
+            bad += [
+                a.name
+                for a in node.names
+                if a.name.startswith("hub_core.") and a.name not in KIT_MODULES
+            ]
+    assert not bad, f"{where} imports {bad}: plugin code imports from hub_core.plugin"

@@ -11,8 +11,8 @@ from hub_core import (
     Quote,
     Side,
     Trade,
+    factories as f,
 )
-from hub_core import factories as f
 
 
 def test_keyword_construction_and_fields() -> None:

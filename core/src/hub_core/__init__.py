@@ -1,7 +1,11 @@
 """Exchange Connection Hub core.
 
-Public API (see sdk-docs/ and DESIGN): ticks, the bus, the hub, config, the
-plugin contract. ``COMPILED`` is True when the mypyc-built data plane is
+``__all__`` is the application API: ticks, the bus and its streams, the hub,
+config, stats, errors, fixed-point helpers and the hook markers. A plugin
+imports from ``hub_core.plugin`` (the plugin kit), ``hub_core.simulation`` and
+``hub_core.testing``; the kit's names that are also importable from here
+(``ConnectionFactory`` and the rest) stay for compatibility, outside
+``__all__``. ``COMPILED`` is True when the mypyc-built data plane is
 running, False for the pure-Python fallback (``HUB_CORE_PURE=1`` builds).
 """
 
@@ -12,12 +16,12 @@ from hub_core import ticks as _ticks
 from hub_core.bus import Subscription, TypedEventBus
 from hub_core.config import Credentials, ExchangeConfig, HubConfig, load_config
 from hub_core.contracts import (
-    PLUGIN_API_VERSION,
-    ConnectionFactory,
-    ConnectionHealth,
-    ExchangeConnection,
-    PluginOptions,
-    SimulatorSpec,
+    PLUGIN_API_VERSION as PLUGIN_API_VERSION,
+    ConnectionFactory as ConnectionFactory,
+    ConnectionHealth as ConnectionHealth,
+    ExchangeConnection as ExchangeConnection,
+    PluginOptions as PluginOptions,
+    SimulatorSpec as SimulatorSpec,
 )
 from hub_core.errors import (
     AuthenticationError,
@@ -25,7 +29,7 @@ from hub_core.errors import (
     ConnectionDead,
     ConnectionFailed,
     DecodeError,
-    FrameTooLarge,
+    FrameTooLarge as FrameTooLarge,
     HubError,
     MalformedNumber,
     PluginError,
@@ -34,14 +38,19 @@ from hub_core.errors import (
     SequenceMismatch,
     SubscriptionError,
 )
-from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
+from hub_core.fixed import (
+    PRICE_SCALE,
+    format_fixed,
+    parse_fixed,
+    parse_fixed_bytes as parse_fixed_bytes,
+)
 from hub_core.hookspecs import hookimpl, hookspec
 from hub_core.hub import ExchangeHub
 from hub_core.ids import ExchangeId
-from hub_core.processor import ConnectionSink, EventProcessor, ProcessorStats
+from hub_core.processor import ConnectionSink as ConnectionSink, EventProcessor, ProcessorStats
 from hub_core.registry import ExchangeRegistry
 from hub_core.streams import EventStream
-from hub_core.supervisor import ConnectionManager
+from hub_core.supervisor import ConnectionManager as ConnectionManager
 from hub_core.ticks import (
     BookSnapshot,
     BookUpdate,
@@ -64,18 +73,13 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "COMPILED",
-    "PLUGIN_API_VERSION",
     "PRICE_SCALE",
     "AuthenticationError",
     "BookSnapshot",
     "BookUpdate",
     "ConfigError",
     "ConnectionDead",
-    "ConnectionFactory",
     "ConnectionFailed",
-    "ConnectionHealth",
-    "ConnectionManager",
-    "ConnectionSink",
     "ConnectionState",
     "ConnectionStateChanged",
     "Credentials",
@@ -83,24 +87,20 @@ __all__ = [
     "EventProcessor",
     "EventStream",
     "ExchangeConfig",
-    "ExchangeConnection",
     "ExchangeHub",
     "ExchangeId",
     "ExchangeRegistry",
-    "FrameTooLarge",
     "Gap",
     "HubConfig",
     "HubError",
     "MalformedNumber",
     "PluginError",
-    "PluginOptions",
     "ProcessorStats",
     "ProtocolError",
+    "Quote",
     "RateLimited",
     "SequenceMismatch",
-    "Quote",
     "Side",
-    "SimulatorSpec",
     "Subscription",
     "SubscriptionError",
     "Trade",
@@ -110,5 +110,4 @@ __all__ = [
     "hookspec",
     "load_config",
     "parse_fixed",
-    "parse_fixed_bytes",
 ]

@@ -7,8 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from hub_core import PRICE_SCALE, BookSnapshot, BookUpdate, Quote, Trade
 from hub_core.errors import MalformedNumber

@@ -8,8 +8,7 @@ import datetime as dt
 
 import pytest
 import simplefix  # type: ignore[import-untyped]
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub_core.errors import DecodeError, FrameTooLarge
 from hub_plugin_fix.errors import FixDecodeError, GarbledMessage, MalformedMessage, MessageTooLarge

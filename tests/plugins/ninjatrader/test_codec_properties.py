@@ -4,8 +4,7 @@ one bounded line plus the last read."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub_core.errors import DecodeError
 from hub_plugin_ninjatrader import codec as c

@@ -28,11 +28,10 @@ from hub_core import (
     Quote,
     SubscriptionError,
     Trade,
+    dbn as core_dbn,
 )
-from hub_core import dbn as core_dbn
 from hub_core.errors import ConfigError
-from hub_plugin_ninjatrader import NinjaTraderFactory, hub_connection_factories
-from hub_plugin_ninjatrader import codec as c
+from hub_plugin_ninjatrader import NinjaTraderFactory, codec as c, hub_connection_factories
 from hub_plugin_ninjatrader.connection import NinjaTraderConnection, split_endpoint
 from hub_plugin_ninjatrader.simulator import NinjaTraderSimulator
 

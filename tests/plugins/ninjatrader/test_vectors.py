@@ -13,8 +13,7 @@ from typing import Any
 import databento_dbn
 import pytest
 
-from hub_core import BookUpdate, Gap, Quote, Trade
-from hub_core import dbn as core_dbn
+from hub_core import BookUpdate, Gap, Quote, Trade, dbn as core_dbn
 from hub_plugin_ninjatrader import codec as c
 
 from .conftest import Collected

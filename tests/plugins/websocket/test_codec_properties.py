@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub_core import Trade, TypedEventBus
 from hub_core.processor import ConnectionSink, EventProcessor

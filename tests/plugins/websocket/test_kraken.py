@@ -13,8 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
 from hub_core.processor import ConnectionSink, EventProcessor

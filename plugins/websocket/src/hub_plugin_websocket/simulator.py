@@ -47,11 +47,9 @@ import anyio.abc
 import anyio.lowlevel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request as HttpRequest
-from websockets.http11 import Response as HttpResponse
+from websockets.http11 import Request as HttpRequest, Response as HttpResponse
 
-from hub_core.simulation import BackgroundServer, host_port
-from hub_core.simulation import simulator_options as convert_options
+from hub_core.simulation import BackgroundServer, host_port, simulator_options as convert_options
 from hub_plugin_websocket.codec import LOOPBACK_HOSTS, RateWindow
 from hub_plugin_websocket.recorded import Recording, load_recording
 from hub_plugin_websocket.sim_base import UpgradeFault
