@@ -13,8 +13,11 @@ the last data received before it. See sdk-docs/writing-a-plugin.md.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import anyio
@@ -22,8 +25,12 @@ import pytest
 
 from hub_core.bus import TICK_TYPES, TypedEventBus
 from hub_core.config import ExchangeConfig
+from hub_core.contracts import ExchangeConnection
+from hub_core.errors import HubError
 from hub_core.hub import ExchangeHub
+from hub_core.processor import EventProcessor
 from hub_core.registry import ExchangeRegistry
+from hub_core.supervisor import endpoint_address, endpoint_host
 from hub_core.testing.coverage import DATA_TYPES, assert_blind_windows_covered
 from hub_core.ticks import ConnectionState, ConnectionStateChanged, Gap, Trade
 
@@ -156,6 +163,83 @@ def _is_subsequence(got: list[tuple[int, int, str]], sent: list[tuple[int, int, 
     return any(sent[i] == first and sent[i : i + n] == got for i in range(len(sent) - n + 1))
 
 
+# -- what the added cases share ---------------------------------------------------------
+# The supervisor retries these quietly when run() raises them; anything else is logged
+# as a plugin bug (then retried too).
+_LINK_ERRORS = (
+    HubError,
+    OSError,
+    EOFError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+    TimeoutError,
+)
+
+_CLOSE_LIMIT_S = 2.0
+"""How long the supervisor lets ``close()`` run before it abandons it (and the socket)."""
+
+
+def _states_after(events: list[Any], mark: int, *states: str) -> list[ConnectionStateChanged]:
+    return [e for e in events[mark:] if isinstance(e, ConnectionStateChanged) and e.state in states]
+
+
+def _data_after(events: list[Any], mark: int) -> list[Any]:
+    return [e for e in events[mark:] if _is_data(e)]
+
+
+@dataclass
+class RunOutcome:
+    """How one ``run()`` ended: the direct cases start it in a task of their own."""
+
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    returned: bool = False
+    error: BaseException | None = None
+
+    def describe(self) -> str:
+        if not self.ended.is_set():
+            return "still running"
+        if self.returned:
+            return "returned"
+        return f"raised {type(self.error).__name__}: {self.error}"
+
+
+async def _watch_run(conn: ExchangeConnection, outcome: RunOutcome) -> None:
+    try:
+        await conn.run()
+    except Exception as exc:
+        outcome.error = exc
+    else:
+        outcome.returned = True
+    finally:
+        outcome.ended.set()
+
+
+@dataclass
+class DirectSession:
+    """One connection made by the plugin's factory and driven by the case as the
+    supervisor drives it (``connect``, ``run`` in a task, ``subscribe``), without a hub:
+    the cases that check the ``ExchangeConnection`` contract itself use it."""
+
+    connection: ExchangeConnection
+    recorder: EventRecorder
+    simulator: SimulatorHandle
+    run: RunOutcome
+
+
+def _replace_port(endpoint: str, port: int) -> str:
+    """``endpoint`` with its port replaced by ``port`` (scheme, path and query kept)."""
+    host = endpoint_host(endpoint)
+    old = endpoint_address(endpoint).rsplit(":", 1)[-1]
+    for hostport in (f"[{host}]:{old}", f"{host}:{old}"):
+        at = endpoint.rfind(hostport)
+        if at >= 0:
+            head = hostport[: len(hostport) - len(old)]
+            return endpoint[:at] + head + str(port) + endpoint[at + len(hostport) :]
+    pytest.fail(
+        f"cannot find host:port in {endpoint!r}: override unreachable_endpoint() in the suite"
+    )
+
+
 @pytest.mark.hub_conformance
 @pytest.mark.anyio
 class ConformanceSuite:
@@ -169,6 +253,9 @@ class ConformanceSuite:
     be inside a Gap."""
     has_sequence: ClassVar[bool] = True
     """False for protocols without sequence numbers (skips the gap test)."""
+    trades_have_sequence: ClassVar[bool] = True
+    """With ``has_sequence``: trades carry the venue's sequence number or trade id in
+    ``sequence``. False for a venue whose sequence numbers are on other messages only."""
 
     # -- provided by the plugin's test module ----------------------------------------
     @pytest.fixture
@@ -178,30 +265,83 @@ class ConformanceSuite:
     def make_config(self, endpoint: str, symbols: list[str], **overrides: Any) -> ExchangeConfig:
         raise NotImplementedError("implement make_config(endpoint, symbols, **overrides)")
 
+    def unreachable_endpoint(self, endpoint: str, port: int) -> str:
+        """``endpoint`` pointed at ``port`` on the same host, where nothing listens (the
+        failover case's primary). Override it if your endpoints are not ``host:port`` or
+        a URL with one."""
+        return _replace_port(endpoint, port)
+
     # -- the harness ----------------------------------------------------------------
-    @pytest.fixture
-    async def running(
-        self, simulator: SimulatorHandle, plugin: object
-    ) -> AsyncIterator[tuple[ExchangeHub, EventRecorder, SimulatorHandle]]:
-        registry = ExchangeRegistry()
-        info = registry.register(plugin, name=f"conformance-{self.name}")
-        assert info.enabled, f"plugin refused: {info.error}"
-        bus = TypedEventBus()
-        recorder = EventRecorder(bus)
-        hub = ExchangeHub(bus, registry=registry)
-        config = self.make_config(
-            simulator.endpoint,
+    def _config(self, endpoint: str, **extra: Any) -> ExchangeConfig:
+        return self.make_config(
+            endpoint,
             list(self.symbols),
             reconnect_delay_ms=50,
             reconnect_max_delay_ms=200,
             stale_after_ms=self.stale_after_ms,
             connect_timeout_ms=3000,
+            **extra,
         )
-        async with hub:
-            with anyio.fail_after(self.timeout):
-                await hub.connect_exchange(self.name, config)
+
+    def _registry(self, plugin: object) -> ExchangeRegistry:
+        registry = ExchangeRegistry()
+        info = registry.register(plugin, name=f"conformance-{self.name}")
+        assert info.enabled, f"plugin refused: {info.error}"
+        return registry
+
+    @asynccontextmanager
+    async def _hub(
+        self, plugin: object, config: ExchangeConfig
+    ) -> AsyncIterator[tuple[ExchangeHub, EventRecorder]]:
+        """A hub with the plugin registered, connected to ``config`` (up to ``timeout``)."""
+        bus = TypedEventBus()
+        recorder = EventRecorder(bus)
+        hub = ExchangeHub(bus, registry=self._registry(plugin))
+        try:
+            async with hub:
+                with anyio.fail_after(self.timeout):
+                    await hub.connect_exchange(self.name, config)
+                yield hub, recorder
+        finally:
+            recorder.close()
+
+    @pytest.fixture
+    async def running(
+        self, simulator: SimulatorHandle, plugin: object
+    ) -> AsyncIterator[tuple[ExchangeHub, EventRecorder, SimulatorHandle]]:
+        async with self._hub(plugin, self._config(simulator.endpoint)) as (hub, recorder):
             yield hub, recorder, simulator
-        recorder.close()
+
+    @pytest.fixture
+    async def direct(
+        self, simulator: SimulatorHandle, plugin: object
+    ) -> AsyncIterator[DirectSession]:
+        """A ``DirectSession`` subscribed to every symbol; closed (bounded) afterwards."""
+        config = self._config(simulator.endpoint)
+        config = config.model_copy(update={"name": self.name})
+        factory = self._registry(plugin).factory(config.protocol, exchange=self.name)
+        factory.validate_options(config)
+        bus = TypedEventBus()
+        recorder = EventRecorder(bus)
+        sink = EventProcessor(bus).sink_for(self.name)
+        sink.reset_session()
+        conn = factory.create(config, sink)
+        outcome = RunOutcome()
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    with anyio.fail_after(self.timeout):
+                        await conn.connect(simulator.endpoint)
+                    tg.start_soon(_watch_run, conn, outcome)
+                    with anyio.fail_after(self.timeout):
+                        await conn.subscribe(list(self.symbols))
+                    yield DirectSession(conn, recorder, simulator, outcome)
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_LIMIT_S):
+                        await conn.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            recorder.close()
 
     async def _trades_for_every_symbol(self, rec: EventRecorder, after: int = 0) -> None:
         def ok() -> bool:
@@ -214,6 +354,9 @@ class ConformanceSuite:
     async def test_connect_subscribe_and_exact_values(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """Connected and healthy; trades for every symbol; 20 trades whose (price, size,
+        side) are exactly a run of what the simulator sent; the stats count every trade
+        the bus carried. Timing: within ``timeout``."""
         hub, rec, sim = running
         assert hub.connection_status() == {self.name: True}
         assert ConnectionState.CONNECTED in rec.states()
@@ -233,6 +376,8 @@ class ConformanceSuite:
     async def test_unsubscribe_stops_that_symbol(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """After unsubscribing the first symbol (and 0.2 s for what was in flight), 10
+        more trades of the second arrive and none of the first."""
         hub, rec, _ = running
         await self._trades_for_every_symbol(rec)
         gone, kept = self.symbols[0], self.symbols[1]
@@ -251,6 +396,10 @@ class ConformanceSuite:
     async def test_drop_reconnect_resubscribe_and_gap(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """The simulator drops every connection: ``reconnecting``, ``connected`` again,
+        trades for every symbol (resubscribed), a connection-wide "blind" Gap from the
+        last data before the drop to the first after, no silence over ``stale_after_ms``
+        outside a Gap, and ``reconnects`` counted. Timing: within ``timeout``."""
         hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         mark = len(rec.events)
@@ -283,6 +432,8 @@ class ConformanceSuite:
     async def test_malformed_input_is_counted_and_feed_continues(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """One malformed frame is counted in ``malformed_frames`` and trades for every
+        symbol keep coming. Timing: within ``timeout``."""
         hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         await sim.send_malformed()
@@ -297,6 +448,11 @@ class ConformanceSuite:
     async def test_sequence_gap_publishes_gap(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """One sequence number skipped on every stream: a Gap whose reason says
+        "sequence", for the whole connection ("") or for each subscribed symbol and no
+        other, with ``start_seq`` > 0 and ``end_seq`` >= ``start_seq`` (which numbers
+        are missing); the feed continues. Skipped when ``has_sequence`` is False.
+        Timing: within ``timeout``."""
         if not self.has_sequence:
             pytest.skip("protocol has no sequence numbers")
         _hub, rec, sim = running
@@ -311,10 +467,40 @@ class ConformanceSuite:
         gap = next(e for e in rec.events[mark:] if isinstance(e, Gap))
         assert "sequence" in gap.reason
         await self._trades_for_every_symbol(rec, after=mark)
+        # one number was lost on every stream: a Gap for the whole connection, or one per
+        # symbol for a venue that numbers each symbol's messages, and only those symbols
+        wanted = set(self.symbols)
+
+        def sequence_gaps() -> list[Gap]:
+            return [e for e in rec.events[mark:] if isinstance(e, Gap) and "sequence" in e.reason]
+
+        def covered() -> bool:
+            symbols = {g.symbol for g in sequence_gaps()}
+            return "" in symbols or wanted <= symbols
+
+        await rec.wait_for(
+            covered,
+            self.timeout,
+            f"a sequence Gap for the connection or for each of {self.symbols}",
+        )
+        for g in sequence_gaps():
+            assert g.exchange == self.name
+            assert g.symbol in ("", *self.symbols), (
+                f"a sequence Gap for {g.symbol!r}, which is not subscribed ({self.symbols})"
+            )
+            assert g.start_seq > 0 and g.end_seq >= g.start_seq, (
+                f"the sequence Gap {g.reason!r} does not say which numbers are missing "
+                f"(start_seq={g.start_seq}, end_seq={g.end_seq}): pass them to sink.gap()"
+            )
+            assert g.start_ts <= g.end_ts, "the sequence Gap ends before it starts"
 
     async def test_stall_is_probed_then_recycled(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """The simulator stops sending anything: ``stale``, then ``reconnecting``; after
+        ``resume()`` trades for every symbol, and a connection-wide Gap starts exactly at
+        the last data before the stall. Timing: the hub probes after ``stale_after_ms``
+        of silence and recycles half that later; each step within ``timeout``."""
         _hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         mark = len(rec.events)
@@ -353,6 +539,8 @@ class ConformanceSuite:
     async def test_close_publishes_closed(
         self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
     ) -> None:
+        """``disconnect_exchange``: the last state is ``closed``, no trade in the next
+        0.2 s, and the connection is gone from ``connection_status()``."""
         hub, rec, _ = running
         await self._trades_for_every_symbol(rec)
         await hub.disconnect_exchange(self.name)
@@ -361,3 +549,26 @@ class ConformanceSuite:
         await anyio.sleep(0.2)
         assert not [e for e in rec.events[mark:] if isinstance(e, Trade)]
         assert hub.connection_status() == {}
+
+    # -- sequence numbers on ticks --------------------------------------------------------
+    async def test_trades_carry_sequence_numbers(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """Every trade carries the venue's number (``sequence`` > 0), and within one
+        session a symbol's numbers never go backwards. Skipped when ``has_sequence`` or
+        ``trades_have_sequence`` is False. Timing: 20 trades, within ``timeout``."""
+        if not (self.has_sequence and self.trades_have_sequence):
+            pytest.skip("the protocol's trades carry no sequence numbers")
+        _hub, rec, _ = running
+        await self._trades_for_every_symbol(rec)
+        await rec.wait_for(lambda: len(rec.of(Trade)) >= 20, self.timeout, "20 trades")
+        trades = rec.of(Trade)
+        unnumbered = [t for t in trades if t.sequence <= 0]
+        assert not unnumbered, (
+            f"{len(unnumbered)} of {len(trades)} trades carry sequence {unnumbered[0].sequence}: "
+            "pass the venue's sequence number (or trade id) to the sink's trade methods"
+        )
+        for sym in self.symbols:
+            seqs = [t.sequence for t in trades if t.symbol == sym]
+            back = [(a, b) for a, b in itertools.pairwise(seqs) if b < a]
+            assert not back, f"{sym}: sequence numbers go backwards in one session: {back[:3]}"
