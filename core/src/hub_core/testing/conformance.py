@@ -572,3 +572,91 @@ class ConformanceSuite:
             seqs = [t.sequence for t in trades if t.symbol == sym]
             back = [(a, b) for a, b in itertools.pairwise(seqs) if b < a]
             assert not back, f"{sym}: sequence numbers go backwards in one session: {back[:3]}"
+
+    # -- the ExchangeConnection contract, without a hub ------------------------------------
+    async def test_run_raises_when_the_link_drops(self, direct: DirectSession) -> None:
+        """When the venue drops the link, ``run()`` raises a link error
+        (``ConnectionFailed``, ``OSError``, ``ProtocolError``...): returning means "the
+        venue ended the session on purpose". Timing: ``run()`` must end within
+        ``timeout`` of the drop."""
+        rec, sim, run = direct.recorder, direct.simulator, direct.run
+        await self._trades_for_every_symbol(rec)
+        assert not run.ended.is_set(), f"run() ended before any fault: {run.describe()}"
+        await sim.drop_connections()
+        with anyio.move_on_after(self.timeout):
+            await run.ended.wait()
+        assert run.ended.is_set(), f"run() still reads {self.timeout}s after the link dropped"
+        assert not run.returned, (
+            "run() returned when the venue dropped the link: raise ConnectionFailed "
+            "(a return tells the hub the venue ended the session on purpose)"
+        )
+        assert isinstance(run.error, _LINK_ERRORS), (
+            f"run() {run.describe()} when the link dropped: raise ConnectionFailed, "
+            "OSError or ProtocolError (the hub logs anything else as a plugin bug)"
+        )
+
+    async def test_close_returns_promptly_and_ends_run(self, direct: DirectSession) -> None:
+        """``close()`` returns within 2 s (the hub abandons a close that takes longer,
+        and its socket with it), ``run()`` ends within 2 s after it, a second
+        ``close()`` also returns, and no data is delivered 0.2 s after."""
+        rec, conn, run = direct.recorder, direct.connection, direct.run
+        await self._trades_for_every_symbol(rec)
+        with anyio.move_on_after(_CLOSE_LIMIT_S) as scope:
+            await conn.close()
+        assert not scope.cancelled_caught, (
+            f"close() did not return within {_CLOSE_LIMIT_S} s (the hub gives up there)"
+        )
+        with anyio.move_on_after(_CLOSE_LIMIT_S):
+            await run.ended.wait()
+        assert run.ended.is_set(), f"run() still reads {_CLOSE_LIMIT_S} s after close()"
+        with anyio.move_on_after(_CLOSE_LIMIT_S) as scope:
+            await conn.close()
+        assert not scope.cancelled_caught, "a second close() did not return (not idempotent)"
+        mark = len(rec.events)
+        await anyio.sleep(0.2)
+        assert not _data_after(rec.events, mark), "data delivered after close()"
+
+    async def test_probe_is_answered_and_counts_as_activity(self, direct: DirectSession) -> None:
+        """On a link with no subscriptions left, ``probe()`` makes the venue answer and
+        the answer moves ``health().last_activity_ns``: within ``stale_after_ms`` (the
+        hub itself waits half that before it recycles the link)."""
+        rec, conn = direct.recorder, direct.connection
+        await self._trades_for_every_symbol(rec)
+        await conn.unsubscribe(list(self.symbols))
+        await anyio.sleep(0.3)  # what was in flight before the unsubscribe
+        before = conn.health().last_activity_ns
+        asked = time.monotonic_ns()
+        await conn.probe()
+        limit = self.stale_after_ms / 1000
+        with anyio.move_on_after(limit):
+            # health() has no change event to wait on: poll it
+            while conn.health().last_activity_ns <= max(before, asked):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        moved = conn.health().last_activity_ns
+        assert moved > max(before, asked), (
+            f"no answer to probe() within {limit} s, or health().last_activity_ns does "
+            f"not move ({before} -> {moved}): probe() must send the protocol's heartbeat or "
+            "test request, and every byte received must update last_activity_ns"
+        )
+
+    # -- liveness through the hub -----------------------------------------------------
+    async def test_quiet_link_is_probed_and_kept(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """With every symbol unsubscribed the market is quiet but the link is alive: for
+        4 x ``stale_after_ms`` the hub probes it, the venue answers, and it is never
+        declared ``stale`` nor recycled."""
+        hub, rec, _ = running
+        await self._trades_for_every_symbol(rec)
+        await hub.unsubscribe_market_data(self.name, list(self.symbols))
+        mark = len(rec.events)
+        await anyio.sleep(4 * self.stale_after_ms / 1000)
+        recycled = _states_after(
+            rec.events, mark, ConnectionState.STALE, ConnectionState.RECONNECTING
+        )
+        assert not recycled, (
+            "a quiet but live link was recycled: "
+            f"{[(e.state, e.reason) for e in recycled[:2]]}; probe() must be answered "
+            "and every byte received must update health().last_activity_ns"
+        )
+        assert hub.connection_status() == {self.name: True}
