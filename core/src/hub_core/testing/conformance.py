@@ -660,3 +660,90 @@ class ConformanceSuite:
             "and every byte received must update health().last_activity_ns"
         )
         assert hub.connection_status() == {self.name: True}
+
+    # -- bounded reads --------------------------------------------------------------------
+    async def test_oversized_frame_is_refused_within_the_bound(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """A frame over the plugin's read bound (the handle's optional
+        ``send_oversized()``: it would decode as a trade the simulator never records)
+        is counted as malformed or ends the session, the trade in it is never
+        delivered, and the feed continues. Timing: each step within ``timeout``."""
+        hub, rec, sim = running
+        send = getattr(sim, "send_oversized", None)
+        if send is None:
+            pytest.skip("the SimulatorHandle has no send_oversized(): bounded reads not checked")
+        await self._trades_for_every_symbol(rec)
+        before = hub.event_processor().get_stats()
+        mark = len(rec.events)
+        await send()
+
+        def refused() -> bool:
+            now = hub.event_processor().get_stats()
+            return now.malformed_frames > before.malformed_frames or bool(
+                _states_after(rec.events, mark, ConnectionState.RECONNECTING)
+            )
+
+        await rec.wait_for(refused, self.timeout, "the oversized frame to be refused")
+        await self._trades_for_every_symbol(rec, after=len(rec.events))
+        for sym in self.symbols:
+            sent = set(sim.sent_trades(sym))
+            foreign = [
+                (t.price, t.size, t.side)
+                for t in rec.events[mark:]
+                if isinstance(t, Trade)
+                and t.symbol == sym
+                and (t.price, t.size, t.side) not in sent
+            ]
+            assert not foreign, f"{sym}: delivered trades the simulator never sent: {foreign[:2]}"
+
+    # -- back-pressure --------------------------------------------------------------------
+    async def test_block_stream_pauses_the_reader_and_loses_nothing(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """A consumer of an ``overflow="block"`` stream (maxsize 5) stops reading: once
+        the stream is full the reader pauses (after 0.1 s for what it had already read,
+        in the next ``hold`` = min(0.3 s, ``stale_after_ms``/3) at most a quarter of the
+        ticks the feed delivered in a ``hold`` before, which must be at least 12);
+        when the consumer drains it, the reader resumes, nothing was dropped, every trade
+        is still exactly what the simulator sent, and the link was not recycled."""
+        hub, rec, sim = running
+        await self._trades_for_every_symbol(rec)
+        hold = max(0.1, min(0.3, self.stale_after_ms / 3000))
+        start = len(rec.events)
+        await anyio.sleep(hold)
+        flowing = len(_data_after(rec.events, start))
+        assert flowing >= 12, (
+            f"only {flowing} ticks in {hold} s: run the simulator faster for this case"
+        )
+        mark = len(rec.events)
+        stream = hub.bus.stream(Trade, maxsize=5, overflow="block")
+        try:
+            await rec.wait_for(lambda: hub.bus.backpressured, self.timeout, "the stream to fill")
+            await anyio.sleep(0.1)  # what the reader had already read when it filled
+            paused = len(rec.events)
+            await anyio.sleep(hold)
+            leaked = len(_data_after(rec.events, paused))
+            assert leaked <= max(2, flowing // 4), (
+                f"{leaked} ticks in {hold} s while a block stream was full (the feed "
+                f"delivers about {flowing}): when sink.backpressured, "
+                "await wait_for_capacity(sink) before reading more"
+            )
+            got = []
+            while (tick := stream.get_nowait()) is not None:
+                got.append(tick)
+        finally:
+            stream.close()
+        await self._trades_for_every_symbol(rec, after=len(rec.events))  # reading again
+        assert stream.dropped == 0
+        since = [t for t in rec.events[mark:] if isinstance(t, Trade)]
+        assert got == since[: len(got)]
+        for sym in self.symbols:
+            vals = [(t.price, t.size, t.side) for t in rec.of(Trade) if t.symbol == sym]
+            assert _is_subsequence(vals, sim.sent_trades(sym)), (
+                f"{sym}: trades were lost or changed while the reader was paused"
+            )
+        recycled = _states_after(
+            rec.events, mark, ConnectionState.STALE, ConnectionState.RECONNECTING
+        )
+        assert not recycled, f"the pause recycled the link: {[e.reason for e in recycled]}"
