@@ -14,6 +14,7 @@ the last data received before it. See sdk-docs/writing-a-plugin.md.
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from hub_core.contracts import ExchangeConnection
 from hub_core.errors import HubError
 from hub_core.hub import ExchangeHub
 from hub_core.processor import EventProcessor
+from hub_core.redact import redact_endpoint
 from hub_core.registry import ExchangeRegistry
 from hub_core.supervisor import endpoint_address, endpoint_host
 from hub_core.testing.coverage import DATA_TYPES, assert_blind_windows_covered
@@ -747,3 +749,31 @@ class ConformanceSuite:
             rec.events, mark, ConnectionState.STALE, ConnectionState.RECONNECTING
         )
         assert not recycled, f"the pause recycled the link: {[e.reason for e in recycled]}"
+
+    # -- failover -------------------------------------------------------------------------
+    async def test_fails_over_to_a_backup_endpoint(
+        self, simulator: SimulatorHandle, plugin: object
+    ) -> None:
+        """The primary endpoint refuses connections (a port on the simulator's host
+        where nothing listens), the backup is the simulator: the hub tries the primary
+        first, then connects to the backup (``connect()`` must dial the endpoint it is
+        given, not ``config.endpoint``) and trades flow. Timing: within ``timeout``."""
+        host = endpoint_host(simulator.endpoint)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as blocker:
+            blocker.bind((host, 0))  # bound and never listening: connections are refused
+            primary = self.unreachable_endpoint(simulator.endpoint, blocker.getsockname()[1])
+            config = self._config(primary, backup_endpoints=[simulator.endpoint])
+            try:
+                async with self._hub(plugin, config) as (_hub, rec):
+                    await self._trades_for_every_symbol(rec)
+            except TimeoutError:
+                pytest.fail(
+                    f"never connected through the backup within {self.timeout} s: does "
+                    "connect(endpoint) dial the endpoint it is given?"
+                )
+        connecting = [e for e in rec.of(ConnectionStateChanged) if e.state == "connecting"]
+        assert connecting[0].endpoint == redact_endpoint(primary), "the primary is tried first"
+        up = next(e for e in rec.of(ConnectionStateChanged) if e.state == "connected")
+        assert up.endpoint == redact_endpoint(simulator.endpoint)
+        assert ConnectionState.RECONNECTING in rec.states()
