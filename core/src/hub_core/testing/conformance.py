@@ -27,7 +27,7 @@ import pytest
 from hub_core.bus import TICK_TYPES, TypedEventBus
 from hub_core.config import ExchangeConfig
 from hub_core.contracts import ExchangeConnection
-from hub_core.errors import HubError
+from hub_core.errors import HubError, SubscriptionError
 from hub_core.hub import ExchangeHub
 from hub_core.processor import EventProcessor
 from hub_core.redact import redact_endpoint
@@ -777,3 +777,71 @@ class ConformanceSuite:
         up = next(e for e in rec.of(ConnectionStateChanged) if e.state == "connected")
         assert up.endpoint == redact_endpoint(simulator.endpoint)
         assert ConnectionState.RECONNECTING in rec.states()
+
+    # -- refusals (optional faults of the handle) -------------------------------------------
+    async def test_refused_symbol_keeps_the_others(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """A symbol the venue refuses (the handle's optional ``refuse_symbol(symbol)``)
+        makes ``subscribe_market_data`` raise ``SubscriptionError`` naming it (in
+        ``refused`` when the plugin can tell); the connection stays up and the other
+        symbol keeps flowing (10 trades within ``timeout``)."""
+        hub, rec, sim = running
+        refuse = getattr(sim, "refuse_symbol", None)
+        if refuse is None:
+            pytest.skip("the SimulatorHandle has no refuse_symbol(): refusals not checked")
+        await self._trades_for_every_symbol(rec)
+        gone, kept = self.symbols[0], self.symbols[1]
+        await hub.unsubscribe_market_data(self.name, [gone])
+        await refuse(gone)
+        await anyio.sleep(0.2)  # anything in flight before the unsubscribe lands
+        mark = len(rec.events)
+        with pytest.raises(SubscriptionError) as err:
+            with anyio.fail_after(self.timeout):
+                await hub.subscribe_market_data(self.name, [gone])
+        assert gone in str(err.value), f"the error does not name {gone}: {err.value}"
+        if err.value.refused:
+            assert set(err.value.refused) == {gone}, f"refused: {err.value.refused}"
+        await rec.wait_for(
+            lambda: (
+                sum(1 for t in rec.events[mark:] if isinstance(t, Trade) and t.symbol == kept) >= 10
+            ),
+            self.timeout,
+            f"10 more trades of {kept}",
+        )
+        assert not [t for t in rec.events[mark:] if isinstance(t, Trade) and t.symbol == gone]
+        assert not _states_after(rec.events, mark, ConnectionState.RECONNECTING)
+        assert hub.connection_status() == {self.name: True}
+
+    async def test_refused_credentials_stop_without_retrying(
+        self, running: tuple[ExchangeHub, EventRecorder, SimulatorHandle]
+    ) -> None:
+        """After the venue starts refusing our credentials (the handle's optional
+        ``refuse_credentials(True)``) and drops the link, the one reconnect attempt is
+        refused: ``auth_failed``, then no further attempt for 0.5 s (a retry loop at
+        the suite's 50-200 ms backoff would show several), and the blind window is
+        closed by a Gap."""
+        hub, rec, sim = running
+        refuse = getattr(sim, "refuse_credentials", None)
+        if refuse is None:
+            pytest.skip("the SimulatorHandle has no refuse_credentials(): refusals not checked")
+        await self._trades_for_every_symbol(rec)
+        mark = len(rec.events)
+        await refuse(True)
+        try:
+            await sim.drop_connections()
+            await rec.wait_for(
+                lambda: bool(_states_after(rec.events, mark, ConnectionState.AUTH_FAILED)),
+                self.timeout,
+                "auth_failed: raise AuthenticationError when the venue refuses the logon",
+            )
+            await anyio.sleep(0.5)
+        finally:
+            await refuse(False)
+        attempts = _states_after(rec.events, mark, ConnectionState.CONNECTING)
+        assert len(attempts) == 1, f"{len(attempts)} attempts after a refusal: never retry it"
+        assert rec.states()[-1] == ConnectionState.AUTH_FAILED
+        assert hub.connection_status() == {self.name: False}
+        gaps = [e for e in rec.events[mark:] if isinstance(e, Gap) and not e.symbol]
+        assert gaps, "the blind window must end with a Gap when the connection stops for good"
+        assert_gap_spans_the_silence(rec.events, gaps[0])
