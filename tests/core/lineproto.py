@@ -285,9 +285,7 @@ class LineConnection:
                     self._trade(parts, time.time_ns())
                 except (ValueError, IndexError) as exc:  # MalformedNumber is a ValueError
                     self.sink.malformed(f"bad trade line {line[:80]!r}: {exc}")
-                if self.sink.backpressured:
-                    # a consumer chose overflow="block": stop reading until it catches up
-                    await wait_for_capacity(self.sink)
+                await self._pace()
             elif parts[0] in ("ACK", "NAK"):
                 if parts[0] == "NAK":
                     self._refused[parts[1]] = " ".join(parts[2:])
@@ -300,18 +298,28 @@ class LineConnection:
         if seq:
             expected = self._next_seq
             if expected and seq > expected:
-                # a hole in the connection's numbering: lost since the last trade
-                self.sink.gap(
-                    "",
-                    self._last_data_ns or ts_recv,
-                    ts_recv,
-                    f"sequence gap: expected {expected}, got {seq}",
-                    expected,
-                    seq - 1,
-                )
+                self._sequence_gap(parts[1], expected, seq, ts_recv)
             self._next_seq = seq + 1
         self.sink.trade_text(parts[1], parts[2], parts[3], Side.NONE, 0, ts_recv, seq)
         self._last_data_ns = ts_recv
+
+    def _sequence_gap(self, symbol: str, expected: int, seq: int, ts_recv: int) -> None:
+        """A hole in the connection's numbering (noticed on a trade of ``symbol``): the
+        numbers ``expected``..``seq - 1`` were lost since the last trade, on every symbol."""
+        self.sink.gap(
+            "",
+            self._last_data_ns or ts_recv,
+            ts_recv,
+            f"sequence gap: expected {expected}, got {seq}",
+            expected,
+            seq - 1,
+        )
+
+    async def _pace(self) -> None:
+        """After each trade: a consumer chose overflow="block", so stop reading until it
+        catches up (TCP flow control then holds the server back)."""
+        if self.sink.backpressured:
+            await wait_for_capacity(self.sink)
 
     async def probe(self) -> None:
         assert self.stream is not None

@@ -767,7 +767,7 @@ class ConformanceSuite:
             try:
                 async with self._hub(plugin, config) as (_hub, rec):
                     await self._trades_for_every_symbol(rec)
-            except TimeoutError:
+            except (TimeoutError, HubError):
                 pytest.fail(
                     f"never connected through the backup within {self.timeout} s: does "
                     "connect(endpoint) dial the endpoint it is given?"
