@@ -7,14 +7,19 @@ ignore subscriptions, go silent, answer with a sequence reset).
 
 Wire: client ``LOGIN <user> <password>`` -> ``OK`` | ``DENIED`` | ``SLOW <seconds>``
 | ``SEQ <expected> <received>``; ``SUB <sym>`` -> ``ACK <sym>`` | ``NAK <sym> <reason>``;
-``UNSUB <sym>``; ``PING`` -> ``PONG``; server ``T <sym> <price> <size>`` trades and,
-when asked, ``HB`` heartbeats.
+``UNSUB <sym>``; ``PING`` -> ``PONG``; server ``T <sym> <price> <size> <seq>`` trades
+(``seq`` counts the trades of one connection from 1) and, when asked, ``HB`` heartbeats.
+
+``LineSimulator`` wraps the server as the conformance suite's ``SimulatorHandle``
+(tests/core/test_conformance_mutants.py runs the suite against this plugin and
+against deliberately broken variants of it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -32,7 +37,15 @@ from hub_core import (
     SubscriptionError,
     hookimpl,
 )
+from hub_core.plugin import Side, wait_for_capacity
 from hub_core.processor import ConnectionSink
+
+MAX_LINE = 64 * 1024
+"""The connection's read bound: a longer line is counted as malformed and skipped."""
+OVERSIZED_LINE = 4 * MAX_LINE
+"""Padding of the ``"oversized"`` fault's line: far past the bound."""
+OVERSIZED_PRICE = "999999.999"
+"""The oversized line's price: the random walk (from 100.000 up by 0.001) never sends it."""
 
 
 class LineServer:
@@ -58,9 +71,21 @@ class LineServer:
         """``time.monotonic_ns()`` of each LOGIN received."""
         self.pings = 0
         self.connections = 0
+        self.refuse_logins = False
+        """Every LOGIN is answered ``DENIED`` (the venue refuses our credentials)."""
         self.sent: list[tuple[str, int]] = []
         """(symbol, price) of every trade sent, in order."""
         self._clients: list[SocketStream] = []
+        self._faults: dict[int, list[str]] = {}
+        """Faults each client's feed still has to inject (see ``inject``)."""
+
+    def inject(self, fault: str) -> None:
+        """Make every connected client's feed inject ``fault`` once, in its byte order:
+        ``"skip"`` (one sequence number is never sent), ``"malformed"`` (a trade line
+        whose price is not a number), ``"oversized"`` (a trade line padded past
+        ``OVERSIZED_LINE`` bytes, whose trade must never be delivered)."""
+        for pending in self._faults.values():
+            pending.append(fault)
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
@@ -77,6 +102,8 @@ class LineServer:
         self.connections += 1
         self._clients.append(stream)
         subs: set[str] = set()
+        faults: list[str] = []
+        self._faults[id(stream)] = faults
         buf = b""
         lock = anyio.Lock()  # the feed, the heartbeat and the replies never interleave
 
@@ -89,14 +116,29 @@ class LineServer:
 
                 async def feed() -> None:
                     price = 100_000
+                    seq = 0
                     while True:
                         await anyio.sleep(0.01)
                         if self.silent or self.ignore_subscriptions:
                             continue
+                        while faults:
+                            fault = faults.pop(0)
+                            if fault == "skip":
+                                seq += 1  # lost on the way: the client sees a hole
+                            elif fault == "malformed":
+                                await send(b"T AAA 1.2.3 1\n")
+                            elif fault == "oversized":
+                                seq += 1
+                                sym = min(subs, default="AAA")
+                                pad = b" " * OVERSIZED_LINE
+                                await send(
+                                    f"T {sym} {OVERSIZED_PRICE} 1 {seq}".encode() + pad + b"\n"
+                                )
                         price += 1
                         for s in sorted(subs - self.mute_symbols):
+                            seq += 1
                             self.sent.append((s, price))
-                            await send(f"T {s} {price / 1000:.3f} 1\n".encode())
+                            await send(f"T {s} {price / 1000:.3f} 1 {seq}\n".encode())
 
                 async def heartbeat() -> None:
                     while True:
@@ -119,7 +161,7 @@ class LineServer:
                             if self.sequence_reset:
                                 await send(b"SEQ 4 1\n")
                                 return
-                            if parts[2] != self.password:
+                            if self.refuse_logins or parts[2] != self.password:
                                 await send(b"DENIED\n")
                                 return
                             await send(b"OK\n")
@@ -142,6 +184,7 @@ class LineServer:
         except* (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away or a test dropped it
         finally:
+            self._faults.pop(id(stream), None)
             if stream in self._clients:
                 self._clients.remove(stream)
             with anyio.CancelScope(shield=True):
@@ -157,6 +200,10 @@ class LineConnection:
         self._buf = b""
         self._replies: dict[str, anyio.Event] = {}
         self._refused: dict[str, str] = {}
+        self._next_seq = 0
+        self._last_data_ns = 0
+        self._skipping = False
+        """Inside a line longer than ``MAX_LINE``: its bytes are dropped up to its end."""
 
     async def connect(self, endpoint: str) -> None:
         # "user:password@host:port" is allowed, as for a real venue; only host:port is dialled
@@ -185,10 +232,21 @@ class LineConnection:
 
     async def _line(self) -> str:
         assert self.stream is not None
-        while b"\n" not in self._buf:
+        while True:
+            line, nl, rest = self._buf.partition(b"\n")
+            if nl:
+                self._buf = rest
+                if self._skipping:  # the end of an oversized line: drop it, go on
+                    self._skipping = False
+                    continue
+                return line.decode(errors="replace")
+            if len(self._buf) > MAX_LINE:
+                # bounded reads: never buffer more than MAX_LINE of one line
+                if not self._skipping:
+                    self.sink.malformed(f"a line longer than {MAX_LINE} bytes")
+                self._skipping = True
+                self._buf = b""
             self._buf += await self.stream.receive()
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         assert self.stream is not None
@@ -220,14 +278,48 @@ class LineConnection:
                 raise ConnectionFailed("closed by server") from exc
             self._health.last_activity_ns = time.monotonic_ns()
             parts = line.split()
+            if not parts:
+                continue
             if parts[0] == "T":
-                self.sink.trade_text(parts[1], parts[2], parts[3], "N", 0, time.time_ns())
+                try:
+                    self._trade(parts, time.time_ns())
+                except (ValueError, IndexError) as exc:  # MalformedNumber is a ValueError
+                    self.sink.malformed(f"bad trade line {line[:80]!r}: {exc}")
+                await self._pace()
             elif parts[0] in ("ACK", "NAK"):
                 if parts[0] == "NAK":
                     self._refused[parts[1]] = " ".join(parts[2:])
                 event = self._replies.pop(parts[1], None)
                 if event is not None:
                     event.set()
+
+    def _trade(self, parts: list[str], ts_recv: int) -> None:
+        seq = int(parts[4]) if len(parts) > 4 else 0
+        if seq:
+            expected = self._next_seq
+            if expected and seq > expected:
+                self._sequence_gap(parts[1], expected, seq, ts_recv)
+            self._next_seq = seq + 1
+        self.sink.trade_text(parts[1], parts[2], parts[3], Side.NONE, 0, ts_recv, seq)
+        self._last_data_ns = ts_recv
+
+    def _sequence_gap(self, symbol: str, expected: int, seq: int, ts_recv: int) -> None:
+        """A hole in the connection's numbering (noticed on a trade of ``symbol``): the
+        numbers ``expected``..``seq - 1`` were lost since the last trade, on every symbol."""
+        self.sink.gap(
+            "",
+            self._last_data_ns or ts_recv,
+            ts_recv,
+            f"sequence gap: expected {expected}, got {seq}",
+            expected,
+            seq - 1,
+        )
+
+    async def _pace(self) -> None:
+        """After each trade: a consumer chose overflow="block", so stop reading until it
+        catches up (TCP flow control then holds the server back)."""
+        if self.sink.backpressured:
+            await wait_for_capacity(self.sink)
 
     async def probe(self) -> None:
         assert self.stream is not None
@@ -264,3 +356,58 @@ class Plugin:
     @hookimpl
     def hub_connection_factories(self) -> list[ConnectionFactory]:
         return [LineFactory(self.connection)]
+
+
+class LineSimulator:
+    """The server as the conformance suite's ``SimulatorHandle``: ``async with`` listens
+    on 127.0.0.1 (a free port), leaving stops it. Every fault is async, as the suite
+    awaits them; the optional ``send_oversized``, ``refuse_symbol`` and
+    ``refuse_credentials`` are here too."""
+
+    def __init__(self) -> None:
+        self.server = LineServer()
+        self.endpoint = ""
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[LineSimulator]:
+        """Serve until the block ends."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.server.serve)
+            self.endpoint = f"127.0.0.1:{self.server.port}"
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
+        # prices are sent with three decimals: thousandths -> 1e-9 fixed point
+        return [
+            (p * 1_000_000, 1_000_000_000, Side.NONE) for s, p in self.server.sent if s == symbol
+        ]
+
+    async def drop_connections(self) -> None:
+        await self.server.drop_all()
+
+    async def stall(self) -> None:
+        self.server.silent = True
+
+    async def resume(self) -> None:
+        self.server.silent = False
+
+    async def send_malformed(self) -> None:
+        self.server.inject("malformed")
+
+    async def skip_sequence(self) -> None:
+        self.server.inject("skip")
+
+    async def send_oversized(self) -> None:
+        """One trade line far longer than ``MAX_LINE``; its trade is not in ``sent``."""
+        self.server.inject("oversized")
+
+    async def refuse_symbol(self, symbol: str) -> None:
+        """Answer later subscriptions of ``symbol`` with ``NAK``."""
+        self.server.refuse[symbol] = "not-entitled"
+
+    async def refuse_credentials(self, on: bool) -> None:
+        """Answer every later LOGIN with ``DENIED`` (``on``), or accept them again."""
+        self.server.refuse_logins = on

@@ -464,9 +464,11 @@ class CoinbaseSession(DialectSession):
     ) -> DialectEvent | None:
         """Messages of ``product`` were lost on this connection: ``Gap``, and the book
         (which has no sequence of its own to tell) is rebuilt too."""
+        # the book's last update may be stamped after the message that showed the loss:
+        # a Gap never ends before it starts
         self._sink.gap(
             product,
-            st.book.ts_event or ts,
+            min(st.book.ts_event or ts, ts),
             ts,
             f"sequence gap in {product} matches: {what}",
             first,
