@@ -20,7 +20,7 @@ A book clear travels as a ``BookUpdate`` with action ``R`` and price
 """
 
 import logging
-from typing import Final, final
+from typing import Final, cast, final
 
 from mypy_extensions import i64
 
@@ -71,27 +71,29 @@ class _Side:
 
     def set(self, price: int, size: int) -> str:
         """Set one level (0 removes it); the DBN action, or "" when nothing changed."""
-        # one dict operation to find the old size and one to store: each boxes ``price``
-        sizes = self.sizes
+        # The dict is used through ``object`` keys and values: mypyc then boxes the
+        # two ints once, instead of once per dict operation (halves the cost).
+        sizes = cast(dict[object, object], self.sizes)
+        key: object = price
         if size == 0:
-            gone = sizes.pop(price, None)
+            gone = sizes.pop(key, None)
             if gone is None:
                 return ""
-            if gone < 0:
+            if self.negative and cast(int, gone) < 0:
                 self.negative -= 1
             self._remove_key(price * self.sign)
             return "C"
-        old = sizes.get(price)
+        value: object = size
+        old = sizes.get(key)
+        sizes[key] = value
         if old is None:
-            sizes[price] = size
             if size < 0:
                 self.negative += 1
             self._insert_key(price * self.sign)
             return "A"
-        if old == size:
+        if old == value:
             return ""
-        sizes[price] = size
-        if old < 0:
+        if self.negative and cast(int, old) < 0:
             self.negative -= 1
         if size < 0:
             self.negative += 1
