@@ -136,7 +136,7 @@ def bench_book(report: Callable[[Any], None], Result: Any, median_time: Any) -> 
     k_base = median_time(lambda: [base.top(10) for _ in range(200)], 3) / 200
     report(
         Result(
-            "top(10) a side, 1,000-level book",
+            "top(10), both sides, 1,000-level book",
             k_ours * 1e9,
             "ns",
             "dict of levels (sorted)",
