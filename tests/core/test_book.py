@@ -446,3 +446,22 @@ def test_a_keeper_is_a_plain_subscriber() -> None:
     keeper.on_update(update("A", 98 * P, P, 2))
     keeper.verify()
     assert not keeper.book.valid and keeper.book.invalidations == 1
+
+
+def test_a_plugins_book_clear_empties_the_hubs_book() -> None:
+    from hub_core.processor import EventProcessor
+
+    hub, bus = hub_and_bus()
+    book = hub.book("ex", "SYM")
+    sink = EventProcessor(bus).sink_for("ex")
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink.book_snapshot("SYM", ((99 * P, P),), ((101 * P, P),), 1, 1)
+    sink.book_clear("SYM", 2, 2, 5)
+    assert len(book) == 0 and book.valid and not book.stale
+    assert seen[-1].is_clear and (seen[-1].action, seen[-1].side, seen[-1].price) == (
+        "R",
+        "N",
+        UNDEF_PRICE,
+    )
+    assert book.last_sequence == 5
