@@ -234,6 +234,12 @@ def bench_ws_memory_section() -> None:
     bench_ws_memory(report, Result, median_time)
 
 
+def bench_book_section() -> None:
+    from book_compare import bench_book
+
+    bench_book(report, Result, median_time)
+
+
 def bench_fix_section() -> None:
     from fix_compare import bench_fix
 
@@ -242,6 +248,7 @@ def bench_fix_section() -> None:
 
 SECTIONS: dict[str, Callable[[], None]] = {
     "bus": bench_bus,
+    "book": bench_book_section,
     "dbn": bench_dbn_section,
     "fixed": bench_fixed,
     "memory": bench_memory,

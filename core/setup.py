@@ -21,6 +21,7 @@ COMPILED_MODULES = [
     "latency",
     "processor",
     "benchloop",
+    "book",
 ]
 
 ext_modules = []

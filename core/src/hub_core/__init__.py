@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hub_core import ticks as _ticks
+from hub_core.book import MboBook, OrderBook
 from hub_core.bus import Subscription, TypedEventBus
 from hub_core.config import Credentials, ExchangeConfig, HubConfig, load_config
 from hub_core.contracts import (
@@ -94,6 +95,8 @@ __all__ = [
     "HubConfig",
     "HubError",
     "MalformedNumber",
+    "MboBook",
+    "OrderBook",
     "PluginError",
     "ProcessorStats",
     "ProtocolError",

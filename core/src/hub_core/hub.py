@@ -17,7 +17,8 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
-from hub_core.bus import TypedEventBus
+from hub_core.book import BookKeeper, OrderBook
+from hub_core.bus import Subscription, TypedEventBus
 from hub_core.config import ExchangeConfig, HubConfig, load_config
 from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
@@ -25,6 +26,7 @@ from hub_core.ids import ExchangeId
 from hub_core.processor import EventProcessor
 from hub_core.registry import ExchangeRegistry
 from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
+from hub_core.ticks import BookSnapshot, BookUpdate, Gap
 
 log = logging.getLogger("hub_core.hub")
 
@@ -76,6 +78,7 @@ class ExchangeHub:
         self._tg: TaskGroup | None = None
         self._manager: ConnectionManager | None = None
         self._configs: dict[str, ExchangeConfig] = {}
+        self._books: dict[tuple[str, str], tuple[BookKeeper, list[Subscription]]] = {}
 
     @classmethod
     def from_toml(
@@ -216,6 +219,43 @@ class ExchangeHub:
     def all_dead(self) -> bool:
         """True when every connection has given up (``hub run`` exits non-zero)."""
         return self._manager is not None and self._manager.all_dead()
+
+    def book(self, exchange: str, symbol: str) -> OrderBook:
+        """The hub's order book of ``symbol`` on ``exchange``: read-only, kept current.
+
+        The first call starts keeping it (later calls return the same object): the
+        hub's own bus subscriber applies that exchange's ``BookSnapshot`` and
+        ``BookUpdate`` ticks of the symbol as they are published, so a slow
+        strategy cannot leave it behind. A snapshot or a book clear starts it anew;
+        a ``Gap`` makes it ``stale`` until then, and so does starting: ask for it
+        before subscribing the symbol, or it waits for the venue's next snapshot.
+        When an integrity check fails (crossed, locked, negative size) it turns
+        ``valid=False`` with the ``reason``, logged and counted, until the next
+        snapshot. Order-level feeds (``order_id`` set) are aggregated into levels.
+        See sdk-docs/books.md.
+        """
+        name = str(exchange)
+        key = (name, symbol)
+        kept = self._books.get(key)
+        if kept is None:
+            keeper = BookKeeper(name, symbol)
+            bus = self.bus
+            subs = [
+                bus.subscribe(BookSnapshot, keeper.on_snapshot, exchange=name, symbol=symbol),
+                bus.subscribe(BookUpdate, keeper.on_update, exchange=name, symbol=symbol),
+                # a Gap for the whole connection has symbol "": filter on the exchange only
+                bus.subscribe(Gap, keeper.on_gap, exchange=name),
+            ]
+            kept = (keeper, subs)
+            self._books[key] = kept
+        return kept[0].book
+
+    def drop_book(self, exchange: str, symbol: str) -> None:
+        """Stop keeping the book of ``symbol`` on ``exchange`` (no-op when not kept)."""
+        kept = self._books.pop((str(exchange), symbol), None)
+        if kept is not None:
+            for sub in kept[1]:
+                sub.unsubscribe()
 
     def event_processor(self) -> EventProcessor:
         """Stats: ``hub.event_processor().get_stats()``."""

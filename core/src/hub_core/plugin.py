@@ -2,7 +2,7 @@
 
 Everything a plugin needs to be written (hook markers, the factory and
 connection contracts, the ``Sink`` it delivers to, request bookkeeping,
-errors, fixed-point helpers) is here, so a plugin never depends on the core's
+order books, errors, fixed-point helpers) is here, so a plugin never depends on the core's
 internal layout. Simulators also use ``hub_core.simulation``; tests use
 ``hub_core.testing``. See sdk-docs/writing-a-plugin.md.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from hub_core.book import MboBook, OrderBook
 from hub_core.config import Credentials, ExchangeConfig
 from hub_core.contracts import (
     PLUGIN_API_VERSION,
@@ -228,6 +229,11 @@ class Sink(Protocol):
     ) -> None:
         """Publish a whole book, levels best first as ``(price, size)``."""
 
+    def book_clear(self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0) -> None:
+        """Publish a book clear: every level of ``symbol`` is gone. It travels as a
+        ``BookUpdate`` with action ``R``, side ``N``, price ``UNDEF_PRICE`` (i64 max)
+        and size 0 (``BookUpdate.is_clear``)."""
+
     def feed_dbn(self, data: bytes, ts_recv: int) -> int:
         """Decode DBN v3 records from ``data`` (any split); returns how many."""
         ...
@@ -338,6 +344,8 @@ __all__ = [
     "HubError",
     "HubPluginManager",
     "MalformedNumber",
+    "MboBook",
+    "OrderBook",
     "Pending",
     "PendingRequests",
     "PluginOptions",

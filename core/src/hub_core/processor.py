@@ -40,6 +40,7 @@ _LOG_EVERY: Final = 1000
 _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 _HOLD_MAX: Final = 100_000
 """Ticks held back at most while a session subscribes; past it they flow (in order)."""
+_UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price": what a book clear carries
 
 CONTROL_SYMBOL_MAPPING: Final = "symbol_mapping"
 CONTROL_ERROR: Final = "error"
@@ -389,6 +390,15 @@ class ConnectionSink(RecordHandler):
         """Publish a book snapshot (levels best first)."""
         self.on_snapshot(
             BookSnapshot(self.exchange, symbol, bids, asks, ts_event, ts_recv, sequence)
+        )
+
+    def book_clear(self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0) -> None:
+        """Publish a book clear: every level of ``symbol`` is gone (a ``BookUpdate``
+        with action ``R``, side ``N``, price ``UNDEF_PRICE``, size 0: ``is_clear``)."""
+        self.on_book_update(
+            new_book_update(
+                self.exchange, symbol, "N", _UNDEF_PRICE, 0, ts_event, ts_recv, "R", sequence
+            )
         )
 
     def publish(self, tick: object) -> None:

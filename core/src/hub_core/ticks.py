@@ -14,6 +14,8 @@ from typing import Final, final
 
 from hub_core.fixed import PRICE_SCALE
 
+_UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price" (i64 max)
+
 
 @final
 class Side:
@@ -228,7 +230,8 @@ class BookUpdate:
 
     ``action`` is DBN's (``A`` add, ``M`` modify, ``C`` cancel, ``R`` clear book,
     ``T``/``F`` trade/fill); ``order_id`` is non-zero only for order-level
-    (MBO) feeds.
+    (MBO) feeds. A book clear is action ``R`` with side ``N``, price
+    ``UNDEF_PRICE`` (i64 max) and size 0: ``is_clear``.
     """
 
     exchange: Final[str]
@@ -273,6 +276,12 @@ class BookUpdate:
     @property
     def size_float(self) -> float:
         return self.size / PRICE_SCALE
+
+    @property
+    def is_clear(self) -> bool:
+        """True for a book clear: action ``R``, or the price ``UNDEF_PRICE`` (i64 max,
+        DBN's "no price") that a clear carries. A book keeper empties its book."""
+        return self.action == "R" or self.price == _UNDEF_PRICE
 
     def as_dict(self) -> dict[str, object]:
         """Every field under its attribute name (raw fixed-point ints)."""

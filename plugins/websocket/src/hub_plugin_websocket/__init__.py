@@ -9,8 +9,7 @@ theirs from their own distributions (sdk-docs/websocket-dialects.md).
 
 from __future__ import annotations
 
-from hub_core.plugin import ConnectionFactory, HubPluginManager, hookimpl
-from hub_plugin_websocket.book import OrderBook
+from hub_core.plugin import ConnectionFactory, HubPluginManager, OrderBook, hookimpl
 from hub_plugin_websocket.connection import WebSocketConnection
 from hub_plugin_websocket.dialect import (
     Ack,

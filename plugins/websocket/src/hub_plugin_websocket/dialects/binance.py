@@ -23,8 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from hub_core.plugin import DecodeError, Side, Sink, parse_fixed
-from hub_plugin_websocket.book import OrderBook
+from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
 from hub_plugin_websocket.dialect import (
     Ack,
     Dialect,
@@ -579,7 +578,7 @@ class BinanceSession(DialectSession):
                 st.requested = True
                 return NeedSnapshot(ev.s, self._snapshot_url(ev.s))
             return None
-        last = st.book.last_update_id
+        last = st.book.last_sequence
         if self._futures:
             if ev.u < last:
                 return None
@@ -610,16 +609,15 @@ class BinanceSession(DialectSession):
             action = book.apply(_ASK, price, size)
             if action:
                 publish(symbol, _ASK, price, size, ts_event, ts_recv, action, seq)
-        book.last_update_id = seq
-        book.ts_event = ts_event
+        book.stamp(ts_event, seq)  # the venue's update id is the book's sequence
         return None
 
     def _break(self, st: _BookSync, ev: _DepthUpdate, what: str) -> NeedSnapshot:
         """A sequence break: publish the ``Gap``, drop the book, buffer, ask for a snapshot."""
-        last = st.book.last_update_id
+        last = st.book.last_sequence
         self._sink.gap(
             st.symbol,
-            st.book.ts_event,
+            st.book.last_update_ns,
             ev.E * _NS_PER_MS,
             f"sequence gap in the {st.symbol} depth stream ({what}); "
             "book resynchronised from a new snapshot",
@@ -668,13 +666,7 @@ class BinanceSession(DialectSession):
                     st, first, f"snapshot at {last_id} does not join update {first.U}..{first.u}"
                 )
         book = st.book
-        book.clear()
-        for price, size in snap_bids:
-            if size:
-                book.bids[price] = size
-        for price, size in snap_asks:
-            if size:
-                book.asks[price] = size
+        book.replace(tuple(snap_bids), tuple(snap_asks))  # size 0 levels are left out
         prev = last_id
         ts_event = snap.T * _NS_PER_MS if snap.T else ts_recv
         for i, ev in enumerate(pending):
@@ -692,8 +684,7 @@ class BinanceSession(DialectSession):
                 return self._resync_from_snapshot(st, ev, f"update {ev.U}..{ev.u} unreadable")
             prev = ev.u
             ts_event = ev.E * _NS_PER_MS
-        book.last_update_id = prev
-        book.ts_event = ts_event
+        book.stamp(ts_event, prev)
         st.synced = True
         st.requested = False
         buf.clear()

@@ -46,8 +46,7 @@ from typing import Final
 
 import msgspec
 
-from hub_core.plugin import DecodeError, Side, Sink, parse_fixed
-from hub_plugin_websocket.book import OrderBook
+from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
 from hub_plugin_websocket.dialect import (
     Ack,
     Dialect,
@@ -468,7 +467,7 @@ class CoinbaseSession(DialectSession):
         # a Gap never ends before it starts
         self._sink.gap(
             product,
-            min(st.book.ts_event or ts, ts),
+            min(st.book.last_update_ns or ts, ts),
             ts,
             f"sequence gap in {product} matches: {what}",
             first,
@@ -487,15 +486,9 @@ class CoinbaseSession(DialectSession):
         bids = _levels(msg.bids)
         asks = _levels(msg.asks)
         book = st.book
-        book.clear()  # a new snapshot replaces the book whole: nothing old survives
-        for price, size in bids:
-            if size:
-                book.bids[price] = size
-        for price, size in asks:
-            if size:
-                book.asks[price] = size
         ts_event = rfc3339_ns(msg.time) if msg.time else ts_recv
-        book.ts_event = ts_event
+        # a new snapshot replaces the book whole: nothing old survives
+        book.replace(tuple(bids), tuple(asks), ts_event)
         st.book_live = True
         st.resyncing = False
         b, a = book.levels()
@@ -533,7 +526,7 @@ class CoinbaseSession(DialectSession):
             action = book.apply(side, price, size)
             if action:
                 publish(product, side, price, size, ts_event, ts_recv, action, 0)
-        book.ts_event = ts_event
+        book.stamp(ts_event, 0)
         return None
 
     def _resync(
@@ -543,7 +536,7 @@ class CoinbaseSession(DialectSession):
         if not gap_published:
             self._sink.gap(
                 product,
-                st.book.ts_event or ts,
+                min(st.book.last_update_ns or ts, ts),  # a Gap never ends before it starts
                 ts,
                 f"sequence of the {product} level2 book broken ({what}); "
                 "book resynchronised from a new snapshot",

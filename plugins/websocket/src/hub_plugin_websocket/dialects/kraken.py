@@ -35,8 +35,14 @@ from typing import Final
 
 import msgspec
 
-from hub_core.plugin import DecodeError, Side, Sink, SubscriptionError, parse_fixed_bytes
-from hub_plugin_websocket.book import OrderBook
+from hub_core.plugin import (
+    DecodeError,
+    OrderBook,
+    Side,
+    Sink,
+    SubscriptionError,
+    parse_fixed_bytes,
+)
 from hub_plugin_websocket.dialect import (
     Ack,
     Dialect,
@@ -466,7 +472,7 @@ class KrakenSession(DialectSession):
         for lv in asks:
             self._set(st, _ASK, lv)
         ts_event = rfc3339_ns(d.timestamp) if d.timestamp else ts_recv
-        st.book.ts_event = ts_event
+        st.book.stamp(ts_event, 0)
         st.resyncing = False
         computed = st.checksum()
         if computed != d.checksum:
@@ -508,14 +514,10 @@ class KrakenSession(DialectSession):
         # levels pushed out of the subscribed depth get no qty 0 from the venue
         depth = self._depth
         book = st.book
-        while len(book.bids) > depth:
-            worst = min(book.bids)
-            del book.bids[worst]
+        for worst in book.trim(_BID, depth):
             st.bids_tok.pop(worst, None)
             changed.append((_BID, worst, 0, "C"))
-        while len(book.asks) > depth:
-            worst = max(book.asks)
-            del book.asks[worst]
+        for worst in book.trim(_ASK, depth):
             st.asks_tok.pop(worst, None)
             changed.append((_ASK, worst, 0, "C"))
         computed = st.checksum()
@@ -528,14 +530,14 @@ class KrakenSession(DialectSession):
             )
         for side, price, size, action in changed:
             publish(symbol, side, price, size, ts_event, ts_recv, action, 0)
-        book.ts_event = ts_event
+        book.stamp(ts_event, 0)
         return None
 
     def _resync(self, symbol: str, st: _Book, ts: int, what: str) -> Resubscribe:
         """``Gap``, drop the book, and resubscribe its channel for a fresh snapshot."""
         self._sink.gap(
             symbol,
-            st.book.ts_event or ts,
+            st.book.last_update_ns or ts,
             ts,
             f"checksum/sequence break in the {symbol} book ({what}); "
             "book resynchronised from a new snapshot",

@@ -1,0 +1,807 @@
+"""Order books as objects, compiled with mypyc.
+
+``OrderBook`` is a price-level book (L2): one size per price and side, in the
+ticks' fixed-point ints (``PRICE_SCALE``). Each side keeps a ``price -> size``
+dict and the same prices in a sorted list whose *last* element is the best
+(bids ascending; asks as negated prices, ascending), so a change at an
+existing level is one dict store, a new or removed level near the top of the
+book moves only the few list slots above it, and the best price is the last
+slot. ``top(n)`` walks the list from the end.
+
+``MboBook`` is an order-by-order book (L3, Databento's ``mbo``): orders by id,
+aggregated into an ``OrderBook`` of levels plus an order count per level.
+
+``BookKeeper`` is the hub's own bus subscriber behind ``ExchangeHub.book()``:
+it applies one exchange/symbol's ``BookSnapshot``/``BookUpdate``/``Gap`` to a
+read-only ``OrderBook`` and checks its integrity at message boundaries.
+
+A book clear travels as a ``BookUpdate`` with action ``R`` and price
+``UNDEF_PRICE`` (i64 max, DBN's "no price"); ``BookUpdate.is_clear`` tells it.
+"""
+
+import logging
+from typing import Final, cast, final
+
+from mypy_extensions import i64
+
+from hub_core.errors import HubError
+from hub_core.fixed import format_fixed
+from hub_core.ticks import BookSnapshot, BookUpdate, Gap
+
+log = logging.getLogger("hub_core.book")
+
+Levels = tuple[tuple[int, int], ...]
+"""One side's levels, best first, as ``(price, size)`` pairs (``BookSnapshot.bids``)."""
+
+_BID: Final = "B"
+_ASK: Final = "A"
+_LOG_FIRST: Final = 5
+_LOG_EVERY: Final = 1000
+
+
+def _bisect(keys: list[int], k: int) -> i64:
+    """First index of ``keys`` (ascending) whose value is >= ``k``."""
+    lo: i64 = 0
+    hi: i64 = len(keys)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@final
+class _Side:
+    """One side of a book: size per price, and the prices sorted best-last."""
+
+    sizes: dict[int, int]
+    keys: list[int]
+    """``sign * price`` ascending: the best price is ``keys[-1] * sign``."""
+    sign: Final[int]
+    negative: int
+    """How many levels hold a negative size (an integrity failure ``check`` reports)."""
+
+    def __init__(self, sign: int) -> None:
+        self.sizes = {}
+        self.keys = []
+        self.sign = sign
+        self.negative = 0
+
+    def set(self, price: int, size: int) -> str:
+        """Set one level (0 removes it); the DBN action, or "" when nothing changed."""
+        # The dict is used through ``object`` keys and values: mypyc then boxes the
+        # two ints once, instead of once per dict operation (halves the cost).
+        sizes = cast(dict[object, object], self.sizes)
+        key: object = price
+        if size == 0:
+            gone = sizes.pop(key, None)
+            if gone is None:
+                return ""
+            if self.negative and cast(int, gone) < 0:
+                self.negative -= 1
+            self._remove_key(price * self.sign)
+            return "C"
+        value: object = size
+        old = sizes.get(key)
+        sizes[key] = value
+        if old is None:
+            if size < 0:
+                self.negative += 1
+            self._insert_key(price * self.sign)
+            return "A"
+        if old == value:
+            return ""
+        if self.negative and cast(int, old) < 0:
+            self.negative -= 1
+        if size < 0:
+            self.negative += 1
+        return "M"
+
+    def _insert_key(self, k: int) -> None:
+        keys = self.keys
+        n = len(keys)
+        if n == 0 or k > keys[n - 1]:
+            keys.append(k)  # a new best level: the commonest insertion
+        else:
+            keys.insert(_bisect(keys, k), k)
+
+    def _remove_key(self, k: int) -> None:
+        keys = self.keys
+        n = len(keys)
+        if keys[n - 1] == k:
+            keys.pop()
+        else:
+            del keys[_bisect(keys, k)]
+
+    def clear(self) -> None:
+        self.sizes.clear()
+        self.keys.clear()
+        self.negative = 0
+
+    def load(self, levels: Levels) -> None:
+        """Replace the side with ``levels`` (any order; size 0 left out; last one wins)."""
+        self.clear()
+        sizes = self.sizes
+        for price, size in levels:
+            if size != 0:
+                sizes[price] = size
+            elif price in sizes:
+                del sizes[price]
+        sign = self.sign
+        keys = [p * sign for p in sizes]
+        keys.sort()
+        self.keys = keys
+        neg = 0
+        for s in sizes.values():
+            if s < 0:
+                neg += 1
+        self.negative = neg
+
+    def best_price(self) -> int:
+        """The best price; the side must not be empty."""
+        return self.keys[len(self.keys) - 1] * self.sign
+
+    def best(self) -> tuple[int, int] | None:
+        keys = self.keys
+        n = len(keys)
+        if n == 0:
+            return None
+        p = keys[n - 1] * self.sign
+        return (p, self.sizes[p])
+
+    def top(self, n: int) -> Levels:
+        keys = self.keys
+        sizes = self.sizes
+        sign = self.sign
+        m: i64 = len(keys)
+        want: i64 = n if n < m else m  # one i64 branch: a conditional on mixed types boxes
+        stop: i64 = m - want if want > 0 else m
+        out: list[tuple[int, int]] = []
+        i: i64 = m - 1
+        while i >= stop:
+            p = keys[i] * sign
+            out.append((p, sizes[p]))
+            i -= 1
+        return tuple(out)
+
+    def trim(self, depth: int) -> list[int]:
+        """Drop the worst levels beyond ``depth``; their prices, worst first."""
+        keys = self.keys
+        extra = len(keys) - depth
+        if extra <= 0:
+            return []
+        sign = self.sign
+        sizes = self.sizes
+        gone: list[int] = []
+        for k in keys[:extra]:
+            p = k * sign
+            if sizes.pop(p) < 0:
+                self.negative -= 1
+            gone.append(p)
+        del keys[:extra]
+        return gone
+
+    def first_negative(self) -> tuple[int, int]:
+        """(price, size) of a level with a negative size, best first; (0, 0) when none."""
+        keys = self.keys
+        sizes = self.sizes
+        i = len(keys) - 1
+        while i >= 0:
+            p = keys[i] * self.sign
+            s = sizes[p]
+            if s < 0:
+                return (p, s)
+            i -= 1
+        return (0, 0)
+
+
+@final
+class OrderBook:
+    """A price-level book of one symbol: bids and asks, fixed-point ints.
+
+    ``apply(side, price, size)`` sets a level (``size`` 0 removes it), with
+    ``side`` ``Side.BID`` (``"B"``) or ``Side.ASK`` (``"A"``). Reads:
+    ``best_bid()``/``best_ask()`` (``(price, size)`` or ``None``), ``top(n)``,
+    ``snapshot()`` (``(bids, asks)``, best first, as ``BookSnapshot`` holds
+    them), ``size_at(side, price)``, ``len(book)`` (levels on both sides).
+    ``check()`` says whether the book is consistent (not crossed, not locked,
+    no negative size).
+
+    A book handed out by ``ExchangeHub.book()`` is read-only (``read_only``):
+    the hub's own subscriber applies the feed to it, and its ``valid``,
+    ``stale`` and ``reason`` say whether to trust it. Its mutators raise
+    ``HubError``.
+    """
+
+    exchange: Final[str]
+    symbol: Final[str]
+
+    def __init__(self, exchange: str = "", symbol: str = "") -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self._bids = _Side(1)
+        self._asks = _Side(-1)
+        self._last_update_ns = 0
+        self._last_sequence = 0
+        self._read_only = False
+        self._valid = True
+        self._stale = False
+        self._reason = ""
+        self._invalidations = 0
+        self._unverified = False
+        """Changed since the owner last checked it (a message may be half applied)."""
+
+    # -- status -------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """True for the hub's books (``ExchangeHub.book()``): only the hub changes them."""
+        return self._read_only
+
+    @property
+    def last_update_ns(self) -> int:
+        """``ts_event`` (ns) of the last change applied with a time; 0 = none yet."""
+        return self._last_update_ns
+
+    @property
+    def last_sequence(self) -> int:
+        """The venue sequence number of the last change applied with one; 0 = none."""
+        return self._last_sequence
+
+    @property
+    def valid(self) -> bool:
+        """False once an integrity check failed (see ``reason``), until the next
+        snapshot or clear. ``True`` only when the book is consistent now."""
+        if not self._valid:
+            return False
+        if self._unverified:
+            return self.check() is None
+        return True
+
+    @property
+    def stale(self) -> bool:
+        """True when updates may be missing (a ``Gap``, or no snapshot seen yet):
+        the book is not to be trusted until the next snapshot or clear."""
+        return self._stale
+
+    @property
+    def reason(self) -> str:
+        """Why the book is not valid or is stale; "" when it is fine."""
+        if self._valid and self._unverified:
+            found = self.check()
+            if found is not None:
+                return found
+        return self._reason
+
+    @property
+    def invalidations(self) -> int:
+        """How many times the book was marked invalid (counted, and logged)."""
+        return self._invalidations
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise HubError(
+                f"the book of {self.exchange}/{self.symbol} belongs to the hub",
+                exchange=self.exchange,
+                hint="it is read-only: keep an OrderBook() of your own to apply updates to",
+            )
+
+    # -- changes ------------------------------------------------------------------
+    def apply(self, side: str, price: int, size: int, ts_event: int = 0, sequence: int = 0) -> str:
+        """Set the size at ``price`` on ``side`` (0 removes the level).
+
+        Returns the DBN action: ``"A"`` a new level, ``"M"`` a changed one,
+        ``"C"`` a removed one, ``""`` when nothing changed. ``ts_event`` and
+        ``sequence``, when non-zero, become ``last_update_ns``/``last_sequence``.
+        A negative size is stored as sent (``check()`` reports it).
+        """
+        if self._read_only:
+            self._writable()
+        return self._set(side, price, size, ts_event, sequence)
+
+    def _set(self, side: str, price: int, size: int, ts_event: int, sequence: int) -> str:
+        if side == _BID:
+            action = self._bids.set(price, size)
+        elif side == _ASK:
+            action = self._asks.set(price, size)
+        else:
+            raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
+        if ts_event:
+            self._last_update_ns = ts_event
+        if sequence:
+            self._last_sequence = sequence
+        return action
+
+    def replace(self, bids: Levels, asks: Levels, ts_event: int = 0, sequence: int = 0) -> None:
+        """Replace the whole book (a snapshot): ``bids``/``asks`` as ``(price, size)``
+        pairs in any order; size 0 is left out. Marks the book valid and fresh."""
+        self._writable()
+        self._replace(bids, asks, ts_event, sequence)
+
+    def _replace(self, bids: Levels, asks: Levels, ts_event: int, sequence: int) -> None:
+        self._bids.load(bids)
+        self._asks.load(asks)
+        self._fresh(ts_event, sequence)
+
+    def clear(self, ts_event: int = 0, sequence: int = 0) -> None:
+        """Forget every level: the book starts anew (valid, not stale)."""
+        self._writable()
+        self._clear(ts_event, sequence)
+
+    def _clear(self, ts_event: int, sequence: int) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._fresh(ts_event, sequence)
+
+    def _fresh(self, ts_event: int, sequence: int) -> None:
+        self._last_update_ns = ts_event
+        self._last_sequence = sequence
+        self._valid = True
+        self._stale = False
+        self._reason = ""
+        self._unverified = False
+
+    def trim(self, side: str, depth: int) -> list[int]:
+        """Drop the levels of ``side`` beyond the best ``depth``; returns their prices,
+        worst first (a venue that keeps a fixed depth sends no removal for them)."""
+        self._writable()
+        if side == _BID:
+            return self._bids.trim(depth)
+        if side == _ASK:
+            return self._asks.trim(depth)
+        raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
+
+    def stamp(self, ts_event: int, sequence: int) -> None:
+        """Set ``last_update_ns`` and ``last_sequence`` without changing a level."""
+        self._writable()
+        self._last_update_ns = ts_event
+        self._last_sequence = sequence
+
+    def mark_invalid(self, reason: str) -> None:
+        """Distrust the book until the next snapshot or clear (e.g. a failed checksum)."""
+        self._writable()
+        self._invalidate(reason)
+
+    def _invalidate(self, reason: str) -> None:
+        self._unverified = False
+        if not self._valid:
+            return
+        self._valid = False
+        self._reason = reason
+        self._invalidations += 1
+        n = self._invalidations
+        if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
+            log.warning(
+                "[%s] book of %s is invalid (%d so far): %s; waiting for a snapshot",
+                self.exchange,
+                self.symbol,
+                n,
+                reason,
+            )
+
+    def mark_stale(self, reason: str) -> None:
+        """Updates may be missing: stale until the next snapshot or clear."""
+        self._writable()
+        self._mark_stale(reason)
+
+    def _mark_stale(self, reason: str) -> None:
+        self._stale = True
+        if self._valid:
+            self._reason = reason
+
+    # -- reads --------------------------------------------------------------------
+    def best_bid(self) -> tuple[int, int] | None:
+        """``(price, size)`` of the highest bid, or ``None`` when there is none."""
+        return self._bids.best()
+
+    def best_ask(self) -> tuple[int, int] | None:
+        """``(price, size)`` of the lowest ask, or ``None`` when there is none."""
+        return self._asks.best()
+
+    def top(self, n: int) -> tuple[Levels, Levels]:
+        """``(bids, asks)``: at most ``n`` levels a side, best first."""
+        return self._bids.top(n), self._asks.top(n)
+
+    def snapshot(self) -> tuple[Levels, Levels]:
+        """``(bids, asks)``: every level, best first (``BookSnapshot``'s layout)."""
+        return self._bids.top(len(self._bids.keys)), self._asks.top(len(self._asks.keys))
+
+    def levels(self, depth: int = 0) -> tuple[Levels, Levels]:
+        """``top(depth)``, or ``snapshot()`` when ``depth`` is 0."""
+        return self.top(depth) if depth > 0 else self.snapshot()
+
+    def size_at(self, side: str, price: int) -> int:
+        """The size at ``price`` on ``side``; 0 when there is no such level."""
+        if side == _BID:
+            s = self._bids.sizes.get(price)
+        elif side == _ASK:
+            s = self._asks.sizes.get(price)
+        else:
+            raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
+        return 0 if s is None else s
+
+    def count(self, side: str) -> int:
+        """How many levels ``side`` has."""
+        if side == _BID:
+            return len(self._bids.keys)
+        if side == _ASK:
+            return len(self._asks.keys)
+        raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
+
+    @property
+    def bids(self) -> dict[int, int]:
+        """A copy of the bids as ``{price: size}`` (for inspection, not a hot path)."""
+        return dict(self._bids.sizes)
+
+    @property
+    def asks(self) -> dict[int, int]:
+        """A copy of the asks as ``{price: size}`` (for inspection, not a hot path)."""
+        return dict(self._asks.sizes)
+
+    def check(self) -> str | None:
+        """``None`` when the book is consistent, else why not: a crossed book (best
+        bid above best ask), a locked one (equal), or a negative size."""
+        for side, name in ((self._bids, "bid"), (self._asks, "ask")):
+            if side.negative:
+                p, s = side.first_negative()
+                return f"negative size {format_fixed(s)} at {name} {format_fixed(p)}"
+        if self._bids.keys and self._asks.keys:
+            bid = self._bids.best_price()
+            ask = self._asks.best_price()
+            if bid > ask:
+                return (
+                    f"crossed book: best bid {format_fixed(bid)} above best ask {format_fixed(ask)}"
+                )
+            if bid == ask:
+                return f"locked book: best bid = best ask = {format_fixed(bid)}"
+        return None
+
+    def __len__(self) -> int:
+        return len(self._bids.keys) + len(self._asks.keys)
+
+    def __repr__(self) -> str:
+        bid = self._bids.best()
+        ask = self._asks.best()
+        return (
+            f"OrderBook({self.exchange!r}, {self.symbol!r}, bids={len(self._bids.keys)}, "
+            f"asks={len(self._asks.keys)}, best_bid={bid!r}, best_ask={ask!r}, "
+            f"valid={self.valid}, stale={self._stale})"
+        )
+
+
+@final
+class _Order:
+    """One resting order of an ``MboBook``."""
+
+    side: str
+    price: int
+    size: int
+
+    def __init__(self, side: str, price: int, size: int) -> None:
+        self.side = side
+        self.price = price
+        self.size = size
+
+
+@final
+class MboBook:
+    """An order-by-order (L3) book: resting orders by id, aggregated into levels.
+
+    ``add``, ``modify``, ``cancel``, ``fill`` and ``clear`` change orders;
+    ``apply(action, ...)`` takes Databento's MBO actions: ``A`` add, ``M``
+    modify, ``C`` cancel (``size`` is the quantity cancelled), ``R`` clear;
+    ``T`` trade, ``F`` fill and ``N`` none leave the book as it is, as in
+    Databento's data, where the resting quantity a fill takes is sent as a
+    ``C``. ``fill()`` is there for feeds whose executions do reduce the order.
+
+    Every event is applied at once. Databento marks the last record of one
+    venue event with ``F_LAST``: the book may be crossed between two records of
+    one event, so a plugin checks or publishes it only at ``F_LAST``.
+
+    An event that does not fit the book (an add of an id that rests, a cancel
+    of an unknown id, more cancelled than rests) is counted in ``errors`` and
+    reported by ``check()`` until the next ``clear()``; the methods return
+    ``False`` for it.
+    """
+
+    exchange: Final[str]
+    symbol: Final[str]
+
+    def __init__(self, exchange: str = "", symbol: str = "") -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self._orders: dict[int, _Order] = {}
+        self._levels = OrderBook(exchange, symbol)
+        self._levels._read_only = True  # the orders decide the levels
+        self._bid_counts: dict[int, int] = {}
+        self._ask_counts: dict[int, int] = {}
+        self._errors = 0
+        self._last_error = ""
+
+    # -- the level side ------------------------------------------------------------
+    def _level_add(self, side: str, price: int, size: int, ts: int, seq: int) -> None:
+        counts = self._bid_counts if side == _BID else self._ask_counts
+        counts[price] = counts.get(price, 0) + 1
+        levels = self._levels
+        levels._set(side, price, levels.size_at(side, price) + size, ts, seq)
+
+    def _level_sub(self, side: str, price: int, size: int, drop: bool, ts: int, seq: int) -> None:
+        counts = self._bid_counts if side == _BID else self._ask_counts
+        levels = self._levels
+        left = levels.size_at(side, price) - size
+        if drop:
+            n = counts.get(price, 0) - 1
+            if n <= 0:
+                counts.pop(price, None)
+                left = 0  # the level's last order is gone, whatever the sizes said
+            else:
+                counts[price] = n
+        levels._set(side, price, left, ts, seq)
+
+    def _error(self, what: str) -> bool:
+        self._errors += 1
+        self._last_error = what
+        return False
+
+    # -- events ---------------------------------------------------------------------
+    def add(
+        self, order_id: int, side: str, price: int, size: int, ts_event: int = 0, sequence: int = 0
+    ) -> bool:
+        """A new resting order. An id that already rests is an error; the new
+        order replaces it."""
+        if side != _BID and side != _ASK:
+            return self._error(f"add of order {order_id} with side {side!r}")
+        ok = True
+        old = self._orders.get(order_id)
+        if old is not None:
+            ok = self._error(f"add of order {order_id}, which already rests")
+            self._level_sub(old.side, old.price, old.size, True, ts_event, sequence)
+        self._orders[order_id] = _Order(side, price, size)
+        self._level_add(side, price, size, ts_event, sequence)
+        return ok
+
+    def modify(
+        self, order_id: int, side: str, price: int, size: int, ts_event: int = 0, sequence: int = 0
+    ) -> bool:
+        """An order's new price and/or size. An unknown id is added (Databento's
+        rule: it may predate what this book saw); size 0 removes the order; a
+        change of side is an error."""
+        if size <= 0:
+            return self._reduce(order_id, 0, "modify to size 0", ts_event, sequence)
+        o = self._orders.get(order_id)
+        if o is None:
+            return self.add(order_id, side, price, size, ts_event, sequence)
+        if side != o.side:
+            return self._error(f"modify of order {order_id} from side {o.side!r} to {side!r}")
+        if price == o.price:
+            self._level_sub(o.side, price, o.size - size, False, ts_event, sequence)
+        else:
+            self._level_sub(o.side, o.price, o.size, True, ts_event, sequence)
+            self._level_add(o.side, price, size, ts_event, sequence)
+            o.price = price
+        o.size = size
+        return True
+
+    def cancel(self, order_id: int, size: int = 0, ts_event: int = 0, sequence: int = 0) -> bool:
+        """Take ``size`` off an order (0: all of it); an order left with nothing goes."""
+        return self._reduce(order_id, size, "cancel", ts_event, sequence)
+
+    def fill(self, order_id: int, size: int, ts_event: int = 0, sequence: int = 0) -> bool:
+        """An execution of ``size`` against a resting order (for feeds whose fills
+        reduce the order; Databento's do not, see the class doc)."""
+        return self._reduce(order_id, size, "fill", ts_event, sequence)
+
+    def _reduce(self, order_id: int, size: int, what: str, ts: int, seq: int) -> bool:
+        o = self._orders.get(order_id)
+        if o is None:
+            return self._error(f"{what} of unknown order {order_id}")
+        ok = True
+        if size <= 0 or size >= o.size:
+            if size > o.size:
+                ok = self._error(
+                    f"{what} of {format_fixed(size)} from order {order_id}, "
+                    f"which has {format_fixed(o.size)}"
+                )
+            del self._orders[order_id]
+            self._level_sub(o.side, o.price, o.size, True, ts, seq)
+        else:
+            o.size -= size
+            self._level_sub(o.side, o.price, size, False, ts, seq)
+        return ok
+
+    def clear(self, ts_event: int = 0, sequence: int = 0) -> None:
+        """Forget every order (Databento's ``R``): the book starts anew, errors too."""
+        self._orders.clear()
+        self._bid_counts.clear()
+        self._ask_counts.clear()
+        self._levels._clear(ts_event, sequence)
+        self._errors = 0
+        self._last_error = ""
+
+    def apply(
+        self,
+        action: str,
+        side: str,
+        price: int,
+        size: int,
+        order_id: int,
+        ts_event: int = 0,
+        sequence: int = 0,
+    ) -> bool:
+        """One MBO event by its DBN action letter (see the class doc)."""
+        if action == "A":
+            return self.add(order_id, side, price, size, ts_event, sequence)
+        if action == "C":
+            return self.cancel(order_id, size, ts_event, sequence)
+        if action == "M":
+            return self.modify(order_id, side, price, size, ts_event, sequence)
+        if action == "R":
+            self.clear(ts_event, sequence)
+            return True
+        if action == "T" or action == "F" or action == "N":
+            return True
+        return self._error(f"unknown MBO action {action!r}")
+
+    def apply_update(self, u: BookUpdate) -> bool:
+        """``apply`` with the fields of an order-level ``BookUpdate``."""
+        return self.apply(u.action, u.side, u.price, u.size, u.order_id, u.ts_event, u.sequence)
+
+    # -- reads ----------------------------------------------------------------------
+    @property
+    def levels(self) -> OrderBook:
+        """The aggregated price levels (read-only: the orders decide them)."""
+        return self._levels
+
+    @property
+    def errors(self) -> int:
+        """Events that did not fit the book since the last clear."""
+        return self._errors
+
+    @property
+    def last_error(self) -> str:
+        """The last of those, in words; "" when none."""
+        return self._last_error
+
+    def order(self, order_id: int) -> tuple[str, int, int] | None:
+        """``(side, price, size)`` of a resting order, or ``None``."""
+        o = self._orders.get(order_id)
+        return None if o is None else (o.side, o.price, o.size)
+
+    def best_bid(self) -> tuple[int, int] | None:
+        """``(price, total size)`` of the highest bid level, or ``None``."""
+        return self._levels.best_bid()
+
+    def best_ask(self) -> tuple[int, int] | None:
+        """``(price, total size)`` of the lowest ask level, or ``None``."""
+        return self._levels.best_ask()
+
+    def top(self, n: int) -> tuple[Levels, Levels]:
+        """``(bids, asks)`` aggregated, at most ``n`` levels a side, best first."""
+        return self._levels.top(n)
+
+    def snapshot(self) -> tuple[Levels, Levels]:
+        """Every aggregated level, best first (``BookSnapshot``'s layout)."""
+        return self._levels.snapshot()
+
+    def size_at(self, side: str, price: int) -> int:
+        """Total resting size at ``price`` on ``side``; 0 when none."""
+        return self._levels.size_at(side, price)
+
+    def order_count(self, side: str, price: int) -> int:
+        """How many orders rest at ``price`` on ``side``."""
+        if side == _BID:
+            return self._bid_counts.get(price, 0)
+        if side == _ASK:
+            return self._ask_counts.get(price, 0)
+        raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
+
+    def check(self) -> str | None:
+        """``None`` when consistent; else events that did not fit, or the levels'
+        own ``check()`` (crossed, locked, negative)."""
+        if self._errors:
+            return f"{self._errors} MBO event(s) did not fit the book (last: {self._last_error})"
+        return self._levels.check()
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def __repr__(self) -> str:
+        return (
+            f"MboBook({self.exchange!r}, {self.symbol!r}, orders={len(self._orders)}, "
+            f"best_bid={self.best_bid()!r}, best_ask={self.best_ask()!r}, errors={self._errors})"
+        )
+
+
+@final
+class BookKeeper:
+    """The hub's subscriber behind ``ExchangeHub.book(exchange, symbol)``.
+
+    Subscribed to the bus (filtered on its exchange, and symbol for book
+    events), so the book changes on the publisher's task, before any stream
+    consumer runs: a slow consumer cannot leave it behind or corrupt it.
+
+    - ``BookSnapshot``: the book is replaced (valid, not stale), then checked.
+    - ``BookUpdate``: a clear (``is_clear``) empties it (valid, not stale); an
+      order-level one (``order_id`` != 0) goes through an ``MboBook`` whose
+      levels are this book; otherwise it sets one level. ``T``/``F``/``N``
+      change no level.
+    - ``Gap`` of the symbol or of the whole connection: stale until the next
+      snapshot or clear. A new book is stale until its first one.
+
+    The integrity check runs when a message is complete: at the first update
+    of the next message (another ``ts_event`` and another ``sequence``), and
+    after a snapshot. A failure marks the book invalid (logged, counted in
+    ``invalidations``) until the next snapshot or clear; nothing is published.
+    Reading ``valid``/``reason`` in between checks the book as it is then,
+    without marking it (a handler on the same bus may see a message half
+    applied; a reader on another task never does).
+    """
+
+    book: Final[OrderBook]
+
+    def __init__(self, exchange: str, symbol: str) -> None:
+        self.book = OrderBook(exchange, symbol)
+        self.book._read_only = True
+        self.book._stale = True
+        self.book._reason = "no snapshot seen yet"
+        self._mbo: MboBook | None = None
+        self._batch_ts = 0
+        self._batch_seq = 0
+
+    def on_update(self, u: BookUpdate) -> None:
+        """Apply one ``BookUpdate`` (the bus calls this)."""
+        book = self.book
+        if u.is_clear:
+            if self._mbo is not None:
+                self._mbo.clear(u.ts_event, u.sequence)
+            else:
+                book._clear(u.ts_event, u.sequence)
+            return
+        # a new message (another time, and another sequence where the feed has them)
+        # closes the last one: only a whole message is checked
+        if (
+            book._unverified
+            and u.ts_event != self._batch_ts
+            and (u.sequence == 0 or u.sequence != self._batch_seq)
+        ):
+            self.verify()
+        self._batch_ts = u.ts_event
+        self._batch_seq = u.sequence
+        action = u.action
+        if u.order_id != 0:
+            mbo = self._mbo
+            if mbo is None:
+                mbo = MboBook(book.exchange, book.symbol)
+                mbo._levels = book  # the hub's book is the MBO book's level view
+                self._mbo = mbo
+            mbo.apply(action, u.side, u.price, u.size, u.order_id, u.ts_event, u.sequence)
+        elif action == "T" or action == "F" or action == "N":
+            return  # trades and fills describe no level
+        else:
+            book._set(u.side, u.price, u.size, u.ts_event, u.sequence)
+        book._unverified = True
+
+    def on_snapshot(self, s: BookSnapshot) -> None:
+        """Replace the book with a ``BookSnapshot`` (the bus calls this)."""
+        book = self.book
+        book._replace(s.bids, s.asks, s.ts_event, s.sequence)
+        if self._mbo is not None:
+            self._mbo = None  # levels come from snapshots now, not from orders
+        self._batch_ts = s.ts_event
+        self._batch_seq = s.sequence
+        self.verify()
+
+    def on_gap(self, g: Gap) -> None:
+        """A ``Gap`` of this symbol (or of the whole connection) makes the book stale."""
+        if g.symbol == "" or g.symbol == self.book.symbol:
+            self.book._mark_stale(f"gap: {g.reason}")
+
+    def verify(self) -> None:
+        """Run the integrity check now; a failure marks the book invalid."""
+        book = self.book
+        book._unverified = False
+        mbo = self._mbo
+        found = mbo.check() if mbo is not None else book.check()
+        if found is not None:
+            book._invalidate(found)
