@@ -94,3 +94,49 @@ def test_a_venue_name_runs_its_plugins_simulator() -> None:
     proc = hub("sim", "binance-futures", "--duration", "1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("listening on 127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("args", "protocol"),
+    [
+        (["ninjatrader"], "ninjatrader"),
+        (["fix"], "fix"),
+        (["websocket"], "websocket"),
+        (["websocket", "--dialect", "coinbase"], "websocket"),
+    ],
+)
+def test_hub_sim_prints_a_config_that_connects(
+    args: list[str], protocol: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    """The block ``hub sim`` prints on stderr, pasted as it is, gets data from it."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "hub_core.cli", "sim", *args, "--duration", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None and sim.stderr is not None
+        assert sim.stdout.readline().startswith("listening on 127.0.0.1:")
+        block: list[str] = []
+        for line in sim.stderr:
+            if not line.strip() and block:
+                break
+            if line.startswith("[exchanges.sim]") or block:
+                block.append(line)
+        text = "".join(block)
+        table = tomllib.loads(text)["exchanges"]["sim"]
+        assert table["protocol"] == protocol and table["symbols"], text
+        cfg = Path(str(tmp_path)) / "hub.toml"
+        cfg.write_text(text)
+        run = hub("run", str(cfg), "--jsonl", "--duration", "4", timeout=40)
+        assert run.returncode == 0, run.stderr
+        types = {json.loads(line)["type"] for line in run.stdout.splitlines()}
+        assert types & {"Trade", "Quote", "BookUpdate", "BookSnapshot"}, run.stdout[:500]
+    finally:
+        sim.terminate()
+        sim.communicate(timeout=20)

@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 import hub_core
 from hub_core.cli.session import ExitCode, Session, SessionOptions, fatal_message, first_error
 from hub_core.config import HubConfig
+from hub_core.contracts import SimulatorSpec
 from hub_core.errors import ConfigError, HubError, PluginError
 from hub_core.hub import ExchangeHub
 from hub_core.redact import SECRETS, endpoint_secrets, one_line
@@ -406,6 +407,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             )
             started.append(True)
             print(f"listening on {sim.endpoint}", flush=True)
+            print(_paste_block(spec, sim.endpoint, sim.symbols, sim_options), file=sys.stderr)
             log.info("%s simulator: symbols %s", args.protocol, ", ".join(sim.symbols))
             with anyio.move_on_after(args.duration):
                 await stop.wait()
@@ -425,6 +427,25 @@ def cmd_sim(args: argparse.Namespace) -> int:
             return error(str(err), ExitCode.CONFIG)
         return error(fatal_message(exc), ExitCode.FATAL)
     return int(ExitCode.OK)
+
+
+def _paste_block(
+    spec: SimulatorSpec, endpoint: str, symbols: list[str], options: dict[str, str]
+) -> str:
+    """What to write in hub.toml to connect to this simulator (stderr, so stdout stays
+    the one ``listening on`` line scripts read)."""
+    from hub_core.cli.demo import config_block
+
+    try:
+        cfg = spec.demo_config(endpoint, list(symbols))
+    except Exception as exc:  # a plugin's demo_config never stops its simulator
+        log.debug("demo_config raised %r", exc)
+        return ""
+    dialect = options.get("dialect")
+    if dialect and cfg.options.get("dialect") not in (None, dialect):
+        # the demo's channels are its own dialect's: the other takes its defaults
+        cfg = cfg.model_copy(update={"options": {"dialect": dialect}})
+    return "# to connect, paste into hub.toml:\n" + config_block(cfg)
 
 
 COMMANDS = {

@@ -9,6 +9,7 @@ runs one alone, by default on loopback too.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass
 
@@ -175,3 +176,33 @@ async def start_demo_simulators(
         running.append(sim)
         exchanges[cfg.name] = cfg
     return running, HubConfig(exchanges=exchanges)
+
+
+def _toml_value(value: object) -> str:
+    """A TOML literal for config values (strings, numbers, booleans, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def config_block(cfg: ExchangeConfig, name: str = "sim") -> str:
+    """The ``[exchanges.NAME]`` table that connects to ``cfg``'s simulator, ready to paste
+    into hub.toml (``hub sim`` prints it on stderr)."""
+    lines = [
+        f"[exchanges.{name}]",
+        f"protocol = {_toml_value(cfg.protocol)}",
+        f"endpoint = {_toml_value(cfg.endpoint)}",
+        f"symbols = {_toml_value(list(cfg.symbols))}",
+    ]
+    if cfg.options:
+        lines.append(f"options = {_toml_value(dict(cfg.options))}")
+    return "\n".join(lines) + "\n"
