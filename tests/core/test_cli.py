@@ -929,13 +929,17 @@ def test_metrics_snapshot_exposes_counters() -> None:
     assert 'hub_trades_total{exchange="feed"} 1.0' in after
     assert "hub_malformed_frames_total" in after and "hub_stream_dropped_total" in after
     assert f'hub_info{{compiled="{str(hub_core.COMPILED).lower()}"' in after
-    assert "hub_latency_seconds{" not in after  # no samples yet
+    assert 'hub_latency_seconds_count{exchange="feed"} 0.0' in after  # no samples yet
     for ns in range(1_000, 101_000, 1_000):
-        hub.event_processor().latency.record(ns)
+        sink.latency.record(ns)
     metrics.refresh()
     text = generate_latest(metrics.registry).decode()
-    assert 'hub_latency_seconds{quantile="0.5"} 5.1e-05' in text
-    assert 'hub_latency_seconds{quantile="0.999"} 0.0001' in text
+    assert "# TYPE hub_latency_seconds histogram" in text and "quantile" not in text
+    assert 'hub_latency_seconds_bucket{exchange="feed",le="1e-05"} 10.0' in text
+    assert 'hub_latency_seconds_bucket{exchange="feed",le="0.0001"} 100.0' in text
+    assert 'hub_latency_seconds_bucket{exchange="feed",le="+Inf"} 100.0' in text
+    assert 'hub_latency_seconds_count{exchange="feed"} 100.0' in text
+    assert 'hub_latency_seconds_sum{exchange="feed"} 0.00505' in text
 
 
 def test_thread_safety_of_metrics_collect() -> None:

@@ -215,7 +215,7 @@ def test_stats_print_the_names_a_user_types() -> None:
 # -- the two façades (websockets keeps its lazy exports honest the same way) -------------
 APPLICATION_API = {
     "COMPILED", "PRICE_SCALE", "AuthenticationError", "BookSnapshot", "BookUpdate",
-    "ConfigError", "ConnectionDead", "ConnectionFailed", "ConnectionState",
+    "ConfigError", "ConnectionDead", "ConnectionDetails", "ConnectionFailed", "ConnectionState",
     "ConnectionStateChanged", "Credentials", "DecodeError", "EventProcessor", "EventStream",
     "ExchangeConfig", "ExchangeHub", "ExchangeId", "ExchangeRegistry", "Gap", "HubConfig",
     "HubError", "MalformedNumber", "PluginError", "ProcessorStats", "ProtocolError", "Quote",

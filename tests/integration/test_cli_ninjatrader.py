@@ -235,3 +235,6 @@ def test_run_serves_metrics(nt_sim: Sim, symbols: list[str], tmp_path: Path) -> 
     assert re.search(pattern, text), text
     assert f'hub_connection_up{{exchange="{EXCHANGE}",protocol="ninjatrader"}} 1.0' in text
     assert "hub_book_updates_total" in text and "hub_latency_seconds" in text
+    got = re.search(rf'hub_bytes_received_total{{exchange="{EXCHANGE}"}} (\S+)', text)
+    assert got is not None and float(got.group(1)) > 0, text
+    assert re.search(rf'hub_latency_seconds_bucket{{exchange="{EXCHANGE}",le="\+Inf"}}', text)

@@ -186,3 +186,23 @@ async def test_no_data_precedes_the_connected_state_in_any_session(
         elif not isinstance(event, Gap):
             assert up, f"{type(event).__name__} before the session's connected state"
     assert sessions >= 2
+
+
+async def test_connection_details_show_state_symbols_and_counters(
+    hub: tuple[ExchangeHub, EventRecorder],
+) -> None:
+    import json
+
+    h, rec = hub
+    async with NinjaTraderSimulator(SYMBOLS, rate=300, seed=7) as sim:
+        await h.connect_exchange("nt", ExchangeConfig.ninjatrader(sim.endpoint, symbols=SYMBOLS))
+        await rec.wait_for(lambda: len(rec.of(Trade)) > 10, 10, "trades")
+        (details,) = h.connection_details().values()
+        assert list(h.connection_status().values()) == [True]  # the seed's view stays
+    assert (details.exchange, details.protocol, details.state) == ("nt", "ninjatrader", "connected")
+    assert details.healthy and details.endpoint == sim.endpoint and details.attempt == 0
+    assert details.symbols == dict.fromkeys(SYMBOLS, "subscribed")
+    assert details.trades >= 10 and details.bytes_received > 0
+    assert details.last_message_ns > 0
+    plain = details.as_dict()
+    assert json.loads(json.dumps(plain)) == plain

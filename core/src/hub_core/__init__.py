@@ -50,6 +50,7 @@ from hub_core.hub import ExchangeHub
 from hub_core.ids import ExchangeId
 from hub_core.processor import ConnectionSink as ConnectionSink, EventProcessor, ProcessorStats
 from hub_core.registry import ExchangeRegistry
+from hub_core.status import ConnectionDetails
 from hub_core.streams import EventStream
 from hub_core.supervisor import ConnectionManager as ConnectionManager
 from hub_core.ticks import (
@@ -80,6 +81,7 @@ __all__ = [
     "BookUpdate",
     "ConfigError",
     "ConnectionDead",
+    "ConnectionDetails",
     "ConnectionFailed",
     "ConnectionState",
     "ConnectionStateChanged",

@@ -31,6 +31,9 @@ class ConnectionHealth:
     last_activity_ns: int = 0
     """Monotonic ns (``time.monotonic_ns()``) of the last bytes received, any kind."""
     detail: str = ""
+    bytes_received: int = 0
+    """Bytes read from the venue by this connection object (every kind; the hub adds
+    up the sessions for ``hub_bytes_received_total``)."""
 
 
 @runtime_checkable

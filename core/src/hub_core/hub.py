@@ -25,6 +25,7 @@ from hub_core.errors import ConfigError, HubError
 from hub_core.ids import ExchangeId
 from hub_core.processor import EventProcessor
 from hub_core.registry import ExchangeRegistry
+from hub_core.status import ConnectionDetails, details_of
 from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
 from hub_core.ticks import BookSnapshot, BookUpdate, Gap
 
@@ -210,6 +211,17 @@ class ExchangeHub:
         return {
             ExchangeId(name, self._configs[name].protocol): ok
             for name, ok in self._manager.status().items()
+        }
+
+    def connection_details(self) -> dict[ExchangeId, ConnectionDetails]:
+        """Every connection's state, endpoint (redacted), per-symbol state, last message
+        time, latency and counters, as of this call (``.as_dict()`` for plain data)."""
+        if self._manager is None:
+            return {}
+        per_exchange = self._processor.get_stats().per_exchange
+        return {
+            ExchangeId(name, self._configs[name].protocol): details_of(sup, per_exchange.get(name))
+            for name, sup in sorted(self._manager.supervisors.items())
         }
 
     def connections(self) -> dict[str, ConnectionSupervisor]:

@@ -74,6 +74,8 @@ class ConnectionSink(RecordHandler):
     """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
     blind_reason: str
     holding: bool
+    latency: Final[LatencyRecorder]
+    """This connection's receive-to-callback latency (the hub's is ``EventProcessor.latency``)."""
     """True while the supervisor holds a new session's data back (``hold()``)."""
     _held: list[object]
     symbol_errors: dict[str, str]
@@ -90,6 +92,7 @@ class ConnectionSink(RecordHandler):
         self.exchange = exchange
         self._bus = bus
         self._latency = latency
+        self.latency = LatencyRecorder()
         self.trades = 0
         self.quotes = 0
         self.book_updates = 0
@@ -115,7 +118,9 @@ class ConnectionSink(RecordHandler):
         self.data_count += 1
         self.last_recv_ns = ts_recv
         if (self.data_count & _SAMPLE_MASK) == 0:
-            self._latency.record(time.time_ns() - ts_recv)
+            ns = time.time_ns() - ts_recv
+            self._latency.record(ns)  # the hub's, across connections
+            self.latency.record(ns)  # this connection's
 
     # -- RecordHandler: what the DBN decoder (and the value methods) emit ---
     # Each checks for an open blind window first (one int test per tick): the first
@@ -620,6 +625,10 @@ class ExchangeStats:
         self.malformed = sink.malformed_count
         self.reconnects = sink.reconnects
         self.venue_errors = sink.venue_errors
+        self.last_recv_ns = sink.last_recv_ns
+        """Wall-clock ns of the last market data received (0: none yet)."""
+        self.latency_ns: dict[str, int] = sink.latency.percentiles()
+        """Receive-to-callback percentiles of this connection (``{"p50": ns, ...}``)."""
 
     def __repr__(self) -> str:
         return (

@@ -181,6 +181,7 @@ class ConnectionSupervisor:
         self.endpoint = config.endpoint
         """The endpoint being dialled, raw: it stays inside the supervisor and the plugin."""
         self._shown_endpoint = redact_endpoint(config.endpoint)
+        self._bytes_done = 0
         self.attempt = 0
         self.connects = 0
         self.error: HubError | None = None
@@ -224,6 +225,16 @@ class ConnectionSupervisor:
             else:
                 out[s] = "quiet" if s in self.quiet_symbols else "subscribed"
         return out
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes the venue sent over every session so far (as the plugin counts them)."""
+        conn = self._conn
+        try:
+            live = int(conn.health().bytes_received) if conn is not None else 0
+        except Exception:  # a plugin's health() never breaks a metrics scrape
+            live = 0
+        return self._bytes_done + live
 
     @property
     def shown_endpoint(self) -> str:
@@ -319,6 +330,7 @@ class ConnectionSupervisor:
                 conn, self._conn = self._conn, None
                 if conn is not None:
                     await self._close(conn)
+                    self._count_bytes(conn)
             finally:
                 try:
                     # a window still open when the connection stops for good ends now,
@@ -453,6 +465,7 @@ class ConnectionSupervisor:
                 await conn.connect(self.endpoint)
         except Exception as exc:
             await self._close(conn)
+            self._count_bytes(conn)
             self._conn = None
             typed = self._refusal(exc, "connect")
             if typed is not None:
@@ -523,8 +536,16 @@ class ConnectionSupervisor:
                 self._blind_start(end), f"blind while reconnecting ({end.reason})"
             )
         await self._close(conn)
+        self._count_bytes(conn)
         self._conn = None
         return end
+
+    def _count_bytes(self, conn: ExchangeConnection) -> None:
+        """Add a finished session's bytes to the connection's total."""
+        try:
+            self._bytes_done += int(conn.health().bytes_received)
+        except Exception as exc:  # a plugin's health() never stops the supervisor
+            log.debug("[%s] health() raised %r", self.name, exc)
 
     def _subscribed_text(self) -> str:
         n = len(self.symbols)

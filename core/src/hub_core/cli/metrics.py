@@ -10,7 +10,8 @@ Metrics (label ``exchange`` is the connection's TOML name):
 
 - counters ``hub_trades_total``, ``hub_quotes_total``, ``hub_book_updates_total``,
   ``hub_book_snapshots_total``, ``hub_gaps_total``, ``hub_malformed_frames_total``,
-  ``hub_reconnects_total``, ``hub_venue_errors_total`` (per exchange);
+  ``hub_reconnects_total``, ``hub_venue_errors_total``, ``hub_bytes_received_total``
+  (per exchange);
   ``hub_handler_errors_total``, ``hub_stream_dropped_total``,
   ``hub_stream_conflated_total``
 - gauges ``hub_connection_up{exchange,protocol}`` (1 = connected),
@@ -20,8 +21,9 @@ Metrics (label ``exchange`` is the connection's TOML name):
   ``hub_symbol_quiet{exchange,symbol}`` (1 per symbol quiet on a live link),
   ``hub_connection_quiet{exchange}`` (1 while a live link carries no market data),
   ``hub_last_message_timestamp_seconds{exchange}`` (the last market data received),
-  ``hub_latency_seconds{quantile}`` (receive to subscriber callback),
   ``hub_uptime_seconds``, ``hub_info{version,compiled}``
+- histogram ``hub_latency_seconds{exchange}`` (receive to subscriber callback,
+  buckets from 1 µs to 1 s)
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.metrics_core import Metric
 
 import hub_core
@@ -153,15 +159,26 @@ class HubMetrics:
             last.add_metric([exchange], sink.last_recv_ns / 1e9 if sink is not None else 0.0)
         families += [up, state, refused, symbol_error, quiet_symbol, quiet, last]
 
-        latency = GaugeMetricFamily(
+        # a real histogram per connection (a gauge with a "quantile" label is what
+        # Prometheus reserves for summaries); histogram_quantile() gives percentiles
+        latency = HistogramMetricFamily(
             "hub_latency_seconds",
-            "Receive-to-callback latency percentiles over recent samples",
-            labels=["quantile"],
+            "Receive-to-callback latency (sampled every 64th tick)",
+            labels=["exchange"],
         )
-        for label, ns in stats.latency_ns.items():
-            percent = float(label[1:].replace("_", "."))  # "p99_9" -> 99.9
-            latency.add_metric([f"{percent / 100:g}"], ns / 1e9)  # "0.999", not 0.9990000000000001
-        families.append(latency)
+        received = CounterMetricFamily(
+            "hub_bytes_received", "Bytes read from the venue, every session", labels=["exchange"]
+        )
+        for exchange, sup in sorted(self.hub.connections().items()):
+            received.add_metric([exchange], float(sup.bytes_received))
+        for exchange, sink in sorted(sinks.items()):
+            rec = sink.latency
+            buckets = [
+                ("+Inf" if bound < 0 else f"{bound / 1e9:g}", float(count))
+                for bound, count in rec.histogram()
+            ]
+            latency.add_metric([exchange], buckets, sum_value=rec.sum_ns / 1e9)
+        families += [latency, received]
         families.append(
             GaugeMetricFamily("hub_uptime_seconds", "Seconds since start", value=stats.uptime())
         )

@@ -176,6 +176,7 @@ class FixConnection:
         self._reading = False
         self._logged_out = anyio.Event()
         self._last_activity_ns = 0
+        self._bytes_received = 0
         self._last_data_ns = 0
         self._prev_data_ns = 0
         """Wall-clock ns of the read before the latest one."""
@@ -374,6 +375,7 @@ class FixConnection:
                     data = b""
                 if data:
                     self._last_activity_ns = time.monotonic_ns()
+                    self._bytes_received += len(data)
                 session.receive_data(data, time.time_ns())
                 continue
             if isinstance(event, s.LoggedOn):
@@ -434,6 +436,7 @@ class FixConnection:
                 if got_data:
                     now_ns = time.time_ns()
                     self._last_activity_ns = time.monotonic_ns()
+                    self._bytes_received += len(data)
                     self._prev_data_ns = self._last_data_ns
                     self._last_data_ns = now_ns
                     session.receive_data(data, now_ns)
@@ -659,6 +662,7 @@ class FixConnection:
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     return
                 self._last_activity_ns = time.monotonic_ns()
+                self._bytes_received += len(data)
                 session.receive_data(data, time.time_ns())
             elif isinstance(event, s.ConnectionClosed):
                 return
@@ -672,6 +676,7 @@ class FixConnection:
             connected=self._connected,
             endpoint=self._endpoint,
             last_activity_ns=self._last_activity_ns,
+            bytes_received=self._bytes_received,
             detail=self._detail,
         )
 

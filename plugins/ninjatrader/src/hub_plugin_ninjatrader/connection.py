@@ -93,6 +93,7 @@ class NinjaTraderConnection:
         self._connected = False
         self._closing = False
         self._last_activity_ns = 0
+        self._bytes_received = 0
         self._detail = "not connected"
         self.session_id = ""
         """The add-on's id for this session (for its log), once connected."""
@@ -177,6 +178,7 @@ class NinjaTraderConnection:
                     data = await stream.receive(self._options.read_size)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     data = b""
+                self._bytes_received += len(data)
                 try:
                     codec.receive_data(data)
                 except c.CodecError as exc:
@@ -274,6 +276,7 @@ class NinjaTraderConnection:
                         f"connection lost: {str(exc) or type(exc).__name__}"
                     ) from None
                 self._last_activity_ns = time.monotonic_ns()
+                self._bytes_received += len(data)
                 sink.feed_dbn(data, time.time_ns())
                 if sink.backpressured:
                     # a consumer chose overflow="block": pause reading (TCP flow
@@ -352,6 +355,7 @@ class NinjaTraderConnection:
             connected=self._connected,
             endpoint=self._endpoint,
             last_activity_ns=self._last_activity_ns,
+            bytes_received=self._bytes_received,
             detail=self._detail,
         )
 

@@ -205,6 +205,7 @@ class WebSocketConnection:
         self.exchange = sink.exchange
         self._endpoint = ""
         self._links: list[Link] = []
+        self._bytes_gone = 0  # bytes of links that ended (rotation), for health()
         self._where: dict[str, Link] = {}
         """symbol -> the link that carries it"""
         self._session_config: SessionConfig | None = None
@@ -504,7 +505,7 @@ class WebSocketConnection:
                 and not (link.retiring or link.joining)
             ):
                 link.retired = True
-                self._links.remove(link)
+                self._drop_link(link)
                 await link.close()
 
     async def list_subscriptions(self) -> list[str]:
@@ -547,6 +548,11 @@ class WebSocketConnection:
         if tg is not None:
             tg.cancel_scope.cancel()
 
+    def _drop_link(self, link: Link) -> None:
+        """Forget a link that ended (rotation, failed handshake), keeping its byte count."""
+        self._links.remove(link)
+        self._bytes_gone += link.transport.bytes_received
+
     def health(self) -> ConnectionHealth:
         """Connected or not, the endpoint, and the monotonic ns of the last frame (the
         oldest across sessions, so that one silent session is noticed)."""
@@ -560,6 +566,7 @@ class WebSocketConnection:
             endpoint=self._endpoint,
             last_activity_ns=last,
             detail=detail,
+            bytes_received=self._bytes_gone + sum(k.transport.bytes_received for k in links),
         )
 
     # -- what a link's dialect session returns (synchronous, on the reader) -----------------
@@ -650,7 +657,7 @@ class WebSocketConnection:
             if new is not None:
                 new.retired = True
                 if new in self._links:
-                    self._links.remove(new)
+                    self._drop_link(new)
                 await new.close()
             old.end(reason)
             return
@@ -661,7 +668,7 @@ class WebSocketConnection:
         new.retire_at(time.monotonic_ns() + int(self.options.max_connection_age_s * 1e9))
         old.retired = True
         index = self._links.index(old)
-        self._links.remove(new)
+        self._drop_link(new)
         self._links[index] = new  # the replacement takes the old one's place
         self._rotations += 1
         log.info(

@@ -141,6 +141,8 @@ class Transport(abc.ABC):
     name: str = ""
     last_activity_ns: int = 0
     """``time.monotonic_ns()`` of the last frame of any kind (data, pong, ping)."""
+    bytes_received: int = 0
+    """Bytes read from the socket (websockets) or frame payload bytes (picows)."""
 
     @abc.abstractmethod
     async def connect(self, settings: TransportSettings) -> None:

@@ -67,6 +67,7 @@ class _Listener(WSListener):
         self.transport = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self._owner.bytes_received += frame.payload_size
         ts = self._ts
         if ts == 0:
             ts = time.time_ns()

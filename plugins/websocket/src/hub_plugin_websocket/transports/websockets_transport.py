@@ -198,7 +198,9 @@ class _Wire(_Receiver, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # one clock reading per socket read: every message in it was received then
         self._ts = time.time_ns()
-        self.owner.last_activity_ns = time.monotonic_ns()
+        owner = self.owner
+        owner.last_activity_ns = time.monotonic_ns()
+        owner.bytes_received += len(data)
         ws = self.ws
         ws.receive_data(data)
         events = ws.events_received()
@@ -269,6 +271,7 @@ class _ProxiedConnection(_Receiver, ClientConnection):
         self._ts = time.time_ns()
         if self.owner is not None:
             self.owner.last_activity_ns = time.monotonic_ns()
+            self.owner.bytes_received += len(data)
         super().data_received(data)
 
     def process_event(self, event: Any) -> None:
