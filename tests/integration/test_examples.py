@@ -78,3 +78,50 @@ def test_readme_config_passes_hub_check(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "not-in-output" not in proc.stdout + proc.stderr
+
+
+def test_readme_simulator_config_works_as_copied(tmp_path: Path) -> None:
+    """The README's `hub sim` commands and sim.toml, verbatim: every connection gets data,
+    with nothing set in the environment."""
+    import json
+    import os
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    commands = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    sims = [shlex.split(c.rstrip(" &")) for c in commands if c.startswith("hub sim")]
+    toml = "# sim.toml" + readme.split("```toml\n# sim.toml", 1)[1].split("```", 1)[0]
+    assert len(sims) == 3
+    path = tmp_path / "sim.toml"
+    path.write_text(toml)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hub_core.cli", *argv[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        for argv in sims
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline().startswith("listening on 127.0.0.1:")
+        run = subprocess.run(
+            [sys.executable, "-m", "hub_core.cli", "run", str(path), "--jsonl", "--duration", "5"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=20)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    data = {e["exchange"] for e in events if e["type"] in ("Trade", "Quote", "BookUpdate")}
+    assert data == {"es_sim", "binance_sim", "fix_sim"}, run.stderr[-2000:]
