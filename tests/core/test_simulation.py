@@ -292,6 +292,7 @@ def test_top_changed_says_whether_the_top_of_book_moved() -> None:
         top = model.book("NQ").top()
         update = model.step("NQ")
         assert update.top_changed == (model.book("NQ").top() != top)
+        assert update.top == model.book("NQ").top()
 
 
 def test_volatility_moves_between_regimes() -> None:
@@ -331,13 +332,13 @@ def test_one_regime_model_and_bad_parameters() -> None:
         Regime("bad", 1.0, 2.0, 10.0)
 
 
-def test_advance_paces_steps_and_never_bursts() -> None:
+def test_steps_due_paces_the_clock_and_never_bursts() -> None:
     model = _model(2)
-    assert len(model.advance("ES", 0.02, 100.0)) == 2
-    got = sum(len(model.advance("ES", 0.003, 100.0)) for _ in range(100))
+    assert model.steps_due("ES", 0.02, 100.0) == 2
+    got = sum(model.steps_due("ES", 0.003, 100.0) for _ in range(100))
     assert 29 <= got <= 30  # the fraction of a step carries over (float sums)
-    assert len(model.advance("ES", 60.0, 100.0)) == 101  # after a pause: no burst
-    assert model.advance("ES", 1.0, 0.0) == []
+    assert model.steps_due("ES", 60.0, 100.0) == 101  # after a pause: no burst
+    assert model.steps_due("ES", 1.0, 0.0) == 0
 
 
 def test_a_level_put_by_hand_stays_until_put_again() -> None:

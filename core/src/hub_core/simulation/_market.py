@@ -128,12 +128,14 @@ class MarketTrade:
 @dataclass(frozen=True, slots=True)
 class MarketUpdate:
     """What one step did to one symbol: at most one trade, then the level changes it
-    caused (in order), and whether the top of book (prices or sizes) changed."""
+    caused (in order), whether the top of book (prices or sizes) changed, and the top."""
 
     symbol: str
     trade: MarketTrade | None
     changes: tuple[LevelChange, ...]
     top_changed: bool
+    top: tuple[int, int, int, int]
+    """``(bid, bid size, ask, ask size)`` right after the step."""
 
 
 class Book:
@@ -222,9 +224,9 @@ class Book:
 class MarketModel:
     """Seeded random-walk markets, one ``Book`` per instrument (see the module docs).
 
-    ``step(symbol)`` makes one market event; ``advance(symbol, dt, rate)`` the events
-    due after ``dt`` seconds at ``rate`` events a second (what a venue's market clock
-    calls). ``seed=None`` draws a fresh seed.
+    ``step(symbol)`` makes one market event; ``steps_due(symbol, dt, rate)`` says how
+    many are due after ``dt`` seconds at ``rate`` events a second (what a venue's
+    market clock asks). ``seed=None`` draws a fresh seed.
     """
 
     def __init__(
@@ -264,19 +266,20 @@ class MarketModel:
         book = self._books.get(symbol)
         return list(book.trades) if book is not None else []
 
-    def advance(self, symbol: str, dt: float, rate: float) -> list[MarketUpdate]:
-        """The steps of ``symbol`` due ``dt`` seconds later at ``rate`` a second.
+    def steps_due(self, symbol: str, dt: float, rate: float) -> int:
+        """How many steps of ``symbol`` are due ``dt`` seconds later at ``rate`` a second
+        (then call ``step`` that many times, handling each update before the next).
 
         A fraction of a step is carried to the next call; at most ``rate + 1`` steps
         come at once, so a venue whose clock stalled does not burst afterwards.
         """
         if rate <= 0 or dt <= 0:
-            return []
+            return 0
         book = self._books[symbol]
         book._budget += rate * dt
         n = int(book._budget)
         book._budget -= n
-        return [self.step(symbol) for _ in range(min(n, int(rate) + 1))]
+        return min(n, int(rate) + 1)
 
     def step(self, symbol: str) -> MarketUpdate:
         """One market event of ``symbol``."""
@@ -296,7 +299,8 @@ class MarketModel:
         else:
             self._resize(b, changes)
         b.sequence += len(changes) + (trade is not None)
-        return MarketUpdate(symbol, trade, tuple(changes), b.top() != top)
+        now = b.top()
+        return MarketUpdate(symbol, trade, tuple(changes), now != top, now)
 
     def set_level(self, symbol: str, side: str, price: int, size: int) -> MarketUpdate:
         """Put a level by hand (``size`` 0 removes it): tests use it for a level only
@@ -319,7 +323,8 @@ class MarketModel:
             self._set(b, side, price, 0, changes)
             self._fill(b, side, price, changes)
         b.sequence += len(changes)
-        return MarketUpdate(symbol, None, tuple(changes), b.top() != top)
+        now = b.top()
+        return MarketUpdate(symbol, None, tuple(changes), now != top, now)
 
     # -- the walk ---------------------------------------------------------------------------
     def _walk(self, b: Book) -> None:

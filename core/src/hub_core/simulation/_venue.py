@@ -735,8 +735,8 @@ class LoopbackVenue(BackgroundServer, StallSwitch, abc.ABC, Generic[C]):
                 continue
             ts = time.time_ns()
             for symbol in self.market_symbols():
-                for update in market.advance(symbol, dt, self.rate):
-                    self.on_market(update, ts)
+                for _ in range(market.steps_due(symbol, dt, self.rate)):
+                    self.on_market(market.step(symbol), ts)
             self.after_market_step(ts)
 
 
