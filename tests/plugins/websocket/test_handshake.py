@@ -34,10 +34,8 @@ from hub_core.processor import EventProcessor
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.connection import classify_connect_failure
 from hub_plugin_websocket.factory import WebSocketFactory
-from hub_plugin_websocket.sim_base import UpgradeFault
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import BinanceSimulator, simulator_options
+from hub_plugin_websocket.simulators import CoinbaseSimulator, KrakenSimulator, UpgradeFault
 from hub_plugin_websocket.transports import (
     ConnectFailed,
     TransportSettings,

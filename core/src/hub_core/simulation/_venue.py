@@ -455,7 +455,8 @@ class LoopbackVenue(BackgroundServer, StallSwitch, abc.ABC, Generic[C]):
         """One market event (``ts``: its time, ns since the epoch): queue its messages."""
 
     def after_market_step(self, ts: int) -> None:
-        """The market clock made every event of this step (flush batched changes)."""
+        """The market clock made every event of this step, if any (flush batched changes):
+        called on every tick of the clock, also while ``rate`` is 0."""
 
     @abc.abstractmethod
     async def send_malformed(self) -> None:
@@ -731,12 +732,12 @@ class LoopbackVenue(BackgroundServer, StallSwitch, abc.ABC, Generic[C]):
             await anyio.sleep(self.market_interval_s)
             now = time.monotonic()
             dt, last = now - last, now
-            if self.rate <= 0:
-                continue
             ts = time.time_ns()
-            for symbol in self.market_symbols():
-                for _ in range(market.steps_due(symbol, dt, self.rate)):
-                    self.on_market(market.step(symbol), ts)
+            if self.rate > 0:
+                for symbol in self.market_symbols():
+                    for _ in range(market.steps_due(symbol, dt, self.rate)):
+                        self.on_market(market.step(symbol), ts)
+            # also with rate 0: a venue flushes what it batched (a quiet market's last changes)
             self.after_market_step(ts)
 
 
