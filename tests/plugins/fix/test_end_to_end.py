@@ -245,6 +245,22 @@ async def test_rejected_logon_and_credentials(sim: FixSimulator) -> None:
         assert "s3cret" not in run.rec.events[-1].reason
 
 
+async def test_refused_credentials_and_symbols(sim: FixSimulator) -> None:
+    await sim.refuse_credentials()
+    async with start(config(sim, ["ES"]), wait=False) as run:
+        await run.state(ConnectionState.AUTH_FAILED)
+        assert "credentials refused" in run.rec.events[-1].reason
+    await sim.refuse_credentials(False)
+    await sim.refuse_symbol("NQ")
+    async with start(config(sim, ["ES"])) as run:
+        with pytest.raises(SubscriptionError, match=r"'NQ'.*unknown symbol"):
+            await run.hub.subscribe_market_data(NAME, ["NQ"])
+        await run.trades_for(["ES"])
+        await sim.refuse_symbol("NQ", on=False)
+        await run.hub.subscribe_market_data(NAME, ["NQ"])
+        await run.trades_for(["NQ"], len(run.rec.events))
+
+
 async def test_a_venue_that_hangs_up_on_logon_is_retried_not_refused() -> None:
     # a venue outside its session hours accepts TCP and hangs up on the Logon: transient
     accepted = 0

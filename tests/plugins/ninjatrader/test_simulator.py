@@ -173,6 +173,22 @@ async def test_refused_symbols_are_named_and_others_still_stream(sim: NinjaTrade
         await until(lambda: len(got.of(Trade)) >= 3)
 
 
+async def test_refuse_symbol_refuses_new_subscriptions_only(sim: NinjaTraderSimulator) -> None:
+    got = Collected()
+    async with running(sim, got) as (conn, _):
+        await conn.subscribe([ES])
+        await sim.refuse_symbol(ES)
+        await sim.refuse_symbol(NQ)
+        with pytest.raises(SubscriptionError, match=r"'NQ 03-26' \(unknown instrument\)"):
+            await conn.subscribe([NQ])
+        assert sim.subscriptions() == [{ES}]  # a symbol already subscribed keeps flowing
+        count = len(got.of(Trade))
+        await until(lambda: len(got.of(Trade)) > count + 3)
+        await sim.refuse_symbol(NQ, on=False)
+        await conn.subscribe([NQ])
+        assert conn.subscribed == {ES, NQ}
+
+
 async def test_invalid_symbol_is_refused_before_sending(sim: NinjaTraderSimulator) -> None:
     got = Collected()
     async with running(sim, got) as (conn, _):
