@@ -9,6 +9,7 @@ import itertools
 import statistics
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -537,3 +538,34 @@ async def test_queued_messages_are_flushed_before_a_polite_close() -> None:
         assert [int(w[3]) for w in c.data("T")] == list(range(100))
         await client.drained()
         assert client.pending == 0 and client.backlog == 0
+
+
+# -- the documentation ------------------------------------------------------------------------
+DOC = Path(__file__).resolve().parents[2] / "sdk-docs" / "simulation.md"
+
+
+def test_every_public_name_is_documented() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    missing = [name for name in sim.__all__ if f"`{name}" not in text]
+    assert not missing, (
+        f"names of hub_core.simulation missing from sdk-docs/simulation.md: {missing}"
+    )
+
+
+async def test_the_documented_example_runs() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    example = text[text.index("## Example") :]
+    code = example[example.index("```python\n") + 10 :]
+    code = code[: code.index("```")]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOC), "exec"), namespace)  # the page's own code, as printed
+    venue_class = namespace["LineVenue"]
+    async with venue_class(rate=300, seed=1) as venue:
+        assert isinstance(venue, SimulatorHandle)
+        async with client_of(venue) as c:
+            await c.send("SUB AAA")
+            await c.until(lambda: len(c.data("T")) >= 3)
+            await venue.skip_sequence()
+            await venue.refuse_symbol("BBB")
+            await c.send("SUB BBB")
+            await c.until(lambda: "NAK BBB" in c.lines)
