@@ -60,7 +60,7 @@ async def main(duration: float) -> None:
             await hub.connect_exchange("es_feed", config)
             await anyio.sleep(duration / 3)
             print(f"ES trades so far: {len(es_trades)}; dropping the connection")
-            sim.drop_connections()
+            await sim.drop_connections()
             await anyio.sleep(duration / 3)
             await hub.unsubscribe_market_data("es_feed", ["NQ"])
             await anyio.sleep(duration / 3)

@@ -71,7 +71,7 @@ async def test_simulator_killed_and_restarted_reconnects_inside_backoff_bounds(
         await rec.wait_for(lambda: len(rec.of(Trade)) > 5, 10, "trades")
         mark = len(rec.events)
         sim.refuse_connections()  # killed: the port refuses connections...
-        sim.drop_connections()  # ...and every live session is gone
+        await sim.drop_connections()  # ...and every live session is gone
         await anyio.sleep(1.0)
         sim.accept_connections()  # back
         await rec.wait_for(

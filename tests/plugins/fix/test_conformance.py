@@ -12,7 +12,7 @@ import pytest
 
 import hub_plugin_fix
 from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
+from hub_core.testing import ConformanceSuite
 from hub_plugin_fix.simulator import FixSimulator
 
 
@@ -21,9 +21,9 @@ class TestFixConformance(ConformanceSuite):
     symbols = ["ES", "NQ"]  # noqa: RUF012 - the suite declares it a ClassVar
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
+    async def simulator(self) -> AsyncIterator[FixSimulator]:
         async with FixSimulator(self.symbols, rate=300, seed=11) as sim:
-            yield SyncFaultsAdapter(sim, malformed_kind="checksum")
+            yield sim  # the simulator is the SimulatorHandle (send_malformed: a bad CheckSum)
 
     @pytest.fixture
     def plugin(self) -> object:

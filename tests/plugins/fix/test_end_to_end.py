@@ -124,7 +124,7 @@ async def test_drop_reconnects_resubscribes_and_reports_the_gap(sim: FixSimulato
         await run.trades_for(["ES", "NQ"])
         first = len(sim.requests)
         mark = len(run.rec.events)
-        sim.drop_connections()
+        await sim.drop_connections()
         await run.state(ConnectionState.RECONNECTING, mark)
         await run.state(ConnectionState.CONNECTED, mark)
         await run.trades_for(["ES", "NQ"], mark)
@@ -175,7 +175,7 @@ async def test_messages_numbered_on_a_dead_connection_are_resent_on_the_next(
         # later message that would show it the gap on this connection
         sim.withhold(1_000_000)
         await run.rec.wait_for(lambda: sim.withheld >= 10, TIMEOUT, "10 messages withheld")
-        sim.drop_connections()  # the next connection withholds nothing
+        await sim.drop_connections()  # the next connection withholds nothing
         await run.state(ConnectionState.RECONNECTING, mark)
         await run.state(ConnectionState.CONNECTED, mark)
         await run.trades_for(["ES"], len(run.rec.events))
@@ -191,7 +191,7 @@ async def test_messages_lost_for_good_publish_a_gap_and_resynchronise(sim: FixSi
         await run.trades_for(["ES"])
         mark = len(run.rec.events)
         requests = len(sim.requests)
-        sim.skip_sequence(3)  # never made: the resend can only gap-fill them
+        await sim.skip_sequence(3)  # never made: the resend can only gap-fill them
         await run.rec.wait_for(
             lambda: any(isinstance(e, Gap) for e in run.rec.events[mark:]), TIMEOUT, "a Gap"
         )
@@ -243,6 +243,22 @@ async def test_rejected_logon_and_credentials(sim: FixSimulator) -> None:
         await run.state(ConnectionState.AUTH_FAILED)
         assert "closed for maintenance" in run.rec.events[-1].reason
         assert "s3cret" not in run.rec.events[-1].reason
+
+
+async def test_refused_credentials_and_symbols(sim: FixSimulator) -> None:
+    await sim.refuse_credentials()
+    async with start(config(sim, ["ES"]), wait=False) as run:
+        await run.state(ConnectionState.AUTH_FAILED)
+        assert "credentials refused" in run.rec.events[-1].reason
+    await sim.refuse_credentials(False)
+    await sim.refuse_symbol("NQ")
+    async with start(config(sim, ["ES"])) as run:
+        with pytest.raises(SubscriptionError, match=r"'NQ'.*unknown symbol"):
+            await run.hub.subscribe_market_data(NAME, ["NQ"])
+        await run.trades_for(["ES"])
+        await sim.refuse_symbol("NQ", on=False)
+        await run.hub.subscribe_market_data(NAME, ["NQ"])
+        await run.trades_for(["NQ"], len(run.rec.events))
 
 
 async def test_a_venue_that_hangs_up_on_logon_is_retried_not_refused() -> None:
@@ -393,7 +409,7 @@ async def test_malformed_input_is_counted_and_the_feed_goes_on(
 ) -> None:
     async with start(config(sim, ["ES"])) as run:
         await run.trades_for(["ES"])
-        sim.send_malformed(kind)
+        await sim.send_malformed(kind)
         await run.rec.wait_for(
             lambda: run.hub.event_processor().get_stats().malformed_frames >= 1,
             TIMEOUT,

@@ -12,7 +12,7 @@ import pytest
 
 import hub_plugin_ninjatrader
 from hub_core import ExchangeConfig
-from hub_core.testing import ConformanceSuite, SyncFaultsAdapter
+from hub_core.testing import ConformanceSuite
 from hub_plugin_ninjatrader.simulator import NinjaTraderSimulator
 
 
@@ -21,9 +21,9 @@ class TestNinjaTraderConformance(ConformanceSuite):
     symbols = ["ES 03-26", "NQ 03-26"]  # noqa: RUF012 - the suite declares it a ClassVar
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
+    async def simulator(self) -> AsyncIterator[NinjaTraderSimulator]:
         async with NinjaTraderSimulator(self.symbols, rate=300, seed=11, heartbeat_s=1) as sim:
-            yield SyncFaultsAdapter(sim)
+            yield sim  # the simulator is the SimulatorHandle
 
     @pytest.fixture
     def plugin(self) -> object:

@@ -172,6 +172,22 @@ async def test_refused_symbols_are_named_and_others_still_stream(sim: NinjaTrade
         await until(lambda: len(got.of(Trade)) >= 3)
 
 
+async def test_refuse_symbol_refuses_new_subscriptions_only(sim: NinjaTraderSimulator) -> None:
+    got = Collected()
+    async with running(sim, got) as (conn, _):
+        await conn.subscribe([ES])
+        await sim.refuse_symbol(ES)
+        await sim.refuse_symbol(NQ)
+        with pytest.raises(SubscriptionError, match=r"'NQ 03-26' \(unknown instrument\)"):
+            await conn.subscribe([NQ])
+        assert sim.subscriptions() == [{ES}]  # a symbol already subscribed keeps flowing
+        count = len(got.of(Trade))
+        await until(lambda: len(got.of(Trade)) > count + 3)
+        await sim.refuse_symbol(NQ, on=False)
+        await conn.subscribe([NQ])
+        assert conn.subscribed == {ES, NQ}
+
+
 async def test_invalid_symbol_is_refused_before_sending(sim: NinjaTraderSimulator) -> None:
     got = Collected()
     async with running(sim, got) as (conn, _):
@@ -233,13 +249,13 @@ async def test_credentials_accepted_and_refused() -> None:
                 await conn.connect(sim.endpoint)
             assert "Tr0ub4dor" not in str(info.value) and "Xyzzy" not in str(info.value)
             assert conn.health().connected is False
-        sim.reject_credentials()
+        await sim.refuse_credentials()
         conn = NinjaTraderFactory().create(
             _config(sim.endpoint, credentials=creds), Collected().sink
         )
         with pytest.raises(AuthenticationError, match="refused the credentials"):
             await conn.connect(sim.endpoint)
-        sim.reject_credentials(False)
+        await sim.refuse_credentials(False)
         again = NinjaTraderFactory().create(
             _config(sim.endpoint, credentials=creds), Collected().sink
         )
@@ -340,7 +356,7 @@ async def test_skip_sequence_publishes_a_gap(sim: NinjaTraderSimulator) -> None:
     async with running(sim, got) as (conn, _):
         await conn.subscribe([ES])
         await until(lambda: len(got.events) > 20)
-        sim.skip_sequence(3)
+        await sim.skip_sequence(3)
         await until(lambda: len(got.of(Gap)) == 1)
         gap = got.of(Gap)[0]
         assert gap.symbol == "" and gap.end_seq - gap.start_seq == 2
@@ -355,7 +371,7 @@ async def test_check_sequence_off_reports_no_gap(sim: NinjaTraderSimulator) -> N
     async with running(sim, got, options={"check_sequence": False}) as (conn, _):
         await conn.subscribe([ES])
         await until(lambda: len(got.events) > 10)
-        sim.skip_sequence(5)
+        await sim.skip_sequence(5)
         count = len(got.events)
         await until(lambda: len(got.events) > count + 20)
     assert got.of(Gap) == []
@@ -369,7 +385,7 @@ async def test_malformed_record_is_counted_and_the_stream_goes_on(
     async with running(sim, got) as (conn, errors):
         await conn.subscribe([ES])
         await until(lambda: len(got.events) > 10)
-        sim.send_malformed(kind)
+        await sim.send_malformed(kind)
         await until(lambda: got.sink.malformed_count >= 1)
         count = len(got.events)
         await until(lambda: len(got.events) > count + 30)
@@ -377,7 +393,7 @@ async def test_malformed_record_is_counted_and_the_stream_goes_on(
     assert errors == []
     assert got.of(Gap) == []  # the malformed record carried no sequence
     with pytest.raises(ValueError):
-        sim.send_malformed("nonsense")
+        await sim.send_malformed("nonsense")
 
 
 async def test_drop_connections_ends_run_with_connection_failed(sim: NinjaTraderSimulator) -> None:
@@ -385,7 +401,7 @@ async def test_drop_connections_ends_run_with_connection_failed(sim: NinjaTrader
     async with running(sim, got) as (conn, errors):
         await conn.subscribe([ES])
         await until(lambda: len(got.events) > 5)
-        assert sim.drop_connections() == 1
+        assert await sim.drop_connections() == 1
         await until(lambda: bool(errors))
         assert isinstance(errors[0], ConnectionFailed)
         assert sim.endpoint in str(errors[0])
@@ -413,7 +429,7 @@ async def test_stall_silences_everything_and_subscribe_times_out(sim: NinjaTrade
     async with running(sim, got, options={"subscribe_timeout_s": 0.3}) as (conn, errors):
         await conn.subscribe([ES])
         await until(lambda: len(got.events) > 5)
-        sim.stall()
+        await sim.stall()
         assert sim.stalled
         await anyio.sleep(0.1)  # bytes already in flight
         quiet_since = conn.health().last_activity_ns
@@ -423,7 +439,7 @@ async def test_stall_silences_everything_and_subscribe_times_out(sim: NinjaTrade
             await conn.subscribe([NQ])
         assert len(got.events) == count
         assert conn.health().last_activity_ns == quiet_since
-        sim.resume()
+        await sim.resume()
         await until(lambda: len(got.events) > count + 10)
         assert errors == []
 
@@ -446,9 +462,9 @@ async def test_slow_reader_loses_data_and_sees_the_gap() -> None:
             got.sink.control = spy
             await conn.subscribe([ES])
             await until(lambda: len(got.events) > 10)
-            sim.stall()
-            await until(lambda: any(s.dropped > 0 for s in sim._sessions), timeout=10)
-            sim.resume()
+            await sim.stall()
+            await until(lambda: any(s.dropped > 0 for s in sim.connected()), timeout=10)
+            await sim.resume()
             await until(lambda: len(got.of(Gap)) >= 1, timeout=10)
             await until(lambda: any(isinstance(e, c.Notice) for e in controls))
             assert conn.health().connected and errors == []

@@ -16,8 +16,8 @@ import pytest
 from hub_core import ExchangeConfig, TypedEventBus
 from hub_core.processor import EventProcessor
 from hub_plugin_websocket import WebSocketConnection, WebSocketFactory
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import BinanceSimulator
+from hub_plugin_websocket.simulators import KrakenSimulator
 
 pytestmark = pytest.mark.anyio
 

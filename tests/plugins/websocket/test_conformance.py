@@ -15,8 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from hub_core.testing import SyncFaultsAdapter
-from hub_plugin_websocket.simulator import BinanceSimulator
+from hub_plugin_websocket.simulators import BinanceSimulator
 from tests.plugins.websocket.conftest import WebSocketConformance
 
 
@@ -27,10 +26,9 @@ class _BinanceConformance(WebSocketConformance):
     channels: ClassVar[list[str]] = ["trade", "bookTicker", "depth@100ms"]
 
     @pytest.fixture
-    async def simulator(self) -> AsyncIterator[SyncFaultsAdapter]:
-        # the Binance simulator's fault methods are synchronous
+    async def simulator(self) -> AsyncIterator[BinanceSimulator]:
         async with BinanceSimulator(self.symbols, rate=150, seed=7) as sim:
-            yield SyncFaultsAdapter(sim)
+            yield sim  # the simulator is the SimulatorHandle
 
 
 class TestConformanceWebsockets(_BinanceConformance):

@@ -228,7 +228,7 @@ async def test_book_is_rebuilt_after_a_reconnect_without_ghost_levels(transport:
             )
             assert ("B", ghost) in book_of(rec, "BTCUSDT")
             mark = len(rec.events)
-            sim.drop_connections()
+            await sim.drop_connections()
             sim.set_level("BTCUSDT", "B", "1.00000000", "0")  # removed while nobody listens
             await anyio.sleep(sim.depth_interval_s * 3)
             assert sim.clients == 0, "the removal must happen while disconnected"
@@ -335,12 +335,12 @@ async def test_unacknowledged_subscribe_times_out(transport: str) -> None:
             options={"subscribe_timeout_s": 0.5},
         )
         async with running(cfg) as (hub, _):
-            sim.stall()
+            await sim.stall()
             try:
                 with pytest.raises(SubscriptionError, match="no subscribe acknowledgement"):
                     await hub.subscribe_market_data(NAME, ["ETHUSDT"])
             finally:
-                sim.resume()
+                await sim.resume()
 
 
 async def test_oversized_frame_closes_the_connection(transport: str) -> None:
@@ -376,7 +376,7 @@ async def test_futures_variant_books_and_gaps(transport: str) -> None:
             await rec.wait_for(lambda: len(rec.of(BookUpdate)) > 50, 10, "a synced book")
             assert rec.of(Trade) and rec.of(Quote)
             mark = len(rec.events)
-            sim.skip_sequence()
+            await sim.skip_sequence()
             await rec.wait_for(lambda: bool(since(rec, mark, Gap)), 10, "a Gap")
             await rec.wait_for(lambda: bool(since(rec, mark, BookSnapshot)), 10, "a resync")
             await quiet(sim)

@@ -28,16 +28,16 @@ from hub_core import (
     ExchangeHub,
     ExchangeRegistry,
     RateLimited,
+    SubscriptionError,
+    Trade,
     TypedEventBus,
 )
 from hub_core.processor import EventProcessor
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.connection import classify_connect_failure
 from hub_plugin_websocket.factory import WebSocketFactory
-from hub_plugin_websocket.sim_base import UpgradeFault
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import BinanceSimulator, simulator_options
+from hub_plugin_websocket.simulators import CoinbaseSimulator, KrakenSimulator, UpgradeFault
 from hub_plugin_websocket.transports import (
     ConnectFailed,
     TransportSettings,
@@ -256,3 +256,39 @@ def test_hub_sim_takes_the_fault_from_the_command_line() -> None:
         check=True,
     )
     assert out.stdout.strip() == "403", out.stderr
+
+
+# -- the kit's refusal faults, on every venue -------------------------------------------------
+SECOND = {"binance": "ETHUSDT", "coinbase": "ETH-USD", "kraken": "ETH/USD"}
+
+
+@pytest.mark.parametrize("venue", sorted(VENUES))
+async def test_refuse_credentials_and_refuse_symbol(venue: str, transport: str) -> None:
+    cls, symbols, _ = VENUES[venue]
+    other = SECOND[venue]
+    async with cls([*symbols, other], rate=100) as sim:
+        await sim.refuse_credentials()
+        cfg = _config(venue, sim.endpoint, transport)
+        conn = WebSocketFactory().create(cfg, EventProcessor(TypedEventBus()).sink_for(venue))
+        with pytest.raises(AuthenticationError, match="HTTP 401"):
+            await conn.connect(sim.endpoint)
+        await conn.close()
+        await sim.refuse_credentials(False)
+        await sim.refuse_symbol(other)
+        hub, rec = await _hub(cfg)
+        async with hub:
+            await hub.connect_exchange(venue, cfg, timeout=10)
+            with pytest.raises(SubscriptionError):
+                await hub.subscribe_market_data(venue, [other])
+            await rec.wait_for(
+                lambda: any(t.symbol == symbols[0] for t in rec.of(Trade)), 10, "trades go on"
+            )
+            await sim.refuse_symbol(other, on=False)
+            # a new session subscribes it (this one keeps the refusal it was given)
+            await hub.disconnect_exchange(venue)
+            again = cfg.model_copy(update={"symbols": [other]})
+            await hub.connect_exchange(venue, again, timeout=10)
+            await rec.wait_for(
+                lambda: any(t.symbol == other for t in rec.of(Trade)), 10, "the symbol accepted"
+            )
+        rec.close()

@@ -17,7 +17,7 @@ import pytest
 from hub_core import BookSnapshot, ConnectionStateChanged, Gap
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.dialects.kraken import RESYNC_REFUSALS_TO_ERROR
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
+from hub_plugin_websocket.simulators import KrakenSimulator
 from tests.plugins.websocket.conftest import rebuilt_book, running_venue
 
 pytestmark = pytest.mark.anyio

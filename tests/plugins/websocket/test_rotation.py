@@ -36,9 +36,8 @@ from hub_plugin_websocket import WebSocketFactory
 from hub_plugin_websocket.dialect import RateLimits
 from hub_plugin_websocket.dialects.binance import BinanceDialect
 from hub_plugin_websocket.registry import DialectRegistry
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import BinanceSimulator
+from hub_plugin_websocket.simulators import CoinbaseSimulator, KrakenSimulator
 
 from .conftest import rebuilt_book, running_venue
 from .test_end_to_end import FAST, book_of, quiet, running, sim_book

@@ -116,7 +116,7 @@ async def test_send_after_the_venue_closed_is_transport_closed() -> None:
             url=sim.endpoint, ssl=None, max_size=1 << 20, open_timeout=5, use_proxy=False
         )
         await transport.connect(settings)
-        sim.drop_connections()
+        await sim.drop_connections()
         with pytest.raises(TransportClosed) as info:
             await asyncio.wait_for(transport.run(lambda d, t: None, _Capacity()), 5)
         assert info.value.code == 1006

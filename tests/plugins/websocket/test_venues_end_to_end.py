@@ -29,10 +29,14 @@ from hub_core import (
     Trade,
 )
 from hub_core.testing import EventRecorder
-from hub_plugin_websocket.sim_base import E8, LoopbackVenue
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator, kraken_checksum
 from hub_plugin_websocket.simulator import DEFAULT_SYMBOLS, main, serve_simulator
+from hub_plugin_websocket.simulators import (
+    E8,
+    CoinbaseSimulator,
+    KrakenSimulator,
+    WebSocketVenue,
+    kraken_checksum,
+)
 from tests.plugins.websocket.conftest import WebSocketConformance, rebuilt_book, running_venue
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +81,7 @@ class TestKrakenConformancePicows(_KrakenConformance):
 # -- helpers -----------------------------------------------------------------------------------
 def running(
     name: str,
-    sim: LoopbackVenue,
+    sim: WebSocketVenue,
     transport: str,
     symbols: list[str],
     channels: list[str],
@@ -87,12 +91,12 @@ def running(
     return running_venue(name, sim.endpoint, transport, symbols, channels, **kw)
 
 
-def venue_book(sim: LoopbackVenue, symbol: str, depth: int | None = None) -> dict[Any, int]:
+def venue_book(sim: WebSocketVenue, symbol: str, depth: int | None = None) -> dict[Any, int]:
     bids, asks = sim.book(symbol, depth)
     return {("B", p): q for p, q in bids.items()} | {("A", p): q for p, q in asks.items()}
 
 
-async def quiet(sim: LoopbackVenue) -> None:
+async def quiet(sim: WebSocketVenue) -> None:
     """Stop the market and let the last messages reach the client."""
     sim.rate = 0
     await anyio.sleep(0.3)
@@ -102,7 +106,7 @@ def since(rec: EventRecorder, mark: int, kind: type) -> list[Any]:
     return [e for e in rec.events[mark:] if isinstance(e, kind)]
 
 
-def unsubscribes(sim: LoopbackVenue) -> list[dict[str, Any]]:
+def unsubscribes(sim: WebSocketVenue) -> list[dict[str, Any]]:
     """The resync's unsubscribe requests (the hub itself unsubscribes nothing here)."""
     return [
         r
@@ -288,7 +292,7 @@ async def test_kraken_checksum_mismatch_is_a_gap_and_a_rebuilt_book_without_ghos
 @pytest.mark.parametrize("venue", ["coinbase", "kraken"])
 async def test_every_book_is_rebuilt_after_a_drop(venue: str, transport: str) -> None:
     """Resubscribe after a drop: a level removed while disconnected must not survive."""
-    sim: LoopbackVenue
+    sim: WebSocketVenue
     if venue == "coinbase":
         sim = CoinbaseSimulator(["BTC-USD"], rate=100, seed=51)
         symbol, channels = "BTC-USD", ["matches", "level2"]

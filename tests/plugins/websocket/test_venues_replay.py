@@ -29,15 +29,13 @@ from websockets.asyncio.client import connect
 from hub_core import Gap, Quote, Trade
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket.recorded import RecordedMessage, Recording, load_recording
-from hub_plugin_websocket.sim_base import LoopbackVenue
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
 from hub_plugin_websocket.simulator import (
     DEFAULT_SYMBOLS,
     main,
     serve_simulator,
     simulator_options,
 )
+from hub_plugin_websocket.simulators import CoinbaseSimulator, KrakenSimulator, WebSocketVenue
 from tests.plugins.websocket.conftest import RECORDED, book_levels, running_venue
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +80,7 @@ def trades_in(name: str, messages: list[dict[str, Any]]) -> int:
 async def record_synthetic(name: str, path: Path) -> None:
     """Record a session with the synthetic venue into ``path`` (the ``recorded`` format:
     the URL opened, the requests sent, every message received with its time)."""
-    sim: LoopbackVenue
+    sim: WebSocketVenue
     if name == "coinbase":
         sim = CoinbaseSimulator(SYMBOLS[name], rate=300, seed=71, heartbeat_interval_s=0.05)
     else:

@@ -11,20 +11,18 @@ from pathlib import Path
 import pytest
 
 from hub_core import BookSnapshot, ConnectionState, Trade
-from hub_plugin_websocket.sim_base import LoopbackVenue
-from hub_plugin_websocket.sim_coinbase import CoinbaseSimulator
-from hub_plugin_websocket.sim_kraken import KrakenSimulator
+from hub_plugin_websocket.simulators import CoinbaseSimulator, KrakenSimulator, WebSocketVenue
 from tests.plugins.websocket.conftest import running_venue
 
 pytestmark = pytest.mark.anyio
 
-VENUES: dict[str, tuple[type[LoopbackVenue], str, list[str]]] = {
+VENUES: dict[str, tuple[type[WebSocketVenue], str, list[str]]] = {
     "coinbase": (CoinbaseSimulator, "BTC-USD", ["matches", "level2"]),
     "kraken": (KrakenSimulator, "BTC/USD", ["trade", "book"]),
 }
 
 
-def venue(name: str, server_ctx: ssl.SSLContext, rate: float) -> LoopbackVenue:
+def venue(name: str, server_ctx: ssl.SSLContext, rate: float) -> WebSocketVenue:
     cls, symbol, _ = VENUES[name]
     return cls([symbol], rate, seed=61, ssl_context=server_ctx)
 

@@ -4,7 +4,6 @@ from hub_core.testing.conformance import (
     ConformanceSuite,
     EventRecorder,
     SimulatorHandle,
-    SyncFaultsAdapter,
 )
 from hub_core.testing.coverage import (
     DATA_TYPES,
@@ -23,7 +22,6 @@ __all__ = [
     "ConformanceSuite",
     "EventRecorder",
     "SimulatorHandle",
-    "SyncFaultsAdapter",
     "Window",
     "assert_blind_windows_covered",
     "blind_windows",

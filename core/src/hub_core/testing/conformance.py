@@ -1,7 +1,7 @@
 """The conformance suite every connection plugin runs against its own simulator.
 
 Subclass ``ConformanceSuite`` in a test module, provide the ``simulator``
-fixture (a running loopback server wrapped in a ``SimulatorHandle``),
+fixture (a running loopback simulator: a ``SimulatorHandle``),
 ``plugin`` (the module or object with the hook implementations) and
 ``make_config``. Every test here then runs against your plugin through a real
 ``ExchangeHub``: connect, subscribe, exact tick values, unsubscribe, drop and
@@ -40,6 +40,7 @@ from hub_core.hub import ExchangeHub
 from hub_core.processor import EventProcessor
 from hub_core.redact import redact_endpoint
 from hub_core.registry import ExchangeRegistry
+from hub_core.simulation import VenueFaults
 from hub_core.supervisor import endpoint_address, endpoint_host
 from hub_core.testing.coverage import DATA_TYPES, assert_blind_windows_covered
 from hub_core.ticks import ConnectionState, ConnectionStateChanged, Gap, Trade
@@ -67,63 +68,17 @@ def assert_gap_spans_the_silence(events: list[Any], gap: Gap) -> None:
 
 
 @runtime_checkable
-class SimulatorHandle(Protocol):
-    """What a plugin's simulator exposes to the suite (its fault injection)."""
+class SimulatorHandle(VenueFaults, Protocol):
+    """What a plugin's simulator exposes to the suite: where it listens, what it sent,
+    and the async faults of ``hub_core.simulation.VenueFaults`` (``drop_connections``,
+    ``stall``/``resume``, ``send_malformed``, ``skip_sequence``, ``refuse_credentials``,
+    ``refuse_symbol``). A simulator built on ``LoopbackVenue`` is one as it is."""
 
     endpoint: str
     """Where the simulator listens, as the plugin's ``ExchangeConfig.endpoint`` wants it."""
 
     def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
         """Every trade sent for ``symbol`` so far, in order, as (price, size, side) fixed point."""
-
-    async def drop_connections(self) -> None:
-        """Close every client connection abruptly (keep listening)."""
-
-    async def stall(self) -> None:
-        """Stop sending anything (data and heartbeats) but keep sockets open."""
-
-    async def resume(self) -> None:
-        """End a stall."""
-
-    async def send_malformed(self) -> None:
-        """Send one malformed frame to every client, then carry on normally."""
-
-    async def skip_sequence(self) -> None:
-        """Skip one sequence number on every client stream (a lost message)."""
-
-
-class SyncFaultsAdapter:
-    """A ``SimulatorHandle`` over a simulator whose fault methods are plain (sync) calls.
-
-    Our simulators inject faults synchronously (``sim.stall()``); the suite awaits
-    them. ``malformed_kind`` is passed to ``send_malformed`` when given.
-    """
-
-    def __init__(self, sim: Any, malformed_kind: str | None = None) -> None:
-        self.sim = sim
-        self.endpoint: str = sim.endpoint
-        self._malformed_kind = malformed_kind
-
-    def sent_trades(self, symbol: str) -> list[tuple[int, int, str]]:
-        return list(self.sim.sent_trades(symbol))
-
-    async def drop_connections(self) -> None:
-        self.sim.drop_connections()
-
-    async def stall(self) -> None:
-        self.sim.stall()
-
-    async def resume(self) -> None:
-        self.sim.resume()
-
-    async def send_malformed(self) -> None:
-        if self._malformed_kind is None:
-            self.sim.send_malformed()
-        else:
-            self.sim.send_malformed(self._malformed_kind)
-
-    async def skip_sequence(self) -> None:
-        self.sim.skip_sequence()
 
 
 class EventRecorder:

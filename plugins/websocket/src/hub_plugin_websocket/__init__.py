@@ -30,7 +30,7 @@ from hub_plugin_websocket.factory import WebSocketFactory
 from hub_plugin_websocket.hookspecs import DIALECT_ENTRY_POINT_GROUP
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.registry import DialectRegistry
-from hub_plugin_websocket.simulator import BinanceSimulator
+from hub_plugin_websocket.simulators import BinanceSimulator
 
 __version__ = "0.1.0"
 

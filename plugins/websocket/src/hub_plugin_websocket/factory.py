@@ -7,7 +7,7 @@ from hub_plugin_websocket.codec import check_stream_url
 from hub_plugin_websocket.connection import ConnectPacer, WebSocketConnection
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.registry import DialectRegistry
-from hub_plugin_websocket.simulator import DEFAULT_SYMBOLS, serve_simulator
+from hub_plugin_websocket.simulators import DEFAULT_SYMBOLS, serve_simulator
 
 __all__ = ["DEMO_CHANNELS", "WebSocketFactory"]
 

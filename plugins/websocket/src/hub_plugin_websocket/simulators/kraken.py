@@ -22,8 +22,8 @@ independently of the dialect's code).
 
 Faults: ``skip_sequence()`` sends the next book update of every subscribed
 book with a wrong checksum (Kraken's books have no sequence numbers: the
-checksum is how a loss shows), plus the base's drop, stall, malformed JSON and
-raw frames.
+checksum is how a loss shows), plus the base's drop, stall, malformed JSON, raw
+frames and refusals.
 
 Replay (``replay=``): every ``ticker``, ``trade`` and ``book`` message of the
 recording goes to the sessions subscribed to that channel and (first) symbol;
@@ -40,15 +40,12 @@ import zlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-import anyio
-import anyio.abc
-
-from hub_plugin_websocket.sim_base import (
-    E8,
-    LoopbackVenue,
-    Market,
+from hub_core.simulation import Book, ClientLink, Instrument, MarketTrade
+from hub_plugin_websocket.simulators.base import (
     Stream,
-    VenueClient,
+    WebSocketClient,
+    WebSocketLink,
+    WebSocketVenue,
     fmt,
     iso_time,
 )
@@ -61,7 +58,9 @@ _QTY_DECIMALS: Final = 8
 _DEPTHS: Final = frozenset({10, 25, 100, 500, 1000})
 _REPLAYED: Final = frozenset({"ticker", "trade", "book"})
 """The channels whose recorded messages a replay sends."""
-_PRICES: Final = {"BTC/USD": 60_000 * E8, "ETH/USD": 3_000 * E8, "SOL/USD": 150 * E8}
+_PRICES: Final = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150}
+_TRADE_IDS: Final = 1_000
+"""A pair's first trade id is one past this."""
 
 
 def kraken_checksum(asks: Sequence[tuple[str, str]], bids: Sequence[tuple[str, str]]) -> int:
@@ -78,6 +77,15 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+# numbers are JSON numbers: the text goes into the message unquoted
+def _price(value: int) -> str:
+    return fmt(value, _PRICE_DECIMALS)
+
+
+def _qty(value: int) -> str:
+    return fmt(value, _QTY_DECIMALS)
+
+
 class _BookView:
     """What one client's book subscription last saw (its top ``depth``)."""
 
@@ -90,11 +98,16 @@ class _BookView:
         self.sequence = -1
 
 
-class KrakenSimulator(LoopbackVenue):
+class _Client(WebSocketClient[Stream]):
+    """A Kraken session."""
+
+
+class KrakenSimulator(WebSocketVenue[_Client, Stream]):
     """``async with KrakenSimulator(["BTC/USD"], rate=200) as sim:`` then connect the
     ``kraken`` dialect to ``sim.endpoint`` (``ws://127.0.0.1:PORT/v2``)."""
 
     venue = "kraken"
+    name = "kraken"
     path = "/v2"
 
     def __init__(
@@ -116,19 +129,33 @@ class KrakenSimulator(LoopbackVenue):
         self.checksums_corrupted = 0
         """Book updates sent with a wrong checksum (``skip_sequence``)."""
 
-    def _instrument(self, symbol: str) -> tuple[int, int, int]:
-        return (_PRICES.get(symbol, 100 * E8), E8 // 10, 10_000)
+    def _instrument(self, symbol: str, depth: int) -> Instrument:
+        first = _PRICES.get(symbol, 100) * 1_000_000_000
+        return Instrument(
+            symbol,
+            first,
+            100_000_000,  # 0.1
+            lot=100_000,  # 0.0001
+            depth=depth,
+            level_lots=(1, 5_000),
+            trade_lots=(1, 50),
+        )
 
-    # numbers are JSON numbers: the text goes into the message unquoted
-    def _price(self, value: int) -> str:
-        return fmt(value, _PRICE_DECIMALS)
-
-    def _qty(self, value: int) -> str:
-        return fmt(value, _QTY_DECIMALS)
+    def set_level(self, symbol: str, side: str, price: int, size: int) -> int:
+        """Put (size 0: remove) one level, 1e-8 units; clients get it like any change.
+        Returns the fixed-point (1e-9) price."""
+        self._check_live_market()
+        side = "B" if side in ("B", "bid") else "A"
+        self._feed(self.market.set_level(symbol, side, price * 10, size * 10))
+        return price * 10
 
     # -- sessions -------------------------------------------------------------------------------
-    def _on_open(self, client: VenueClient, tg: anyio.abc.TaskGroup) -> None:
-        client.push(
+    def new_client(self, link: ClientLink) -> _Client:
+        assert isinstance(link, WebSocketLink)
+        return _Client(self, link)
+
+    def on_connect(self, client: _Client) -> None:
+        client.send(
             _dumps(
                 {
                     "channel": "status",
@@ -144,31 +171,26 @@ class KrakenSimulator(LoopbackVenue):
                 }
             )
         )
-        client.wake.set()
-        tg.start_soon(self._heartbeats, client)
 
-    async def _heartbeats(self, client: VenueClient) -> None:
-        while True:
-            await anyio.sleep(self.heartbeat_interval_s)
-            if client.streams:
-                client.push('{"channel":"heartbeat"}')
-                client.wake.set()
+    def heartbeat(self, client: _Client) -> None:
+        if client.subscriptions:
+            client.send('{"channel":"heartbeat"}')
 
-    def _on_text(self, client: VenueClient, text: str) -> None:
+    def on_text(self, client: _Client, text: str) -> None:
         try:
             req = json.loads(text)
         except ValueError:
-            client.push(_dumps({"error": "Malformed request", "success": False}))
+            client.send(_dumps({"error": "Malformed request", "success": False}))
             return
         if not isinstance(req, dict):
-            client.push(_dumps({"error": "Malformed request", "success": False}))
+            client.send(_dumps({"error": "Malformed request", "success": False}))
             return
         self.requests_received.append(req)
         method = req.get("method")
         req_id = req.get("req_id")
         now = iso_time(time.time_ns())
         if method == "ping":
-            client.push(
+            client.send(
                 _dumps({"method": "pong", "req_id": req_id, "time_in": now, "time_out": now})
             )
             return
@@ -176,7 +198,7 @@ class KrakenSimulator(LoopbackVenue):
         channel = params.get("channel")
         symbols = params.get("symbol") or []
         if method not in ("subscribe", "unsubscribe") or channel not in ("ticker", "trade", "book"):
-            client.push(
+            client.send(
                 _dumps(
                     {
                         "error": f"Unsupported request {method!r} {channel!r}",
@@ -196,7 +218,7 @@ class KrakenSimulator(LoopbackVenue):
                 if self.refuse_resyncs > 0:
                     self.refuse_resyncs -= 1
                 self.resyncs_refused += 1
-                client.push(
+                client.send(
                     _dumps(
                         {
                             "error": "Subscription rate limit exceeded",
@@ -211,8 +233,8 @@ class KrakenSimulator(LoopbackVenue):
                 )
                 continue
             if (
-                sym not in self._markets
-                or sym in self.refuse_symbols
+                sym not in self.market
+                or self.symbol_refused(sym)
                 or (channel == "book" and depth not in _DEPTHS)
             ):
                 why = (
@@ -220,7 +242,7 @@ class KrakenSimulator(LoopbackVenue):
                     if channel != "book" or depth in _DEPTHS
                     else f"Invalid depth {depth}"
                 )
-                client.push(
+                client.send(
                     _dumps(
                         {
                             "error": why,
@@ -240,13 +262,14 @@ class KrakenSimulator(LoopbackVenue):
                 result["snapshot"] = True
             key = (channel, sym)
             if method == "subscribe":
-                client.streams.add(key)
+                client.subscriptions.add(key)
+                client.subscribed.set()
             else:
-                client.streams.discard(key)
+                client.subscriptions.discard(key)
                 client.state.pop(f"book:{sym}", None)
                 if channel == "book":
                     client.state[f"unsubscribed:{sym}"] = True
-            client.push(
+            client.send(
                 _dumps(
                     {
                         "method": method,
@@ -271,36 +294,38 @@ class KrakenSimulator(LoopbackVenue):
         return (message["channel"], symbol) if isinstance(symbol, str) else None
 
     def _on_subscribed(
-        self, client: VenueClient, channel: str, sym: str, depth: int, params: dict[str, Any]
+        self, client: _Client, channel: str, sym: str, depth: int, params: dict[str, Any]
     ) -> None:
-        m = self._markets[sym]
+        book = self.market.book(sym)
         if channel == "book":
             view = _BookView(depth)
             client.state[f"book:{sym}"] = view
-            bids, asks = m.levels(depth)
-            view.bids, view.asks, view.sequence = dict(bids), dict(asks), m.sequence
-            client.push(self._book_message("snapshot", m, view, 0, [], []))
+            bids, asks = book.levels(depth)
+            view.bids, view.asks, view.sequence = dict(bids), dict(asks), book.sequence
+            client.send(self._book_message("snapshot", book, view, 0, [], []))
         elif channel == "ticker":
-            client.push(self._ticker_message("snapshot", m))
+            client.send(self._ticker_message("snapshot", book))
         elif channel == "trade" and params.get("snapshot", True) is not False:
-            trades = list(m.trades)[-50:]
+            trades = list(book.trades)[-50:]
+            last_id = _TRADE_IDS + book.trade_count
             data = ",".join(
                 f'{{"symbol":"{sym}","side":"{"buy" if s == "B" else "sell"}",'
-                f'"price":{self._price(p // 10)},"qty":{self._qty(q // 10)},'
-                f'"ord_type":"market","trade_id":{m.trade_id - len(trades) + i + 1},'
+                f'"price":{_price(p)},"qty":{_qty(q)},'
+                f'"ord_type":"market","trade_id":{last_id - len(trades) + i + 1},'
                 f'"timestamp":"{iso_time(time.time_ns())}"}}'
                 for i, (p, q, s) in enumerate(trades)
             )
-            client.push(f'{{"channel":"trade","type":"snapshot","data":[{data}]}}')
+            client.send(f'{{"channel":"trade","type":"snapshot","data":[{data}]}}')
 
     # -- messages -------------------------------------------------------------------------------
-    def _levels_text(self, levels: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
-        return [(self._price(p), self._qty(q)) for p, q in levels]
+    @staticmethod
+    def _levels_text(levels: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
+        return [(_price(p), _qty(q)) for p, q in levels]
 
     def _book_message(
         self,
         kind: str,
-        m: Market,
+        book: Book,
         view: _BookView,
         ts: int,
         bids: Sequence[tuple[int, int]],
@@ -320,55 +345,56 @@ class KrakenSimulator(LoopbackVenue):
         a = ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in self._levels_text(asks))
         stamp = f',"timestamp":"{iso_time(ts)}"' if ts else ""
         return (
-            f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{m.symbol}",'
+            f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{book.symbol}",'
             f'"bids":[{b}],"asks":[{a}],"checksum":{checksum}{stamp}}}]}}'
         )
 
-    def _ticker_message(self, kind: str, m: Market) -> str:
-        bid, bid_qty, ask, ask_qty = m.top()
-        last = m.trades[-1][0] // 10 if m.trades else bid
+    @staticmethod
+    def _ticker_message(kind: str, book: Book) -> str:
+        bid, bid_qty, ask, ask_qty = book.top()
+        last = book.last_trade[0] if book.last_trade else bid
         return (
-            f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":"{m.symbol}",'
-            f'"bid":{self._price(bid)},"bid_qty":{self._qty(bid_qty)},'
-            f'"ask":{self._price(ask)},"ask_qty":{self._qty(ask_qty)},'
-            f'"last":{self._price(last)},"volume":1000.00000000,"vwap":{self._price(bid)},'
-            f'"low":{self._price(bid)},"high":{self._price(ask)},"change":0.0,'
+            f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":"{book.symbol}",'
+            f'"bid":{_price(bid)},"bid_qty":{_qty(bid_qty)},'
+            f'"ask":{_price(ask)},"ask_qty":{_qty(ask_qty)},'
+            f'"last":{_price(last)},"volume":1000.00000000,"vwap":{_price(bid)},'
+            f'"low":{_price(bid)},"high":{_price(ask)},"change":0.0,'
             f'"change_pct":0.00}}]}}'
         )
 
     # -- market events --------------------------------------------------------------------------
-    def _on_trade(self, m: Market, ts: int, price: int, qty: int, buy: bool) -> None:
-        key = ("trade", m.symbol)
+    def _on_trade(self, book: Book, ts: int, trade: MarketTrade) -> None:
+        key = ("trade", book.symbol)
         text = (
-            f'{{"channel":"trade","type":"update","data":[{{"symbol":"{m.symbol}",'
-            f'"side":"{"buy" if buy else "sell"}","price":{self._price(price)},'
-            f'"qty":{self._qty(qty)},"ord_type":"market","trade_id":{m.trade_id},'
-            f'"timestamp":"{iso_time(ts)}"}}]}}'
+            f'{{"channel":"trade","type":"update","data":[{{"symbol":"{book.symbol}",'
+            f'"side":"{"buy" if trade.side == "B" else "sell"}","price":{_price(trade.price)},'
+            f'"qty":{_qty(trade.size)},"ord_type":"market",'
+            f'"trade_id":{_TRADE_IDS + trade.trade_id},"timestamp":"{iso_time(ts)}"}}]}}'
         )
-        for c in self._clients:
-            if key in c.streams:
-                c.push(text)
+        for c in self.connected():
+            if key in c.subscriptions:
+                c.send(text)
 
-    def _on_top(self, m: Market, ts: int) -> None:
-        key = ("ticker", m.symbol)
-        text = self._ticker_message("update", m)
-        for c in self._clients:
-            if key in c.streams:
-                c.push(text)
+    def _on_top(self, book: Book, ts: int) -> None:
+        key = ("ticker", book.symbol)
+        text = self._ticker_message("update", book)
+        for c in self.connected():
+            if key in c.subscriptions:
+                c.send(text)
 
-    def _on_tick(self, client: VenueClient, ts: int) -> None:
+    def _on_tick(self, client: _Client, ts: int) -> None:
         """One book update per subscribed book whose client view changed this step."""
-        for ch, sym in client.streams:
+        for ch, sym in client.subscriptions:
             if ch != "book":
                 continue
             view = client.state.get(f"book:{sym}")
-            m = self._markets[sym]
-            if not isinstance(view, _BookView) or view.sequence == m.sequence:
+            book = self.market.book(sym)
+            if not isinstance(view, _BookView) or view.sequence == book.sequence:
                 continue
-            view.sequence = m.sequence
-            new_bids, new_asks = (dict(x) for x in m.levels(view.depth))
-            bids = self._diff(view.bids, new_bids, m.bids)
-            asks = self._diff(view.asks, new_asks, m.asks)
+            view.sequence = book.sequence
+            new_bids, new_asks = (dict(x) for x in book.levels(view.depth))
+            bids = self._diff(view.bids, new_bids, book.bids)
+            asks = self._diff(view.asks, new_asks, book.asks)
             view.bids, view.asks = new_bids, new_asks
             if not bids and not asks:
                 continue
@@ -376,7 +402,7 @@ class KrakenSimulator(LoopbackVenue):
             if corrupt:
                 client.skip.discard(sym)
                 self.checksums_corrupted += 1
-            client.push(self._book_message("update", m, view, ts, bids, asks, corrupt=corrupt))
+            client.send(self._book_message("update", book, view, ts, bids, asks, corrupt=corrupt))
 
     @staticmethod
     def _diff(
