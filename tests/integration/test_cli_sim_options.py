@@ -103,6 +103,8 @@ def test_a_venue_name_runs_its_plugins_simulator() -> None:
         (["fix"], "fix"),
         (["websocket"], "websocket"),
         (["websocket", "--dialect", "coinbase"], "websocket"),
+        (["kraken"], "websocket"),
+        (["binance-futures"], "websocket"),
     ],
 )
 def test_hub_sim_prints_a_config_that_connects(

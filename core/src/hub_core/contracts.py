@@ -92,6 +92,10 @@ class SimulatorSpec:
     demo_config: Callable[[str, list[str]], ExchangeConfig]
     default_symbols: list[str] = field(default_factory=list)
     default_rate: float = 100.0
+    sim_config: Callable[[str, list[str], dict[str, str]], ExchangeConfig] | None = None
+    """The config that connects to the simulator as ``hub sim`` ran it with these
+    options (``--dialect``, ``-o``): what ``hub sim`` prints to paste into hub.toml.
+    Default: ``demo_config``, for a simulator whose options do not change it."""
 
 
 class ConnectionFactory(abc.ABC):

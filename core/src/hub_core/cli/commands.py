@@ -437,14 +437,13 @@ def _paste_block(
     from hub_core.cli.demo import config_block
 
     try:
-        cfg = spec.demo_config(endpoint, list(symbols))
-    except Exception as exc:  # a plugin's demo_config never stops its simulator
-        log.debug("demo_config raised %r", exc)
+        if spec.sim_config is not None:
+            cfg = spec.sim_config(endpoint, list(symbols), dict(options))
+        else:
+            cfg = spec.demo_config(endpoint, list(symbols))
+    except Exception as exc:  # a plugin's config never stops its simulator
+        log.debug("the simulator's config raised %r", exc)
         return ""
-    dialect = options.get("dialect")
-    if dialect and cfg.options.get("dialect") not in (None, dialect):
-        # the demo's channels are its own dialect's: the other takes its defaults
-        cfg = cfg.model_copy(update={"options": {"dialect": dialect}})
     return "# to connect, paste into hub.toml:\n" + config_block(cfg)
 
 

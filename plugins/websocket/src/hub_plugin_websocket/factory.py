@@ -8,6 +8,8 @@ from hub_plugin_websocket.connection import ConnectPacer, WebSocketConnection
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.registry import DialectRegistry
 from hub_plugin_websocket.simulators import DEFAULT_SYMBOLS, serve_simulator
+from hub_plugin_websocket.simulators.coinbase import COINBASE_SYMBOLS
+from hub_plugin_websocket.simulators.kraken import KRAKEN_SYMBOLS
 
 __all__ = ["DEMO_CHANNELS", "WebSocketFactory"]
 
@@ -21,6 +23,22 @@ def _demo_config(endpoint: str, symbols: list[str]) -> ExchangeConfig:
         f"ws://{endpoint}/ws",
         symbols=list(symbols),
         options={"dialect": "binance", "channels": list(DEMO_CHANNELS)},
+    )
+
+
+def _sim_config(endpoint: str, symbols: list[str], options: dict[str, str]) -> ExchangeConfig:
+    """What connects to ``hub sim websocket --dialect D`` (the venue's own symbols and
+    stream path; channels: the dialect's defaults, except Binance's demo set)."""
+    dialect = options.get("dialect", "binance")
+    if dialect in ("binance", "binance-futures"):
+        cfg = _demo_config(endpoint, symbols)
+        return cfg.model_copy(update={"options": {**cfg.options, "dialect": dialect}})
+    venue = {"coinbase": (COINBASE_SYMBOLS, "/"), "kraken": (KRAKEN_SYMBOLS, "/v2")}
+    own, path = venue.get(dialect, ((), "/"))
+    if list(symbols) == list(DEFAULT_SYMBOLS) and own:
+        symbols = list(own)  # hub sim's stand-in for "no --symbols": the venue's own
+    return ExchangeConfig.websocket(
+        dialect, f"ws://{endpoint}{path}", symbols=list(symbols), options={"dialect": dialect}
     )
 
 
@@ -87,6 +105,7 @@ class WebSocketFactory(ConnectionFactory):
         return SimulatorSpec(
             serve=serve_simulator,
             demo_config=_demo_config,
+            sim_config=_sim_config,
             default_symbols=list(DEFAULT_SYMBOLS),
             default_rate=50.0,
         )
