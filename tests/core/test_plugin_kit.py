@@ -277,3 +277,27 @@ def test_a_docs_snippet_imports_only_the_kit_or_the_application_api(where: str, 
                 if a.name.startswith("hub_core.") and a.name not in KIT_MODULES
             ]
     assert not bad, f"{where} imports {bad}: plugin code imports from hub_core.plugin"
+
+
+async def test_an_unanswered_request_can_be_a_refusal_instead_of_a_reconnect() -> None:
+    reqs = PendingRequests("acme", timeout_s=0.05, unanswered="refuse", venue="the add-on")
+    a = reqs.open(1, ["AAA", "BBB"])
+    b = reqs.open(2, ["CCC"])
+    reqs.acknowledge(2)
+    with pytest.raises(
+        SubscriptionError, match=r"no subscribe acknowledgement within 0.05s for 'AAA', 'BBB'"
+    ):
+        await reqs.subscribe([a, b])
+    assert len(reqs) == 0
+
+
+async def test_a_per_symbol_refusal_before_the_answer_is_kept() -> None:
+    reqs = PendingRequests("acme", timeout_s=5, venue="the add-on")
+    a = reqs.open(7, ["AAA", "BBB"])
+    assert reqs.refuse_symbol(7, "AAA", "unknown instrument")
+    assert not reqs.refuse_symbol(8, "AAA", "late")
+    assert reqs.acknowledge(7)
+    with pytest.raises(SubscriptionError) as info:
+        await reqs.subscribe([a])
+    assert info.value.refused == {"AAA": "unknown instrument"}
+    assert "the add-on refused 1 symbol(s): 'AAA' (unknown instrument)" in str(info.value)

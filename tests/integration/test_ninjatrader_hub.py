@@ -162,7 +162,7 @@ async def test_no_data_precedes_the_connected_state_in_any_session(
         cfg = ExchangeConfig.ninjatrader(sim.endpoint, symbols=SYMBOLS, reconnect_delay_ms=50)
         await h.connect_exchange("nt", cfg)
         await rec.wait_for(lambda: len(rec.of(Trade)) > 5, 10, "trades")
-        sim.drop_connections()
+        await sim.drop_connections()
         await rec.wait_for(
             lambda: (
                 sum(

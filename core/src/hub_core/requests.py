@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 
@@ -42,10 +43,26 @@ class PendingRequests:
     ``BusyResourceError``).
     """
 
-    def __init__(self, exchange: str = "", endpoint: str = "", timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        exchange: str = "",
+        endpoint: str = "",
+        timeout_s: float = 10.0,
+        timeout_hint: str = "the venue may be overloaded or ignoring requests; the hub reconnects",
+        venue: str = "the venue",
+        unanswered: Literal["reconnect", "refuse"] = "reconnect",
+    ) -> None:
         self.exchange = exchange
         self.endpoint = endpoint
         self.timeout_s = timeout_s
+        self.timeout_hint = timeout_hint
+        """What an unanswered request's ``ConnectionFailed`` tells the user to do."""
+        self.venue = venue
+        """Who refuses, in messages ("the venue", "the add-on")."""
+        self.unanswered = unanswered
+        """What a request left unanswered past ``timeout_s`` raises: ``"reconnect"``, a
+        ``ConnectionFailed`` (the hub reconnects and asks again); ``"refuse"``, a
+        ``SubscriptionError`` naming its symbols (the session goes on without them)."""
         self.send_lock = anyio.Lock()
         self._open: dict[Hashable, Pending] = {}
 
@@ -62,6 +79,23 @@ class PendingRequests:
         pending = Pending(key, tuple(symbols))
         self._open[key] = pending
         return pending
+
+    def get(self, key: Hashable) -> Pending | None:
+        """The open request ``key`` (None once settled, or never opened)."""
+        return self._open.get(key)
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` without an answer (its send failed: nobody will wait for it)."""
+        self._open.pop(key, None)
+
+    def refuse_symbol(self, key: Hashable, symbol: str, reason: str) -> bool:
+        """The venue refused one ``symbol`` of ``key`` and will acknowledge the rest later
+        (a per-symbol reject before the request's answer). False for an unknown key."""
+        pending = self._open.get(key)
+        if pending is None:
+            return False
+        pending.refused[symbol] = reason
+        return True
 
     def acknowledge(self, key: Hashable, refused: dict[str, str] | None = None) -> bool:
         """The venue answered ``key``; ``refused`` names symbols it would not take.
@@ -83,7 +117,8 @@ class PendingRequests:
         if pending is None:
             return False
         pending.failure = reason
-        pending.refused.update(dict.fromkeys(pending.symbols, reason))
+        for symbol in pending.symbols:  # a per-symbol reason already given is kept
+            pending.refused.setdefault(symbol, reason)
         pending.done.set()
         return True
 
@@ -109,11 +144,21 @@ class PendingRequests:
         except TimeoutError:
             for pending in requests:
                 self._open.pop(pending.key, None)
+            if self.unanswered == "refuse":
+                symbols = [s for p in requests if not p.done.is_set() for s in p.symbols]
+                shown = ", ".join(repr(s) for s in symbols[:10])
+                more = f" and {len(symbols) - 10} more" if len(symbols) > 10 else ""
+                raise SubscriptionError(
+                    f"no {what} acknowledgement within {self.timeout_s:g}s for {shown}{more}",
+                    exchange=self.exchange,
+                    endpoint=self.endpoint,
+                    hint=self.timeout_hint,
+                ) from None
             raise ConnectionFailed(
                 f"no answer to {what} within {self.timeout_s:g} s",
                 exchange=self.exchange,
                 endpoint=self.endpoint,
-                hint="the venue may be overloaded or ignoring requests; the hub reconnects",
+                hint=self.timeout_hint,
             ) from None
         lost = [p for p in requests if p.lost]
         if lost:
@@ -132,9 +177,9 @@ class PendingRequests:
         every refused symbol (the others stay subscribed)."""
         refused = await self.wait(requests, "subscribe")
         if refused:
-            listed = ", ".join(f"{s} ({why})" for s, why in sorted(refused.items()))
+            listed = ", ".join(f"{s!r} ({why})" for s, why in sorted(refused.items()))
             raise SubscriptionError(
-                f"the venue refused {len(refused)} symbol(s): {listed}",
+                f"{self.venue} refused {len(refused)} symbol(s): {listed}",
                 refused=refused,
                 exchange=self.exchange,
                 endpoint=self.endpoint,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
@@ -23,10 +22,13 @@ from hub_core.plugin import (
     ConnectionFailed,
     ConnectionHealth,
     ExchangeConfig,
+    Pending,
+    PendingRequests,
     ProtocolError,
     Sink,
     SubscriptionError,
     connect_failure,
+    redact_endpoint,
     wait_for_capacity,
 )
 from hub_plugin_ninjatrader import codec as c
@@ -61,19 +63,6 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host, port
 
 
-@dataclass
-class _Request:
-    """One subscribe/unsubscribe/ping in flight, completed from ``_on_control``."""
-
-    req_id: int
-    op: str
-    symbols: tuple[str, ...]
-    done: anyio.Event = field(default_factory=anyio.Event)
-    rejected: dict[str, str] = field(default_factory=dict)
-    failure: str = ""
-    dropped: bool = False
-
-
 class NinjaTraderConnection:
     """One session with the HubFeed add-on inside NinjaTrader 8 (``ExchangeConnection``)."""
 
@@ -85,8 +74,15 @@ class NinjaTraderConnection:
         self._endpoint = ""
         self._stream: anyio.abc.SocketStream | None = None
         self._codec = c.ClientCodec()
-        self._send_lock = anyio.Lock()
-        self._requests: dict[int, _Request] = {}
+        self._requests = PendingRequests(
+            self._exchange,
+            timeout_s=options.subscribe_timeout_s,
+            timeout_hint="check that the add-on is running and its data connection is up, or "
+            "raise options.subscribe_timeout_s",
+            venue="the add-on",
+            unanswered="refuse",
+        )
+        self._send_lock = self._requests.send_lock
         self._next_id = 1
         self._subscribed: set[str] = set()
         self._mapped: dict[str, int] = {}
@@ -113,6 +109,7 @@ class NinjaTraderConnection:
     async def connect(self, endpoint: str) -> None:
         """Open TCP to ``endpoint`` (``host:port``) and log on to the add-on."""
         self._endpoint = endpoint
+        self._requests.endpoint = redact_endpoint(endpoint)
         if self._stream is not None or self._closing:
             raise self._failed(
                 "connect() after close()" if self._closing else "connect() called twice",
@@ -285,7 +282,7 @@ class NinjaTraderConnection:
         finally:
             self._connected = False
             self._detail = "closed" if self._closing else "disconnected"
-            self._fail_requests("the connection closed")
+            self._requests.lose_all("the connection closed")
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         """Subscribe ``symbols``; raises ``SubscriptionError`` naming any the add-on refused."""
@@ -296,22 +293,16 @@ class NinjaTraderConnection:
             await self._request(c.Subscribe(0, group, tuple(self._options.schemas)), group)
             for group in c.chunk_symbols(wanted)
         ]
-        await self._await_requests(requests, "subscribe", wanted)
-        refused: dict[str, str] = {}
-        for req in requests:
-            refused.update(req.rejected)
-            if req.failure:
-                refused.update((s, req.failure) for s in req.symbols if s not in req.rejected)
-        self._subscribed.update(s for s in wanted if s not in refused)
-        if refused:
-            listed = ", ".join(f"{s!r} ({why})" for s, why in sorted(refused.items()))
-            raise SubscriptionError(
-                f"the add-on refused {len(refused)} symbol(s): {listed}",
-                exchange=self._exchange,
-                endpoint=self._endpoint,
+        try:
+            await self._requests.subscribe(
+                requests,
                 hint="use NinjaTrader instrument names (e.g. 'ES 03-26') that exist in "
                 "NinjaTrader's Instruments window, and check the data connection there",
             )
+        except SubscriptionError as exc:
+            self._subscribed.update(s for s in wanted if s not in exc.refused)
+            raise
+        self._subscribed.update(wanted)
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         """Unsubscribe ``symbols`` (symbols not subscribed are not an error)."""
@@ -322,15 +313,15 @@ class NinjaTraderConnection:
         requests = [
             await self._request(c.Unsubscribe(0, group), group) for group in c.chunk_symbols(wanted)
         ]
-        await self._await_requests(requests, "unsubscribe", wanted)
-        for req in requests:
-            if req.failure:
-                raise SubscriptionError(
-                    f"the add-on refused to unsubscribe: {req.failure}",
-                    exchange=self._exchange,
-                    endpoint=self._endpoint,
-                    hint="see the add-on's log in NinjaTrader (Control Center > Log)",
-                )
+        refused = await self._requests.wait(requests, "unsubscribe")
+        if refused:
+            raise SubscriptionError(
+                f"the add-on refused to unsubscribe: {next(iter(refused.values()))}",
+                refused=refused,
+                exchange=self._exchange,
+                endpoint=self._endpoint,
+                hint="see the add-on's log in NinjaTrader (Control Center > Log)",
+            )
 
     async def probe(self) -> None:
         """Send a ping; the add-on's pong (or any data) refreshes ``last_activity_ns``."""
@@ -347,7 +338,7 @@ class NinjaTraderConnection:
         self._connected = False
         self._detail = "closed"
         await self._abort()
-        self._fail_requests("the connection was closed")
+        self._requests.lose_all("the connection was closed")
 
     def health(self) -> ConnectionHealth:
         """Connected or not, the endpoint, and the monotonic ns of the last read."""
@@ -424,52 +415,19 @@ class NinjaTraderConnection:
 
     async def _request(
         self, template: c.Subscribe | c.Unsubscribe, symbols: tuple[str, ...]
-    ) -> _Request:
+    ) -> Pending:
         req_id = self._take_id()
         if isinstance(template, c.Subscribe):
             event: c.Subscribe | c.Unsubscribe = c.Subscribe(req_id, symbols, template.schemas)
-            op = "subscribe"
         else:
             event = c.Unsubscribe(req_id, symbols)
-            op = "unsubscribe"
-        req = _Request(req_id, op, symbols)
-        self._requests[req_id] = req
+        pending = self._requests.open(req_id, symbols)  # before the send: the ack may win
         try:
             await self._send(c.encode_request(event))
         except BaseException:
-            self._requests.pop(req_id, None)
+            self._requests.discard(req_id)
             raise
-        return req
-
-    async def _await_requests(self, requests: list[_Request], op: str, symbols: list[str]) -> None:
-        timeout = self._options.subscribe_timeout_s
-        try:
-            with anyio.fail_after(timeout):
-                for req in requests:
-                    await req.done.wait()
-        except TimeoutError:
-            shown = ", ".join(repr(s) for s in symbols[:10])
-            more = f" and {len(symbols) - 10} more" if len(symbols) > 10 else ""
-            raise SubscriptionError(
-                f"no {op} acknowledgement within {timeout:g}s for {shown}{more}",
-                exchange=self._exchange,
-                endpoint=self._endpoint,
-                hint="check that the add-on is running and its data connection is up, or "
-                "raise options.subscribe_timeout_s",
-            ) from None
-        finally:
-            for req in requests:
-                self._requests.pop(req.req_id, None)
-        for req in requests:
-            if req.dropped:
-                raise self._failed(f"{op}: {req.failure}")
-
-    def _fail_requests(self, why: str) -> None:
-        for req in self._requests.values():
-            if not req.done.is_set():
-                req.failure = why
-                req.dropped = True
-                req.done.set()
+        return pending
 
     def _on_control(self, kind: str, number: int, text: str) -> None:
         """``Sink.control``: called by the decoder, inside ``feed_dbn``.
@@ -485,10 +443,8 @@ class NinjaTraderConnection:
         if isinstance(event, c.SymbolMapped):
             self._mapped[event.symbol] = event.instrument_id
         elif isinstance(event, c.SymbolRejected):
-            req = self._requests.get(event.req_id)
-            if req is not None:
-                req.rejected[event.symbol] = event.reason or f"error code {event.code}"
-            else:
+            reason = event.reason or f"error code {event.code}"
+            if not self._requests.refuse_symbol(event.req_id, event.symbol, reason):
                 log.warning(
                     "[%s] add-on refused %r (request %d): %s",
                     self._exchange,
@@ -497,11 +453,7 @@ class NinjaTraderConnection:
                     event.reason,
                 )
         elif isinstance(event, c.RequestFailed):
-            req = self._requests.get(event.req_id)
-            if req is not None:
-                req.failure = event.reason or f"error code {event.code}"
-                req.done.set()
-            else:
+            if not self._requests.refuse(event.req_id, event.reason or f"error code {event.code}"):
                 log.warning(
                     "[%s] add-on error for %s request %d: %s",
                     self._exchange,
@@ -510,9 +462,7 @@ class NinjaTraderConnection:
                     event.reason,
                 )
         elif isinstance(event, c.SubscribeAck | c.UnsubscribeAck):
-            req = self._requests.get(event.req_id)
-            if req is not None:
-                req.done.set()
+            self._requests.acknowledge(event.req_id)
         elif isinstance(event, c.VenueError):
             log.warning("[%s] add-on error (code %d): %s", self._exchange, event.code, event.text)
         elif isinstance(event, c.Notice):
