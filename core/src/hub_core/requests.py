@@ -50,7 +50,7 @@ class PendingRequests:
         timeout_s: float = 10.0,
         timeout_hint: str = "the venue may be overloaded or ignoring requests; the hub reconnects",
         venue: str = "the venue",
-        unanswered: Literal["reconnect", "refuse"] = "reconnect",
+        unanswered: Literal["reconnect", "refuse", "accept"] = "reconnect",
     ) -> None:
         self.exchange = exchange
         self.endpoint = endpoint
@@ -62,7 +62,9 @@ class PendingRequests:
         self.unanswered = unanswered
         """What a request left unanswered past ``timeout_s`` raises: ``"reconnect"``, a
         ``ConnectionFailed`` (the hub reconnects and asks again); ``"refuse"``, a
-        ``SubscriptionError`` naming its symbols (the session goes on without them)."""
+        ``SubscriptionError`` naming its symbols (the session goes on without them);
+        ``"accept"``, nothing: a protocol that only ever answers with a refusal (FIX's
+        MarketDataRequestReject) takes silence as acceptance."""
         self.send_lock = anyio.Lock()
         self._open: dict[Hashable, Pending] = {}
 
@@ -144,7 +146,9 @@ class PendingRequests:
         except TimeoutError:
             for pending in requests:
                 self._open.pop(pending.key, None)
-            if self.unanswered == "refuse":
+            if self.unanswered == "accept":
+                requests = [p for p in requests if p.done.is_set()]  # the rest: taken
+            elif self.unanswered == "refuse":
                 symbols = [s for p in requests if not p.done.is_set() for s in p.symbols]
                 shown = ", ".join(repr(s) for s in symbols[:10])
                 more = f" and {len(symbols) - 10} more" if len(symbols) > 10 else ""

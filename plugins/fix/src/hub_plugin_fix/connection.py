@@ -16,7 +16,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -28,11 +28,14 @@ from hub_core.plugin import (
     ConnectionFailed,
     ConnectionHealth,
     ExchangeConfig,
+    Pending,
+    PendingRequests,
     ProtocolError,
     SequenceMismatch,
     Sink,
     SubscriptionError,
     connect_failure,
+    redact_endpoint,
     wait_for_capacity,
 )
 from hub_plugin_fix import session as s
@@ -128,8 +131,6 @@ class _Subscription:
     req_id: str
     seq: int = 0
     """MsgSeqNum of its MarketDataRequest (a Reject names it in RefSeqNum)."""
-    done: anyio.Event = field(default_factory=anyio.Event)
-    refused: str = ""
 
 
 class FixConnection:
@@ -168,6 +169,11 @@ class FixConnection:
         self._outbox = bytearray()
         """Bytes made (sequence numbers taken) and not yet written, in order."""
         self._subs: dict[str, _Subscription] = {}
+        # FIX answers a MarketDataRequest only to refuse it (35=Y): data, or silence
+        # past the wait, is acceptance
+        self._requests = PendingRequests(
+            self._exchange, timeout_s=SUBSCRIBE_WAIT_S, unanswered="accept"
+        )
         self._by_req: dict[str, _Subscription] = {}
         self._req_prefix = secrets.token_hex(3)
         self._req_count = 0
@@ -261,6 +267,7 @@ class FixConnection:
         """Open TCP (TLS for ``fixs://``, verified against ``options.ca_file`` or the
         system's CAs) to ``endpoint`` and log on."""
         self._endpoint = endpoint
+        self._requests.endpoint = redact_endpoint(endpoint)
         if self._stream is not None or self._closing:
             raise self._failed(
                 "connect() after close()" if self._closing else "connect() called twice",
@@ -547,7 +554,7 @@ class FixConnection:
             if event.ref_msg_type in ("V", ""):
                 # a refused MarketDataRequest: fail the subscribe() waiting for it
                 for sub in list(self._subs.values()):
-                    if sub.seq == event.ref_seq and not sub.done.is_set():
+                    if sub.seq == event.ref_seq and sub.req_id in self._requests:
                         self._refuse(sub, event.describe())
         elif isinstance(event, s.AppMessage):
             log.debug("[%s] unhandled message 35=%s", self._exchange, event.frame.msg_type)
@@ -566,7 +573,7 @@ class FixConnection:
         ``SubscriptionError`` naming the symbols the venue refused (35=Y)."""
         wanted = self._validated(symbols)
         session = self._require_session()
-        pending: list[_Subscription] = []
+        pending: list[Pending] = []
         for symbol in wanted:
             if symbol in self._subs:
                 continue
@@ -577,26 +584,18 @@ class FixConnection:
             self._md.req_symbols[sub.req_id.encode("latin-1")] = symbol
             self._md.ignored.discard(symbol)
             self._md.pending.add(symbol)
-            pending.append(sub)
+            pending.append(self._requests.open(sub.req_id, (symbol,)))
             opts = self._options
             request = session.market_data_request(
                 sub.req_id, symbol, depth=opts.market_depth, entry_types=opts.entry_types
             )
             sub.seq = session.next_sender_seq - 1
             await self._send(request)
-        with anyio.move_on_after(SUBSCRIBE_WAIT_S):
-            for sub in pending:
-                await sub.done.wait()
-        refused = {sub.symbol: sub.refused for sub in pending if sub.refused}
-        if refused:
-            listed = ", ".join(f"{sym!r} ({why})" for sym, why in sorted(refused.items()))
-            raise SubscriptionError(
-                f"the venue refused {len(refused)} symbol(s): {listed}",
-                exchange=self._exchange,
-                endpoint=self._endpoint,
-                hint="check the symbols (sent as Symbol 55 exactly as given) and your "
-                "market-data permissions with the venue",
-            )
+        await self._requests.subscribe(
+            pending,
+            hint="check the symbols (sent as Symbol 55 exactly as given) and your "
+            "market-data permissions with the venue",
+        )
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         """Disable the requests of ``symbols`` (263=2); symbols not subscribed are ignored."""
@@ -754,8 +753,7 @@ class FixConnection:
 
     def _refuse(self, sub: _Subscription, why: str) -> None:
         """The venue refused ``sub``: forget it and wake its ``subscribe()``."""
-        sub.refused = why
-        sub.done.set()
+        self._requests.refuse(sub.req_id, why)
         self._md.ignored.add(sub.symbol)
         self._md.pending.discard(sub.symbol)
         if self._subs.get(sub.symbol) is sub:
@@ -764,14 +762,12 @@ class FixConnection:
     def _check_subscriptions(self) -> None:
         waiting = self._md.pending
         for sub in self._subs.values():
-            if not sub.done.is_set() and sub.symbol not in waiting:
-                sub.done.set()  # data for it arrived: the venue took the request
+            if sub.symbol not in waiting:
+                self._requests.acknowledge(sub.req_id)  # data arrived: the venue took it
 
     def _fail_subscriptions(self) -> None:
-        """Release every ``subscribe()`` still waiting (the connection is gone)."""
-        for sub in self._subs.values():
-            if not sub.done.is_set():
-                sub.done.set()
+        """Fail every ``subscribe()`` still waiting (the connection is gone)."""
+        self._requests.lose_all("the connection closed")
 
     def _save_store(self) -> None:
         session = self._session
