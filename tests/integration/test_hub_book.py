@@ -97,7 +97,7 @@ async def test_a_lost_update_makes_the_book_stale_until_the_resync() -> None:
             await rec.wait_for(lambda: len(rec.of(BookUpdate)) > 50, 15, "a synced book")
             assert not book.stale
             mark = len(rec.events)
-            sim.skip_sequence()
+            await sim.skip_sequence()
             await rec.wait_for(lambda: bool(seen), 10, "a Gap")
             assert seen[0][0] and seen[0][1].startswith("gap: sequence gap")
             await rec.wait_for(

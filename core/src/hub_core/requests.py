@@ -32,6 +32,17 @@ class Pending:
     """Why the whole request failed (refused outright, or lost with the link)."""
     lost: bool = False
     """True when the link went away before an answer came: retry on the next session."""
+    sent: anyio.Event = field(default_factory=anyio.Event)
+    """Set once the request is on the wire (at once unless opened ``paced=True``)."""
+    result: object = None
+    """What the acknowledgement carried, for requests that return something."""
+
+    def lose(self, reason: str) -> None:
+        """The request will never be answered (its send failed, or the link went away)."""
+        self.failure = reason
+        self.lost = True
+        self.done.set()
+        self.sent.set()
 
 
 class PendingRequests:
@@ -74,11 +85,18 @@ class PendingRequests:
     def __contains__(self, key: object) -> bool:
         return key in self._open
 
-    def open(self, key: Hashable, symbols: Sequence[str] = ()) -> Pending:
-        """Register a request before sending it (an answer may beat the send's return)."""
+    def open(self, key: Hashable, symbols: Sequence[str] = (), *, paced: bool = False) -> Pending:
+        """Register a request before sending it (an answer may beat the send's return).
+
+        ``paced``: the request waits in a queue (rate limits) and the sender sets
+        ``pending.sent`` once it is on the wire; the answer's timeout starts only then,
+        since waiting for a turn to send is not the venue's fault.
+        """
         if key in self._open:
             raise ValueError(f"request {key!r} is already pending")
         pending = Pending(key, tuple(symbols))
+        if not paced:
+            pending.sent.set()
         self._open[key] = pending
         return pending
 
@@ -99,7 +117,9 @@ class PendingRequests:
         pending.refused[symbol] = reason
         return True
 
-    def acknowledge(self, key: Hashable, refused: dict[str, str] | None = None) -> bool:
+    def acknowledge(
+        self, key: Hashable, refused: dict[str, str] | None = None, result: object = None
+    ) -> bool:
         """The venue answered ``key``; ``refused`` names symbols it would not take.
 
         Returns False for an unknown key (a late or duplicate answer), which the
@@ -110,6 +130,7 @@ class PendingRequests:
             return False
         if refused:
             pending.refused.update(refused)
+        pending.result = result
         pending.done.set()
         return True
 
@@ -128,9 +149,7 @@ class PendingRequests:
         """The link went away: fail every open request (call from the reader's finally)."""
         open_now, self._open = self._open, {}
         for pending in open_now.values():
-            pending.failure = reason
-            pending.lost = True
-            pending.done.set()
+            pending.lose(reason)
 
     async def wait(self, requests: Iterable[Pending], what: str = "request") -> dict[str, str]:
         """Wait for every request; returns the refused symbols with the venue's reasons.
@@ -139,6 +158,8 @@ class PendingRequests:
         ``timeout_s`` (the supervisor then reconnects and asks again).
         """
         requests = list(requests)
+        for pending in requests:
+            await pending.sent.wait()  # queued behind a rate limit: not the venue's time
         try:
             with anyio.fail_after(self.timeout_s):
                 for pending in requests:

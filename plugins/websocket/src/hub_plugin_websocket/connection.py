@@ -29,6 +29,7 @@ from hub_core.plugin import (
     ConnectionHealth,
     ExchangeConfig,
     HubError,
+    Pending,
     RateLimited,
     Sink,
     SubscriptionError,
@@ -54,7 +55,7 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
 )
 from hub_plugin_websocket.http import SnapshotClient
-from hub_plugin_websocket.link import Link, Pending
+from hub_plugin_websocket.link import Link
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.rotation import RotationGate, supports_rotation
 from hub_plugin_websocket.transports import (
@@ -529,11 +530,11 @@ class WebSocketConnection:
         if not self._connected or not self._links:
             raise self._failed("probe() on a connection that is not up")
         for link in list(self._links):
-            pending = Pending(None)
+            pending = Pending(None)  # a ping: queued behind requests, never answered
             link.queue(None, pending)
             await pending.sent.wait()
             if pending.lost:
-                raise self._failed(f"ping failed: {pending.lost}")
+                raise self._failed(f"ping failed: {pending.failure}")
 
     async def close(self) -> None:
         """Close every WebSocket session and REST client. Idempotent."""
@@ -574,16 +575,10 @@ class WebSocketConnection:
         if isinstance(event, NeedSnapshot):
             link.need_snapshot(event)
         elif isinstance(event, Ack):
-            pending = link.pending.get(event.id)
-            if pending is not None:
-                pending.result = event.result
-                pending.done.set()
+            link.requests.acknowledge(event.id, result=event.result)
         elif isinstance(event, Refused):
-            pending = link.pending.get(event.id) if event.id is not None else None
-            if pending is not None:
-                pending.refused = event
-                pending.done.set()
-            else:
+            why = f"{event.message} (code {event.code})"
+            if event.id is None or not link.requests.refuse(event.id, why):
                 self.sink.venue_error(event.code, event.message)  # counted and logged
         elif isinstance(event, Resubscribe):
             # before ServerShutdown, its base class: a book resync keeps the session
@@ -685,44 +680,23 @@ class WebSocketConnection:
             return []
         if link.closing or not self._connected:
             raise self._failed(f"{op}: the connection is not up")
-        pendings = [Pending(req) for req in requests]
-        for p in pendings:
-            assert p.request is not None
-            link.pending[p.request.id] = p
+        pendings = [link.requests.open(req.id, req.symbols, paced=True) for req in requests]
         link.queue_many([(req, p) for req, p in zip(requests, pendings, strict=True)])
-        timeout = self.options.subscribe_timeout_s
         try:
-            # the wait for a turn to send (pacing) is not the venue's fault: the
-            # acknowledgement timeout starts once a message is on the wire
-            for p in pendings:
-                await p.sent.wait()
-            with anyio.fail_after(timeout):
-                for p in pendings:
-                    await p.done.wait()
-        except TimeoutError:
-            waiting = [p.request for p in pendings if not p.done.is_set() and p.request]
-            raise SubscriptionError(
-                f"no {op} acknowledgement within {timeout:g}s for {_describe_streams(waiting)}",
-                exchange=self.exchange,
-                endpoint=self._endpoint,
-                hint="the venue did not answer: check the endpoint, or raise "
-                "options.subscribe_timeout_s",
-            ) from None
-        finally:
-            for req in requests:
-                link.pending.pop(req.id, None)
-        lost = [p for p in pendings if p.lost]
-        if lost:
-            raise self._failed(f"{op}: {lost[0].lost}")
-        refused = [p for p in pendings if p.refused is not None and p.request is not None]
+            await link.requests.wait(pendings, op)
+        except ConnectionFailed as exc:
+            raise self._failed(exc.message) from None
+        refused = [(r, p) for r, p in zip(requests, pendings, strict=True) if p.failure]
         if refused:
             details = "; ".join(
-                f"{_describe_streams([p.request])}: {p.refused.message} (code {p.refused.code})"
-                for p in refused
-                if p.refused is not None and p.request is not None
+                f"{', '.join(r.symbols)} ({_describe_streams([r])}): {p.failure}"
+                if r.symbols
+                else f"{_describe_streams([r])}: {p.failure}"
+                for r, p in refused
             )
             raise SubscriptionError(
                 f"the venue refused to {op} {details}",
+                refused={s: p.failure for r, p in refused for s in r.symbols},
                 exchange=self.exchange,
                 endpoint=self._endpoint,
                 hint="check the symbols (the venue's own, upper case) and the channels",

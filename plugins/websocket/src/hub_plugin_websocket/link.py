@@ -16,18 +16,17 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
+from hub_core.plugin import Pending, PendingRequests
 from hub_plugin_websocket.codec import RateWindow
 from hub_plugin_websocket.dialect import (
     DialectEvent,
     DialectSession,
     NeedSnapshot,
-    Refused,
     Request,
 )
 from hub_plugin_websocket.http import SnapshotClient, SnapshotError
@@ -36,7 +35,7 @@ from hub_plugin_websocket.transports import Transport, TransportClosed
 if TYPE_CHECKING:
     from hub_plugin_websocket.connection import WebSocketConnection
 
-__all__ = ["Link", "Pending", "wait_for"]
+__all__ = ["Link", "wait_for"]
 
 log = logging.getLogger("hub_plugin_websocket")
 
@@ -50,19 +49,6 @@ async def wait_for(window: RateWindow) -> None:
     while (delay := window.delay(time.monotonic())) > 0:  # noqa: ASYNC110
         await anyio.sleep(delay)
     window.record(time.monotonic())
-
-
-@dataclass
-class Pending:
-    """One control message (a request, or a ping when ``request`` is None) on its way;
-    ``done`` is set by the acknowledgement, a refusal, or the link's end."""
-
-    request: Request | None
-    sent: anyio.Event = field(default_factory=anyio.Event)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    refused: Refused | None = None
-    result: object = None
-    lost: str = ""
 
 
 class Link:
@@ -89,7 +75,7 @@ class Link:
         "joining",
         "opened_ns",
         "owner",
-        "pending",
+        "requests",
         "retire_ns",
         "retired",
         "retiring",
@@ -113,7 +99,14 @@ class Link:
         self.session = session
         self.symbols: list[str] = []
         """Symbols this link carries (subscribed or being subscribed)."""
-        self.pending: dict[int, Pending] = {}
+        self.requests = PendingRequests(
+            owner.exchange,
+            timeout_s=owner.options.subscribe_timeout_s,
+            timeout_hint="the venue did not answer: check the endpoint, or raise "
+            "options.subscribe_timeout_s",
+            unanswered="refuse",
+        )
+        """Requests on this link awaiting the venue's answer (pings are queued, not kept)."""
         self._outbox: list[tuple[Request | None, Pending | None]] = []
         self._sending = False
         self._snapshots: list[NeedSnapshot] = []
@@ -220,16 +213,10 @@ class Link:
         return self.closing
 
     def fail_pending(self, why: str) -> None:
-        for p in self.pending.values():
-            if not p.done.is_set():
-                p.lost = why
-                p.done.set()
-            p.sent.set()
-        for _, p2 in self._outbox:
-            if p2 is not None:
-                p2.lost = p2.lost or why
-                p2.done.set()
-                p2.sent.set()
+        self.requests.lose_all(why)
+        for _, queued in self._outbox:
+            if queued is not None and not queued.done.is_set():
+                queued.lose(why)
         self._outbox.clear()
 
     # -- keepalive: one timer, rescheduled for the next thing due ---------------------------
@@ -325,9 +312,7 @@ class Link:
                         await transport.send(request.payload)
                 except TransportClosed as exc:
                     if pending is not None:
-                        pending.lost = f"send failed: {exc.reason}"
-                        pending.done.set()
-                        pending.sent.set()
+                        pending.lose(f"send failed: {exc.reason}")
                     return  # the reader reports how the session ended
                 if pending is not None:
                     pending.sent.set()
