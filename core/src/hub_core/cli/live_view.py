@@ -1,9 +1,12 @@
 """What ``hub run`` / ``hub demo`` show while they run.
 
 ``LiveView`` is a rich ``Live`` display (on a terminal): one row per
-connection, the last trade and quote per symbol, latency percentiles,
-stream drop counts and uptime. ``PlainStatus`` is the fallback when stdout is
-not a terminal: one plain status line on stderr every few seconds.
+connection with its rate, counters, latency and the age of its last message,
+the last trade and quote per symbol, refused and quiet symbols, the hub's
+latency percentiles, stream drop counts and uptime. How a frame is fitted to
+the terminal (never cutting a number) is ``hub_core.cli.frame``.
+``PlainStatus`` is the fallback when stdout is not a terminal: one plain
+status line on stderr every few seconds.
 
 Both read the hub's counters a few times per second, off the hot path. The
 only per-tick work is ``LastTicks``'s handler storing a reference to the
@@ -14,15 +17,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
 from hub_core.bus import Subscription, TypedEventBus
+from hub_core.cli.frame import FrameData, FrameLayout, format_duration
 from hub_core.processor import ProcessorStats
-from hub_core.redact import redact_endpoint
-from hub_core.ticks import ConnectionState, Quote, Trade
+from hub_core.status import details_of
+from hub_core.ticks import Quote, Trade
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -37,20 +41,6 @@ RATE_WINDOW_S = 1.0
 """msgs/s is measured over windows of at least this long (less jumpy than per redraw)."""
 STATUS_INTERVAL_S = 2.0
 """Seconds between plain status lines."""
-MAX_SYMBOL_ROWS = 40
-WIDE_COLUMNS = 118
-"""Terminal width from which protocol and endpoint get their own columns."""
-NARROW_HEADERS = {"malformed": "malf.", "reconnects": "reconn."}
-
-STATE_STYLE = {
-    ConnectionState.CONNECTED: "bold green",
-    ConnectionState.CONNECTING: "yellow",
-    ConnectionState.RECONNECTING: "yellow",
-    ConnectionState.STALE: "dark_orange",
-    ConnectionState.DEAD: "bold red",
-    ConnectionState.AUTH_FAILED: "bold red",
-    ConnectionState.CLOSED: "dim",
-}
 
 
 class LastTicks:
@@ -105,14 +95,6 @@ class RateTracker:
             }
             self._last, self._last_at = totals, now
         return self.rates
-
-
-def format_duration(seconds: float) -> str:
-    """``1:02:03`` / ``02:03``."""
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def format_latency(latency_ns: dict[str, int]) -> str:
@@ -175,6 +157,43 @@ class PlainStatus:
         self._write()
 
 
+class FrameSource:
+    """Collects what a frame shows from the hub: one ``FrameData`` per call."""
+
+    def __init__(self, hub: ExchangeHub, title: str) -> None:
+        self.hub = hub
+        self.title = title
+        self.last = LastTicks()
+        self._rates = RateTracker()
+        self._seen: dict[str, ConnectionSupervisor] = {}
+
+    def collect(self, status: str = "") -> FrameData:
+        """A snapshot of the hub's connections, counters and last ticks."""
+        stats = self.hub.event_processor().get_stats()
+        rates = self._rates.update(stats)
+        # Supervisors leave hub.connections() when the hub closes; remembering
+        # them keeps the last frame (drawn after the close) complete, with their
+        # final "closed" state.
+        self._seen.update(self.hub.connections())
+        details = [
+            details_of(sup, stats.per_exchange.get(name))
+            for name, sup in sorted(self._seen.items())
+        ]
+        return FrameData(
+            title=self.title,
+            connections=details,
+            rates=dict(rates),
+            trades=dict(self.last.trades),
+            quotes=dict(self.last.quotes),
+            latency_ns=stats.latency_ns,
+            dropped=stats.dropped,
+            conflated=stats.conflated,
+            handler_errors=stats.handler_errors,
+            uptime_s=stats.uptime(),
+            status=status,
+        )
+
+
 class LiveView:
     """The rich live display of ``hub run`` / ``hub demo`` on a terminal."""
 
@@ -182,12 +201,19 @@ class LiveView:
         from rich.console import Console
 
         self.hub = hub
-        self.title = title
         self.console = console if console is not None else Console()
-        self.last = LastTicks()
-        self._rates = RateTracker()
+        self.source = FrameSource(hub, title)
+        self.layout = FrameLayout()
         self._live: Live | None = None
-        self._seen: dict[str, ConnectionSupervisor] = {}
+
+    @property
+    def title(self) -> str:
+        return self.source.title
+
+    @property
+    def last(self) -> LastTicks:
+        """The last trade and quote per (connection, symbol)."""
+        return self.source.last
 
     def attach(self) -> None:
         """Start keeping the last trade and quote per symbol (call before connecting)."""
@@ -198,7 +224,7 @@ class LiveView:
 
         # No auto-refresh thread: rendering reads dicts the event loop writes,
         # so it happens on the loop (run()), never concurrently with a publish.
-        # Log lines on a terminal stderr are printed above the display instead
+        # Other writes to a terminal stderr are printed above the display instead
         # of tearing it; a redirected stderr is left alone.
         self._live = Live(
             self.render(),
@@ -228,116 +254,6 @@ class LiveView:
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> RenderableType:
-        from rich.console import Group
-        from rich.text import Text
-
-        stats = self.hub.event_processor().get_stats()
-        rates = self._rates.update(stats)
-        footer = Text.assemble(
-            ("latency ", "bold"),
-            format_latency(stats.latency_ns),
-            ("   dropped ", "bold"),
-            str(stats.dropped),
-            ("   conflated ", "bold"),
-            str(stats.conflated),
-            ("   handler errors ", "bold"),
-            str(stats.handler_errors),
-            ("   uptime ", "bold"),
-            format_duration(stats.uptime()),
-        )
-        return Group(
-            self._connections_table(stats, rates),
-            self._symbols_table(),
-            footer,
-        )
-
-    def _connections_table(self, stats: ProcessorStats, rates: dict[str, float]) -> RenderableType:
-        from rich import box
-        from rich.console import Group
-        from rich.table import Table
-        from rich.text import Text
-
-        # Supervisors leave hub.connections() when the hub closes; remembering
-        # them keeps the last frame (drawn after the close) complete.
-        self._seen.update(self.hub.connections())
-        # On a narrow terminal protocol and endpoint move to a line under the
-        # table, so the numbers keep their columns.
-        wide = self.console.width >= WIDE_COLUMNS
-        table = Table(title=self.title, title_justify="left", box=box.SIMPLE_HEAD, expand=False)
-        table.add_column("connection", no_wrap=True)
-        if wide:
-            table.add_column("protocol", no_wrap=True)
-        table.add_column("state", no_wrap=True)
-        if wide:
-            table.add_column("endpoint", no_wrap=True)
-        for col in ("msgs/s", "trades", "quotes", "book", "gaps", "malformed", "reconnects"):
-            table.add_column(col if wide else NARROW_HEADERS.get(col, col), justify="right")
-        notes: list[Text] = []
-        for name, sup in sorted(self._seen.items()):
-            ex = stats.per_exchange.get(name)
-            counts: Sequence[int] = (0, 0, 0, 0, 0, 0)
-            if ex is not None:
-                book = ex.book_updates + ex.snapshots
-                counts = (ex.trades, ex.quotes, book, ex.gaps, ex.malformed, ex.reconnects)
-            style = STATE_STYLE.get(sup.state, "")
-            cells: list[str | Text] = [name]
-            if wide:
-                cells.append(sup.config.protocol)
-            shown_state = (
-                "quiet" if sup.quiet and sup.state == ConnectionState.CONNECTED else sup.state
-            )
-            cells.append(Text(shown_state, style=style))
-            if wide:
-                cells.append(redact_endpoint(sup.endpoint))
-            else:
-                notes.append(
-                    Text(f"{name}: {sup.config.protocol} {redact_endpoint(sup.endpoint)}", "dim")
-                )
-            cells.append(f"{rates.get(name, 0.0):,.0f}")
-            cells.extend(f"{n:,}" for n in counts)
-            table.add_row(*cells)
-            if sup.reason and sup.state != ConnectionState.CONNECTED:
-                notes.append(Text.assemble((f"{name} {sup.state}: ", style), sup.reason))
-            refused = {**sup.refused, **sup.sink.symbol_errors}
-            if refused:
-                listed = ", ".join(f"{sym} ({why})" for sym, why in sorted(refused.items()))
-                notes.append(Text.assemble((f"{name} refused: ", "yellow"), listed))
-            if sup.quiet_symbols and not sup.quiet:
-                listed = ", ".join(sorted(sup.quiet_symbols))
-                notes.append(Text.assemble((f"{name} quiet: ", "dim"), listed))
-        return Group(table, *notes) if notes else table
-
-    def _symbols_table(self) -> RenderableType:
-        from rich import box
-        from rich.table import Table
-
-        table = Table(
-            title="last trade and quote", title_justify="left", box=box.SIMPLE_HEAD, expand=False
-        )
-        table.add_column("connection")
-        table.add_column("symbol")
-        for col in ("last", "size", "side", "bid", "bid size", "ask", "ask size", "age"):
-            table.add_column(col, justify="right")
-        trades, quotes = self.last.trades, self.last.quotes
-        keys = sorted(set(trades) | set(quotes))
-        now = time.time_ns()
-        for key in keys[:MAX_SYMBOL_ROWS]:
-            t = trades.get(key)
-            q = quotes.get(key)
-            newest = max(t.ts_recv if t is not None else 0, q.ts_recv if q is not None else 0)
-            age = f"{max(0, now - newest) / 1e9:.1f}s" if newest else "-"
-            table.add_row(
-                key[0],
-                key[1],
-                format_number(t.price_float) if t is not None else "-",
-                format_number(t.size_float) if t is not None else "-",
-                t.side if t is not None else "-",
-                format_number(q.bid_price_float) if q is not None else "-",
-                format_number(q.bid_size_float) if q is not None else "-",
-                format_number(q.ask_price_float) if q is not None else "-",
-                format_number(q.ask_size_float) if q is not None else "-",
-                age,
-            )
-        if len(keys) > MAX_SYMBOL_ROWS:
-            table.caption = f"{len(keys) - MAX_SYMBOL_ROWS} more symbols not shown"
-        return table
+        """The frame for the console's current size (never taller or wider)."""
+        size = self.console.size
+        return self.layout.render(self.source.collect(), size.width, size.height)
