@@ -299,6 +299,13 @@ def fit_columns(
                 min(fit.widths[c.key], natural(c, True)) if c.name else natural(c, True)
             )
         leave_out(KEEP)
+        full = dict(fit.widths)
+        for c in fit.columns:
+            full[c.key] = fit.widths[c.key] if c.name else natural(c, False)
+        if sum(full[c.key] for c in fit.columns) + gap * (len(fit.columns) - 1) <= width:
+            # what is left fits with the full headers after all
+            fit.widths = full
+            fit.headers = {c.key: c.header for c in columns}
     if fit.total() > width:
         shrink_names(NAME_MIN)
         leave_out(None)
@@ -538,7 +545,8 @@ class FrameLayout:
                 }
             )
             style = STATE_STYLE.get(d.state, "")
-            if d.reason and d.state != ConnectionState.CONNECTED:
+            # "closed on request" needs no note; every other state but connected does
+            if d.reason and d.state not in (ConnectionState.CONNECTED, ConnectionState.CLOSED):
                 problems.append(_note(f"{d.exchange} {d.state}: ", style, d.reason))
             refused = {s: v for s, v in syms.items() if v.startswith(("refused:", "error:"))}
             if refused:

@@ -15,8 +15,10 @@ newest trade and quote per (exchange, symbol).
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
@@ -25,6 +27,7 @@ import anyio
 from hub_core.bus import Subscription, TypedEventBus
 from hub_core.cli.frame import FrameData, FrameLayout, format_duration
 from hub_core.processor import ProcessorStats
+from hub_core.redact import SECRETS, one_line
 from hub_core.status import details_of
 from hub_core.ticks import Quote, Trade
 
@@ -41,6 +44,8 @@ RATE_WINDOW_S = 1.0
 """msgs/s is measured over windows of at least this long (less jumpy than per redraw)."""
 STATUS_INTERVAL_S = 2.0
 """Seconds between plain status lines."""
+KEPT_LOG_RECORDS = 10
+"""Warnings and errors kept during the live view, printed on stderr after it ends."""
 
 
 class LastTicks:
@@ -157,6 +162,90 @@ class PlainStatus:
         self._write()
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+class LogFeed(logging.Handler):
+    """Log records during the live view, shown in its status line instead of printed
+    over it (a printed line scrolls the display and leaves pieces of it behind).
+
+    While installed it is the root logger's only handler; the status line shows the
+    last warning or error (the last record when there is none) and how many there
+    were. Warnings and errors (the last ``KEPT_LOG_RECORDS``) are handed to the
+    handlers it replaced when it is removed, so they end up on stderr after the last
+    frame.
+    """
+
+    def __init__(self, keep: int = KEPT_LOG_RECORDS) -> None:
+        super().__init__()
+        self.warnings = 0
+        self.errors = 0
+        self.last_warning = ""
+        self.last_record = ""
+        self.kept: deque[logging.LogRecord] = deque(maxlen=keep)
+        self.not_kept = 0
+        """Warnings and errors that fell out of ``kept``."""
+        self._saved: list[logging.Handler] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = SECRETS.mask(one_line(record.getMessage()))
+        except Exception:  # a bad format string must not break the display
+            self.handleError(record)
+            return
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{when} {record.levelname.lower()} {record.name}: {text}"
+        self.last_record = line
+        if record.levelno < logging.WARNING:
+            return
+        if record.levelno >= logging.ERROR:
+            self.errors += 1
+        else:
+            self.warnings += 1
+        self.last_warning = line
+        if len(self.kept) == self.kept.maxlen:
+            self.not_kept += 1
+        self.kept.append(record)
+
+    def status(self) -> str:
+        """``2 warnings: last 12:00:01 warning hub_core.supervisor: ...``; empty before any."""
+        counts = []
+        if self.errors:
+            counts.append(_plural(self.errors, "error"))
+        if self.warnings:
+            counts.append(_plural(self.warnings, "warning"))
+        if counts:
+            return f"{', '.join(counts)}: last {self.last_warning}"
+        return f"log: {self.last_record}" if self.last_record else ""
+
+    def install(self) -> None:
+        """Take the root logger's place of its handlers."""
+        root = logging.getLogger()
+        if self._saved is None:
+            self._saved = root.handlers[:]
+            root.handlers[:] = [self]
+
+    def remove(self) -> None:
+        """Give the root logger its handlers back and hand them the kept records."""
+        if self._saved is None:
+            return
+        root = logging.getLogger()
+        root.handlers[:] = self._saved
+        self._saved = None
+        if self.not_kept:
+            logging.getLogger("hub_core.cli").warning(
+                "%s during the live view are not repeated here (the last %d follow)",
+                _plural(self.not_kept + len(self.kept), "warning or error"),
+                len(self.kept),
+            )
+        for record in self.kept:
+            for handler in root.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        self.kept.clear()
+
+
 class FrameSource:
     """Collects what a frame shows from the hub: one ``FrameData`` per call."""
 
@@ -204,7 +293,9 @@ class LiveView:
         self.console = console if console is not None else Console()
         self.source = FrameSource(hub, title)
         self.layout = FrameLayout()
+        self.logs = LogFeed()
         self._live: Live | None = None
+        self._size: tuple[int, int] | None = None
 
     @property
     def title(self) -> str:
@@ -224,8 +315,10 @@ class LiveView:
 
         # No auto-refresh thread: rendering reads dicts the event loop writes,
         # so it happens on the loop (run()), never concurrently with a publish.
-        # Other writes to a terminal stderr are printed above the display instead
-        # of tearing it; a redirected stderr is left alone.
+        # Log records go to the status line (LogFeed); other writes to a terminal
+        # stderr are printed above the display instead of tearing it; a
+        # redirected stderr is left alone.
+        self.logs.install()
         self._live = Live(
             self.render(),
             console=self.console,
@@ -234,6 +327,8 @@ class LiveView:
             redirect_stderr=sys.stderr.isatty(),
         )
         self._live.start()
+        size = self.console.size
+        self._size = (size.width, size.height)
 
     async def run(self) -> None:
         """Redraw ``REFRESH_PER_SECOND`` times a second until cancelled."""
@@ -241,19 +336,41 @@ class LiveView:
             self.start()
         while True:
             await anyio.sleep(1.0 / REFRESH_PER_SECOND)
-            if self._live is not None:
-                self._live.update(self.render(), refresh=True)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Draw the current frame (a no-op before ``start()``)."""
+        if self._live is None:
+            return
+        size = self.console.size
+        shrunk = self._size is not None and (
+            size.width < self._size[0] or size.height < self._size[1]
+        )
+        if shrunk and self.console.is_terminal:
+            from rich.control import Control
+
+            # rich redraws by moving the cursor up over the lines it drew; a terminal
+            # that got narrower may have re-wrapped them into more lines, and one that
+            # got shorter has scrolled some away, so part of the old frame would stay.
+            # Start from a clear screen instead.
+            self.console.control(Control.clear(), Control.home())
+        self._size = (size.width, size.height)
+        self._live.update(self.render(), refresh=True)
 
     def close(self) -> None:
         """Draw a last frame and leave it on the terminal."""
         self.last.detach()
         if self._live is not None:
-            self._live.update(self.render(), refresh=True)
+            self.refresh()
             self._live.stop()
             self._live = None
+        self.logs.remove()
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> RenderableType:
-        """The frame for the console's current size (never taller or wider)."""
+        """The frame for the console's current size: never wider, and a line shorter
+        (rich ends the display with a newline, which would scroll a full-height
+        frame's first line away)."""
         size = self.console.size
-        return self.layout.render(self.source.collect(), size.width, size.height)
+        data = self.source.collect(status=self.logs.status())
+        return self.layout.render(data, size.width, max(1, size.height - 1))
