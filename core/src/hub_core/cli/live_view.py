@@ -15,7 +15,9 @@ newest trade and quote per (exchange, symbol).
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -34,6 +36,7 @@ from hub_core.ticks import Quote, Trade
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
+    from rich.text import Text
 
     from hub_core.hub import ExchangeHub
     from hub_core.supervisor import ConnectionSupervisor
@@ -46,6 +49,9 @@ STATUS_INTERVAL_S = 2.0
 """Seconds between plain status lines."""
 KEPT_LOG_RECORDS = 10
 """Warnings and errors kept during the live view, printed on stderr after it ends."""
+SVG_SIZE = (120, 40)
+"""Columns and rows of ``--svg``'s frame when stdout is not a terminal (``COLUMNS`` and
+``LINES`` override them)."""
 
 
 class LastTicks:
@@ -286,16 +292,25 @@ class FrameSource:
 class LiveView:
     """The rich live display of ``hub run`` / ``hub demo`` on a terminal."""
 
-    def __init__(self, hub: ExchangeHub, title: str, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        hub: ExchangeHub,
+        title: str,
+        console: Console | None = None,
+        svg: str | None = None,
+    ) -> None:
         from rich.console import Console
 
         self.hub = hub
         self.console = console if console is not None else Console()
+        self.svg = svg
+        """Where ``close()`` saves the last frame as SVG (``hub run --svg FILE``)."""
         self.source = FrameSource(hub, title)
         self.layout = FrameLayout()
         self.logs = LogFeed()
         self._live: Live | None = None
         self._size: tuple[int, int] | None = None
+        self._last_frame: tuple[Text, int, int] | None = None
 
     @property
     def title(self) -> str:
@@ -358,13 +373,20 @@ class LiveView:
         self._live.update(self.render(), refresh=True)
 
     def close(self) -> None:
-        """Draw a last frame and leave it on the terminal."""
+        """Draw a last frame and leave it on the terminal (and in the ``svg`` file)."""
         self.last.detach()
         if self._live is not None:
             self.refresh()
             self._live.stop()
             self._live = None
         self.logs.remove()
+        if self.svg is not None:
+            frame = self._last_frame
+            if frame is None:  # never drawn (not started): lay one out now
+                self.render()
+                frame = self._last_frame
+            assert frame is not None
+            save_svg(self.svg, *frame, title=self.title)
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> RenderableType:
@@ -373,4 +395,68 @@ class LiveView:
         frame's first line away)."""
         size = self.console.size
         data = self.source.collect(status=self.logs.status())
-        return self.layout.render(data, size.width, max(1, size.height - 1))
+        height = max(1, size.height - 1)
+        frame = self.layout.render(data, size.width, height)
+        self._last_frame = (frame, size.width, height)
+        return frame
+
+
+def save_svg(path: str, frame: Text, width: int, height: int, title: str) -> None:
+    """Save ``frame`` as an SVG image of a ``width``-column terminal."""
+    from rich.console import Console
+
+    from hub_core.errors import HubError
+
+    rec = Console(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        record=True,
+        force_terminal=True,
+        color_system="truecolor",
+    )
+    rec.print(frame)
+    try:
+        rec.save_svg(path, title=title)
+    except OSError as exc:
+        raise HubError(
+            f"could not write the --svg file {path}: {exc.strerror or exc}",
+            hint="pick a writable path",
+        ) from exc
+
+
+class SvgSnapshot:
+    """``--svg FILE`` when stdout is not a terminal: keeps what the live view would show
+    and saves its last frame at exit (``SVG_SIZE``, or ``COLUMNS`` x ``LINES``)."""
+
+    def __init__(self, hub: ExchangeHub, title: str, path: str) -> None:
+        self.hub = hub
+        self.path = path
+        self.source = FrameSource(hub, title)
+        self.layout = FrameLayout()
+
+    def attach(self) -> None:
+        """Start keeping the last trade and quote per symbol (call before connecting)."""
+        self.source.last.attach(self.hub.bus)
+
+    async def run(self) -> None:
+        """Sample the counters (for msgs/s) until cancelled."""
+        while True:
+            await anyio.sleep(RATE_WINDOW_S)
+            self.source.collect()
+
+    def close(self) -> None:
+        """Save the last frame."""
+        self.source.last.detach()
+        width = _env_int("COLUMNS", SVG_SIZE[0])
+        height = _env_int("LINES", SVG_SIZE[1])
+        frame = self.layout.render(self.source.collect(), width, height)
+        save_svg(self.path, frame, width, height, title=self.source.title)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
