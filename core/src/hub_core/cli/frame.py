@@ -446,6 +446,13 @@ class FrameLayout:
             out[c.key] = self._remember(table, c.key, widest)
         return out
 
+    def _keep_widths(self, table: str, fit: Fitted) -> None:
+        # a column keeps the width it was shown at (a long header included) even when
+        # the headers turn short later; names alone may still be shortened
+        for c in fit.columns:
+            if not c.name:
+                self._remember(table, c.key, fit.widths[c.key])
+
     def _decimals(
         self, memory: dict[tuple[str, str], int], key: tuple[str, str], values: Sequence[int]
     ) -> int:
@@ -559,6 +566,7 @@ class FrameLayout:
                 problems.append(_note(f"{d.exchange} quiet: ", "cyan", ", ".join(quiet)))
         content = self._content("connections", CONNECTION_COLUMNS, rows)
         fit = fit_columns(CONNECTION_COLUMNS, content, width, gap)
+        self._keep_widths("connections", fit)
         self.fitted["connections"] = fit
         head, lines = table_lines(fit, rows)
         # what a left-out column held, under the table: nothing shown is lost
@@ -643,6 +651,7 @@ class FrameLayout:
             rows.append(row)
         content = self._content("symbols", SYMBOL_COLUMNS, rows)
         fit = fit_columns(SYMBOL_COLUMNS, content, width, gap)
+        self._keep_widths("symbols", fit)
         self.fitted["symbols"] = fit
         head, lines = table_lines(fit, rows)
         return head, lines, len(every) - len(keys)
