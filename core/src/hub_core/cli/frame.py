@@ -239,6 +239,7 @@ class Fitted:
     gap: int
 
     def total(self) -> int:
+        """Cells the table takes: the shown columns and the gaps between them."""
         return sum(self.widths[c.key] for c in self.columns) + self.gap * max(
             0, len(self.columns) - 1
         )

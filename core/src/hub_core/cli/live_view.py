@@ -314,6 +314,7 @@ class LiveView:
 
     @property
     def title(self) -> str:
+        """The frame's first line (``hub run FILE``, the demo's simulators)."""
         return self.source.title
 
     @property
@@ -326,6 +327,7 @@ class LiveView:
         self.last.attach(self.hub.bus)
 
     def start(self) -> None:
+        """Show the display (``run()`` calls it) and route log records to its status line."""
         from rich.live import Live
 
         # No auto-refresh thread: rendering reads dicts the event loop writes,

@@ -75,11 +75,13 @@ class Outputs:
         self.outputs = outputs
 
     async def run(self) -> None:
+        """Run every output until cancelled."""
         async with anyio.create_task_group() as tg:
             for output in self.outputs:
                 tg.start_soon(output.run)
 
     def close(self) -> None:
+        """Close every output, in order."""
         for output in self.outputs:
             output.close()
 
