@@ -84,6 +84,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _svg_file(text: str) -> str:
+    """``--svg FILE``: a file in a directory that exists (checked before anything starts)."""
+    import os.path
+
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"no such directory: {folder}")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a directory: name a file, e.g. {text}/hub.svg")
+    return text
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -137,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
             type=_port,
             metavar="P",
             help="serve Prometheus metrics on http://127.0.0.1:P/metrics (0: any free port)",
+        )
+        p.add_argument(
+            "--svg",
+            type=_svg_file,
+            metavar="FILE",
+            help="on exit, save the last frame of the live view as an SVG image",
         )
 
     p = sub.add_parser(
@@ -321,6 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jsonl=args.jsonl,
         duration=args.duration,
         metrics_port=args.metrics_port,
+        svg=args.svg,
     )
     return _run_session(Session(options), build)
 
@@ -334,6 +353,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         jsonl=args.jsonl,
         duration=args.duration,
         metrics_port=args.metrics_port,
+        svg=args.svg,
     )
     session = Session(options)
 

@@ -68,6 +68,24 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
+class Outputs:
+    """Several outputs run side by side (``--jsonl`` and ``--svg``)."""
+
+    def __init__(self, *outputs: Output) -> None:
+        self.outputs = outputs
+
+    async def run(self) -> None:
+        """Run every output until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for output in self.outputs:
+                tg.start_soon(output.run)
+
+    def close(self) -> None:
+        """Close every output, in order."""
+        for output in self.outputs:
+            output.close()
+
+
 @dataclass
 class SessionOptions:
     """Command-line choices shared by ``hub run`` and ``hub demo``."""
@@ -76,6 +94,8 @@ class SessionOptions:
     jsonl: bool = False
     duration: float | None = None
     metrics_port: int | None = None
+    svg: str | None = None
+    """Save the live view's last frame as SVG here on exit (``--svg FILE``)."""
 
 
 class Session:
@@ -121,21 +141,32 @@ class Session:
 
     # -- output ------------------------------------------------------------------
     def _make_output(self, hub: ExchangeHub) -> Output:
+        svg = self.options.svg
+        if not self.options.jsonl and sys.stdout.isatty():
+            from hub_core.cli.live_view import LiveView
+
+            view = LiveView(hub, self.options.title, svg=svg)
+            view.attach()
+            return view
+        output: Output
         if self.options.jsonl:
             from hub_core.cli.jsonl import JsonlWriter
 
             writer = JsonlWriter(sys.stdout.buffer, on_closed=self._stop_clean)
             writer.attach(hub.bus)
-            return writer
-        if sys.stdout.isatty():
-            from hub_core.cli.live_view import LiveView
+            output = writer
+        else:
+            from hub_core.cli.live_view import PlainStatus
 
-            view = LiveView(hub, self.options.title)
-            view.attach()
-            return view
-        from hub_core.cli.live_view import PlainStatus
+            output = PlainStatus(hub)
+        if svg is None:
+            return output
+        from hub_core.cli.live_view import SvgSnapshot
 
-        return PlainStatus(hub)
+        # no live view to take the frame from: keep what it would show beside the output
+        snapshot = SvgSnapshot(hub, self.options.title, svg)
+        snapshot.attach()
+        return Outputs(output, snapshot)
 
     # -- the run -------------------------------------------------------------------
     async def run(self, build: Callable[[TaskGroup], Awaitable[ExchangeHub]]) -> ExitCode:
