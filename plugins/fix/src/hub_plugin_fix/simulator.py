@@ -236,6 +236,15 @@ class FixSimulator(LoopbackVenue[_Client]):
                 bad = head + b"\x019=" + str(int(n) + 1).encode() + b"\x01" + body
             cl.push(bad)
 
+    async def send_oversized(self, size: int = 2 << 20) -> None:
+        """Send every logged-on client one message whose BodyLength (and body) is ``size``
+        bytes, over the client's default 1 MiB ``max_message_bytes``."""
+        body = b"35=B\x0158=" + b"x" * max(0, size - 9) + b"\x01"
+        frame = b"8=FIX.4.4\x019=%d\x01" % len(body) + body + b"10=000\x01"
+        for cl in self.connected():
+            if cl.established:
+                cl.push(frame)
+
     async def skip_sequence(self, n: int = 1) -> None:
         """Every client's next message skips ``n`` MsgSeqNum (as if messages were lost)."""
         for cl in self.connected():

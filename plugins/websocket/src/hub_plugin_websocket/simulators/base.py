@@ -405,6 +405,12 @@ class WebSocketVenue(LoopbackVenue[C], UpgradeFault, abc.ABC, Generic[C, K]):
         replacement session that stays silent on a stream. Empty: everything again."""
         self._mute_new = frozenset(channels)
 
+    async def send_oversized(self, size: int = 2 << 20) -> None:
+        """Send every client one text frame of ``size`` bytes (over the client's default
+        1 MiB ``max_frame_bytes``): valid JSON, a trade padded past the bound."""
+        head = '{"e":"trade","s":"OVERSIZED","p":"1","q":"1","pad":"'
+        self.send_raw(head + "x" * max(0, size - len(head) - 2) + '"}')
+
     def send_raw(self, text: str) -> None:
         """Send ``text`` as one text frame to every client."""
         for c in self.connected():
