@@ -216,3 +216,21 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     page = (tmp_path / "reference" / "configuration.html").read_text(encoding="utf-8")
     assert "reconnect_max_delay_ms" in page and "sender_comp_id" in page
+
+
+# -- snippets that must run as written ------------------------------------------------------
+RUNNABLE_PAGES = ["ticks.md"]
+"""Pages whose every ``python`` block is self-contained: each is run as it stands."""
+
+
+def _python_blocks(page: str) -> list[str]:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_the_snippets_of_a_page_run(page: str) -> None:
+    blocks = _python_blocks(page)
+    assert blocks, f"{page} has no python block"
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"sdk-docs/{page}#{i}", "exec"), {"__name__": f"snippet_{i}"})
