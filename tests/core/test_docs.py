@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import typing
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
 
@@ -219,13 +221,21 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
 
 
 # -- snippets that must run as written ------------------------------------------------------
-RUNNABLE_PAGES = ["ticks.md"]
-"""Pages whose every ``python`` block is self-contained: each is run as it stands."""
+RUNNABLE_PAGES = [
+    "ticks.md",
+    "reference/plugin.md",
+    "reference/simulation.md",
+    "reference/testing.md",
+    "reference/hooks.md",
+]
+"""Pages whose ``python`` blocks that import from ``hub_core`` are whole programs: each is
+run as it stands (blocks without such an import are signatures, not programs)."""
 
 
 def _python_blocks(page: str) -> list[str]:
     text = (DOCS / page).read_text(encoding="utf-8")
-    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    return [b for b in blocks if re.search(r"^from hub_core", b, re.M)]
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES)
@@ -234,3 +244,219 @@ def test_the_snippets_of_a_page_run(page: str) -> None:
     assert blocks, f"{page} has no python block"
     for i, code in enumerate(blocks):
         exec(compile(code, f"sdk-docs/{page}#{i}", "exec"), {"__name__": f"snippet_{i}"})
+
+
+# -- the step-by-step guide builds a plugin that passes its tests ---------------------------
+GUIDE = DOCS / "writing-a-plugin.md"
+
+
+def guide_files() -> dict[str, str]:
+    """Every ``# file: PATH`` block of the guide, blocks of one path joined in order."""
+    files: dict[str, str] = {}
+    blocks = r"```(?:python|toml)\n# file: (\S+)\n(.*?)```"
+    for match in re.finditer(blocks, GUIDE.read_text(encoding="utf-8"), re.S):
+        path, body = match.group(1), match.group(2)
+        files[path] = files.get(path, "") + body
+    return files
+
+
+def test_the_guide_is_a_whole_plugin() -> None:
+    files = guide_files()
+    for path in ("pyproject.toml", "src/hub_plugin_acme/__init__.py", "tests/test_conformance.py"):
+        assert path in files, f"the guide has no {path}"
+    project = tomllib.loads(files["pyproject.toml"])["project"]
+    assert project["entry-points"]["hub"] == {"acme": "hub_plugin_acme"}
+    # the guide names only what it imports: the kit, nothing else of the core
+    from .test_plugin_kit import KIT_MODULES
+
+    for path, code in files.items():
+        if path.endswith(".py"):
+            for node in ast.walk(ast.parse(code)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hub_core"):
+                    assert node.module in KIT_MODULES, f"{path} imports {node.module}"
+
+
+@pytest.mark.slow
+def test_the_guide_plugin_passes_its_tests_and_the_conformance_suite(tmp_path: Path) -> None:
+    """Write the guide's files out and run their tests (codec and the whole conformance
+    suite) in a pytest of their own: the guide's code runs as written."""
+    root = tmp_path / "hub-plugin-acme"
+    for path, code in guide_files().items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(code, encoding="utf-8")
+    (root / "src" / "hub_plugin_acme" / "py.typed").write_text("")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), *sys.path])
+    report = tmp_path / "report.xml"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "-rs", f"--junitxml={report}", "tests"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+    suite = ET.parse(report).getroot().iter("testsuite")
+    counts = {k: sum(int(s.get(k, 0)) for s in suite) for k in ("tests", "skipped")}
+    from hub_core.testing import ConformanceSuite
+
+    cases = [n for n in dir(ConformanceSuite) if n.startswith("test_")]
+    assert counts["skipped"] == 0, out.stdout[-3000:]  # every optional fault is there
+    assert counts["tests"] >= len(cases) + 3, counts  # every case, and the codec's tests
+
+
+# -- every hook and every kit name has its reference section ------------------------------
+KIT_PAGES = {
+    "hub_core.plugin": "reference/plugin.md",
+    "hub_core.simulation": "reference/simulation.md",
+    "hub_core.testing": "reference/testing.md",
+}
+FIELDS_ELSEWHERE = {
+    "Trade": "ticks.md",
+    "Quote": "ticks.md",
+    "BookUpdate": "ticks.md",
+    "BookSnapshot": "ticks.md",
+    "Gap": "ticks.md",
+    "OrderBook": "books.md",
+    "MboBook": "books.md",
+}
+"""Kit classes whose members are described on another page (their section links there)."""
+
+
+def _section(page: str, name: str) -> str:
+    """The text under the heading ``### `name``` up to the next heading of any level."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    match = re.search(rf"^#+ `{re.escape(name)}`\s*$(.*?)(?=^#)", text + "\n#", re.M | re.S)
+    return match.group(1) if match else ""
+
+
+def _source_definition(obj: object, name: str) -> ast.ClassDef | ast.FunctionDef | None:
+    """The class or function ``name`` in the core's source (compiled modules drop
+    signatures and docstrings at run time, so read the file)."""
+    module = getattr(obj, "__module__", "") or ""
+    if not module.startswith("hub_core"):
+        return None
+    path = ROOT / "core" / "src" / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    if not path.exists():
+        return None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
+            return node
+    return None
+
+
+def _public_members(node: ast.ClassDef | ast.FunctionDef) -> set[str]:
+    """A function's parameters; a class's constructor parameters, methods and fields."""
+    names: set[str] = set()
+    if isinstance(node, ast.FunctionDef):
+        args = node.args
+        names |= {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    else:
+        for item in node.body:
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                if item.name == "__init__":
+                    names |= _public_members(item)  # type: ignore[arg-type]
+                elif not item.name.startswith("test_"):
+                    names.add(item.name)
+            elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                names.add(item.target.id)
+    return {n for n in names if not n.startswith("_") and n not in ("self", "cls")}
+
+
+def test_every_hook_has_a_reference_section() -> None:
+    missing = [h for h in hook_names() if not _section("reference/hooks.md", h).strip()]
+    assert not missing, f"hooks without a section in sdk-docs/reference/hooks.md: {missing}"
+
+
+@pytest.mark.parametrize("module_name", sorted(KIT_PAGES))
+def test_every_kit_name_has_a_section_naming_its_members(module_name: str) -> None:
+    """Each name of the module's ``__all__`` has a heading of its own on the module's
+    reference page; for a class or function, the section (or the page its members are
+    described on) names every parameter, method and field, so a new argument or method
+    fails here until it is documented."""
+    module = importlib.import_module(module_name)
+    page = KIT_PAGES[module_name]
+    plugin_kit = importlib.import_module("hub_core.plugin")
+    problems = []
+    for name in module.__all__:
+        section = _section(page, name)
+        if not section.strip():
+            # a name the plugin kit also exports may be documented there once
+            if (
+                module_name != "hub_core.plugin"
+                and name in plugin_kit.__all__
+                and f"`{name}`" in (DOCS / page).read_text(encoding="utf-8")
+            ):
+                continue
+            problems.append(f"{name}: no section")
+            continue
+        obj = getattr(module, name)
+        node = _source_definition(obj, name)
+        if node is None:
+            continue
+        described = section
+        if name in FIELDS_ELSEWHERE:
+            described += (DOCS / FIELDS_ELSEWHERE[name]).read_text(encoding="utf-8")
+        missing = sorted(m for m in _public_members(node) if m not in described)
+        if missing:
+            problems.append(f"{name}: {missing}")
+    assert not problems, f"sdk-docs/{page} is missing: {problems}"
+
+
+# -- troubleshooting: the messages it quotes are the ones the hub prints --------------------
+TROUBLE = DOCS / "troubleshooting.md"
+_EX = '[exchanges.a]\nprotocol = "lineproto"\nendpoint = "127.0.0.1:1"\n'
+_CREDS = _EX + "[exchanges.a.credentials]\n"
+CONFIG_MESSAGES = [
+    ("[hubb]\n", "unknown top-level table [X]: use [hub] and [exchanges.NAME]"),
+    (_EX + 'symbol = ["A"]\n',
+     "Extra inputs are not permitted: remove this key or check its spelling"),
+    ('[exchanges.a]\nprotocol = "x"\n', "exchanges.NAME.endpoint: Field required: add this key"),
+    (_EX + "reconnect_attempts = -1\n",
+     "Input should be greater than or equal to 0: fix this value"),
+    (_EX + "reconnect_delay_ms = 9\nreconnect_max_delay_ms = 1\n",
+     "reconnect_max_delay_ms must be >= reconnect_delay_ms"),
+    (_EX + 'name = "b"\n', "exchanges.NAME.name must be 'NAME' or absent"),
+    (_CREDS + 'password = "x"\n',
+     "exchanges.NAME.credentials.password: secrets are never read from the config file"),
+    (_CREDS + 'password_env = "HUB_DOCS_UNSET_VARIABLE"\n',
+     "environment variable V is not set: export V=... before starting the hub"),
+    (_CREDS + 'token_env = "X"\n',
+     "unknown credentials key: use one of username_env, password_env, api_key_env, api_secret_env"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("toml", "quoted"), CONFIG_MESSAGES, ids=[q[:40] for _, q in CONFIG_MESSAGES]
+)
+def test_troubleshooting_quotes_the_config_errors(tmp_path: Path, toml: str, quoted: str) -> None:
+    """The page quotes each message with placeholders (NAME, X, V); the real error for
+    a file that has that problem reads the same with the placeholders filled in."""
+    from hub_core import ConfigError, load_config
+
+    assert quoted in TROUBLE.read_text(encoding="utf-8")
+    path = tmp_path / "hub.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    pattern = re.escape(quoted)
+    for placeholder in ("NAME", "X", "V"):  # the page's placeholders: any one word
+        pattern = re.sub(rf"\b{placeholder}\b", r"[^\\s:.\\]]+", pattern)
+    assert re.search(pattern, str(info.value)), (quoted, str(info.value))
+
+
+def test_troubleshooting_names_every_error_class_and_exit_code() -> None:
+    from hub_core import errors
+
+    text = TROUBLE.read_text(encoding="utf-8")
+    classes = [
+        name
+        for name, obj in vars(errors).items()
+        if inspect.isclass(obj) and issubclass(obj, errors.HubError | errors.DecodeError)
+    ]
+    missing = [c for c in classes if f"`{c}`" not in text]
+    assert not missing, f"error classes missing from troubleshooting.md: {missing}"
+    from hub_core.cli.session import ExitCode
+
+    for code in ExitCode:
+        assert f"`{int(code)}`" in text, f"exit code {code!r} is not explained"
