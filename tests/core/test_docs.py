@@ -460,3 +460,12 @@ def test_troubleshooting_names_every_error_class_and_exit_code() -> None:
 
     for code in ExitCode:
         assert f"`{int(code)}`" in text, f"exit code {code!r} is not explained"
+
+
+def test_every_conformance_case_is_listed() -> None:
+    from hub_core.testing import ConformanceSuite
+
+    text = (DOCS / "conformance.md").read_text(encoding="utf-8")
+    cases = [n for n in dir(ConformanceSuite) if n.startswith("test_")]
+    missing = [c for c in cases if f"| `{c}` |" not in text]
+    assert cases and not missing, f"conformance cases missing from conformance.md: {missing}"
