@@ -469,3 +469,9 @@ def test_every_conformance_case_is_listed() -> None:
     cases = [n for n in dir(ConformanceSuite) if n.startswith("test_")]
     missing = [c for c in cases if f"| `{c}` |" not in text]
     assert cases and not missing, f"conformance cases missing from conformance.md: {missing}"
+
+
+def test_the_docs_stand_alone() -> None:
+    """sdk-docs is all a vendor has: it names no document outside the repository."""
+    for page in DOCS.rglob("*.md"):
+        assert "DESIGN.md" not in page.read_text(encoding="utf-8"), page
