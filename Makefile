@@ -2,6 +2,7 @@
 #              need to run (no test toolchain), run `hub demo`
 # `make test`  the same set-up, then ruff, mypy --strict, the whole suite on the compiled
 #              core, and the core suite again on the pure-Python build (.venv-pure)
+# `make docs`  the SDK docs as a site (MkDocs, strict: a broken link or anchor fails) in build/site
 # `make bench` the benchmarks, with ratios against baselines measured in the same run
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PLUGINS := $(sort $(wildcard plugins/*))
 SOURCES := $(shell find core plugins -name '*.py' -o -name 'pyproject.toml' -o -name 'setup.py' -o -name 'mypyc.ini' | grep -v '/build/')
 DEMO_ARGS ?=
 
-.PHONY: demo test bench setup setup-pure lint typecheck pytest pytest-pure wheels clean
+.PHONY: demo test bench docs setup setup-pure lint typecheck pytest pytest-pure wheels clean
 
 demo: $(VENV)/.runtime
 	$(VENV)/bin/hub demo $(DEMO_ARGS)
@@ -25,7 +26,7 @@ $(VENV)/.runtime: $(SOURCES)
 	cd /tmp && $(CURDIR)/$(VENV)/bin/python -c 'import hub_core, sys; sys.exit(0 if hub_core.COMPILED else "the installed hub_core is not compiled")'
 	touch $@
 
-test: setup lint typecheck pytest setup-pure pytest-pure wheels
+test: setup lint typecheck docs pytest setup-pure pytest-pure wheels
 
 setup: $(VENV)/.installed
 
@@ -51,6 +52,11 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy core/src $(addsuffix /src,$(PLUGINS))
+
+# The configuration reference is generated during the build from the installed models
+# (sdk-docs/_hooks/config_reference.py), so it always matches the code.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 pytest: setup
 	$(VENV)/bin/python -m pytest tests

@@ -23,12 +23,18 @@ _SECRET_FIELDS = ("username", "password", "api_key", "api_secret")
 class Credentials(BaseModel):
     """Login material. Every field is secret; values come from the environment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # attribute docstrings become field descriptions: the configuration reference is
+    # generated from them (sdk-docs/_hooks/config_reference.py), so it cannot drift
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     username: SecretStr | None = None
+    """The login or user name (FIX Username 553, a venue account)."""
     password: SecretStr | None = None
+    """The password that goes with ``username``."""
     api_key: SecretStr | None = None
+    """The venue's API key (Databento, crypto venues)."""
     api_secret: SecretStr | None = None
+    """The secret that signs requests made with ``api_key``."""
 
     def __init__(
         self,
@@ -90,18 +96,31 @@ class ConnectionSettings(TypedDict, total=False):
 class ExchangeConfig(BaseModel):
     """How to reach one exchange connection. Plugins validate ``options``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     protocol: str
+    """Which plugin connects: the ``protocol`` of an installed connection factory
+    (``hub plugins`` lists them)."""
     endpoint: str
+    """Where to connect, in the form the plugin takes (``host:port``, ``wss://...``,
+    ``fix://host:port``)."""
     name: str = ""
+    """The connection's name: in TOML always the table name (``[exchanges.NAME]``), so
+    leave it out; every tick carries it as ``exchange``."""
     backup_endpoints: list[str] = Field(default_factory=list)
+    """Endpoints tried in turn after ``endpoint`` when an attempt delivers no data
+    (the failover order)."""
     credentials: Credentials = Field(default_factory=Credentials)
+    """Login material, from environment variables (the ``credentials`` table)."""
     reconnect_attempts: int = Field(default=0, ge=0)
     """How many reconnects in a row before giving up; 0 = forever."""
     reconnect_delay_ms: int = Field(default=250, ge=1)
+    """The first reconnect's backoff, and the floor of every backoff (full jitter
+    between it and the doubled delay)."""
     reconnect_max_delay_ms: int = Field(default=30_000, ge=1)
+    """The largest backoff between two attempts (at least ``reconnect_delay_ms``)."""
     connect_timeout_ms: int = Field(default=10_000, ge=1)
+    """How long one attempt (transport, handshake, logon) may take."""
     stale_after_ms: int = Field(default=30_000, ge=0)
     """Link silence (no bytes at all: no data, heartbeat, pong or ack) before a probe;
     a probe left unanswered for half as long again recycles the session. A quiet
@@ -114,7 +133,11 @@ class ExchangeConfig(BaseModel):
     port), across every connection of the hub: the venue's connection-rate limit.
     0 = off."""
     symbols: list[str] = Field(default_factory=list)
+    """The venue's symbols to subscribe, in its own spelling; resubscribed on every
+    reconnect."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """The plugin's own settings, validated by its options model (see the options of
+    each protocol)."""
 
     @model_validator(mode="after")
     def _check(self) -> ExchangeConfig:
@@ -233,7 +256,7 @@ class ExchangeConfig(BaseModel):
 class HubSection(BaseModel):
     """The ``[hub]`` table."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     plugins: list[str] | None = None
     """Allow-list of plugin names; default: every discovered plugin."""
@@ -248,10 +271,12 @@ class HubSection(BaseModel):
 class HubConfig(BaseModel):
     """A whole ``hub.toml``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     hub: HubSection = Field(default_factory=HubSection)
+    """Which plugins load, and process-wide settings."""
     exchanges: dict[str, ExchangeConfig] = Field(default_factory=dict)
+    """One table per connection, ``[exchanges.NAME]``."""
 
 
 def _loc(err: ErrorDetails) -> str:

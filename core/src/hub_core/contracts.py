@@ -71,9 +71,13 @@ class ExchangeConnection(Protocol):
 
 
 class PluginOptions(BaseModel):
-    """Base for a plugin's ``options`` model: unknown keys are errors."""
+    """Base for a plugin's ``options`` model: unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid")
+    A field's docstring (a string literal right after it) becomes its pydantic
+    ``description``, which the generated configuration reference shows.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def check_stream_url(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("ws", "wss") or not host:
-        raise ValueError(f"{url!r} is not a WebSocket URL (wss://host[:port]/path)")
+        raise ValueError(f"{url!r} is not a WebSocket URL (its scheme must be wss or ws)")
     if parts.scheme == "ws" and not is_loopback_host(host):
         raise ValueError(
             f"{url!r}: plain ws:// is only allowed to a loopback host; use wss:// "

@@ -34,7 +34,8 @@ class WebSocketOptions(PluginOptions):
     """Protocol options of the generic JSON-over-WebSocket connection."""
 
     dialect: str = Field(min_length=1)
-    """The venue: ``binance``, ``binance-futures``, or an installed vendor dialect."""
+    """The venue: an installed dialect (built in: ``binance``, ``binance-futures``,
+    ``coinbase``, ``kraken``; or a vendor's)."""
     channels: list[str] | None = None
     """The venue's own channel names (Binance: ``trade``, ``aggTrade``, ``bookTicker``,
     ``depth``, ``depth@100ms``, ...); default: the dialect's default channels."""
