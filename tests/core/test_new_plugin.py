@@ -157,3 +157,13 @@ def test_a_directory_that_cannot_be_written_is_a_fatal_error(
     blocker.write_text("")
     assert main(["new-plugin", "acme-feed", "--dir", str(blocker / "sub")]) == 1
     assert "cannot write the plugin" in capsys.readouterr().err
+
+
+def test_writing_a_plugin_walks_through_every_generated_file() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "sdk-docs" / "writing-a-plugin.md").read_text()
+    step0 = guide.split("## 0. ", 1)[1].split("\n## 1. ", 1)[0]
+    assert "hub new-plugin" in guide.split("## 1. ", 1)[0]
+    for path, _ in FILES:
+        if path.endswith((".py", ".toml", ".md")):
+            shown = path.replace("{module}", "...")
+            assert f"`{shown}`" in step0, f"{shown} is not described in step 0"
