@@ -473,7 +473,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
     try:
         names = plugin_names(args.name)
-        target = scaffold(names, Path(args.dir))
+        target = scaffold(names, Path(args.dir).absolute())
     except (ValueError, TargetExists) as exc:
         return error(str(exc), ExitCode.CONFIG)
     except OSError as exc:
