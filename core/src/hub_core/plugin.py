@@ -43,8 +43,8 @@ from hub_core.streams import wait_for_capacity
 from hub_core.ticks import BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
 
 
-class _NeedData:
-    """The type of ``NEED_DATA``."""
+class NeedData:
+    """The type of ``NEED_DATA``: annotate ``next_event() -> MyEvent | NeedData``."""
 
     __slots__ = ()
 
@@ -52,7 +52,7 @@ class _NeedData:
         return "NEED_DATA"
 
 
-NEED_DATA = _NeedData()
+NEED_DATA = NeedData()
 """What a sans-I/O codec's ``next_event()`` returns when it needs more bytes (h11's idiom)."""
 
 
@@ -345,6 +345,7 @@ __all__ = [
     "HubPluginManager",
     "MalformedNumber",
     "MboBook",
+    "NeedData",
     "OrderBook",
     "Pending",
     "PendingRequests",

@@ -206,6 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a simulator-specific option, passed to its serve() as a keyword (repeatable)",
     )
+
+    p = sub.add_parser(
+        "new-plugin",
+        parents=[common],
+        help="scaffold an installable hub-plugin-NAME distribution on the plugin kit",
+    )
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="the plugin's name: its protocol and entry point (e.g. acme-feed)",
+    )
+    p.add_argument(
+        "--dir",
+        default=".",
+        metavar="DIR",
+        help="where to create hub-plugin-NAME/ (default: the current directory)",
+    )
     return parser
 
 
@@ -467,12 +484,36 @@ def _paste_block(
     return "# to connect, paste into hub.toml:\n" + config_block(cfg)
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    """``hub new-plugin NAME [--dir DIR]``: the files written, then the next steps; an
+    invalid NAME or an existing directory is one error line (exit 2)."""
+    from pathlib import Path
+
+    from hub_core.cli.new_plugin import TargetExists, next_steps, plugin_names, scaffold
+
+    try:
+        names = plugin_names(args.name)
+        target = scaffold(names, Path(args.dir).absolute())
+    except (ValueError, TargetExists) as exc:
+        return error(str(exc), ExitCode.CONFIG)
+    except OSError as exc:
+        return error(f"cannot write the plugin: {exc}", ExitCode.FATAL)
+    print(f"created {names.dist} in {target}")
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(target)}")
+    print(f"protocol and entry point {names.name!r}, import package {names.module}; next:")
+    for step in next_steps(names, target):
+        print(f"  {step}")
+    return int(ExitCode.OK)
+
+
 COMMANDS = {
     "plugins": cmd_plugins,
     "check": cmd_check,
     "run": cmd_run,
     "demo": cmd_demo,
     "sim": cmd_sim,
+    "new-plugin": cmd_new_plugin,
 }
 
 
