@@ -42,8 +42,10 @@ async def test_tls_with_a_custom_ca(
             await rec.wait_for(lambda: bool(rec.of(BookSnapshot)), 10, "a book over TLS")
             got = [(t.price, t.size, t.side) for t in rec.of(Trade)]
             sent = sim.sent_trades(symbol)
-            i = sent.index(got[0])
-            assert sent[i : i + len(got)] == got, "exactly the trades sent, in order"
+            # a contiguous run of what was sent (the same trade may recur: match the run)
+            assert any(sent[i : i + len(got)] == got for i, t in enumerate(sent) if t == got[0]), (
+                "exactly the trades sent, in order"
+            )
             assert hub.event_processor().get_stats().malformed_frames == 0
 
 
