@@ -272,7 +272,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             str(row["name"]),
             str(row["distribution"] or "-"),
             str(row["version"] or "-"),
-            ", ".join(row["protocols"]) or "-",
+            ", ".join(row["protocols"])
+            or ("extends " + ", ".join(row["extends"]) if row["extends"] else "-"),
             ", ".join(row["simulators"]) or "-",
             status,
         )
