@@ -74,6 +74,8 @@ class ConnectionSink(RecordHandler):
     """Start of the open blind window (wall-clock ns); 0 = not blind. See ``begin_blind``."""
     blind_reason: str
     holding: bool
+    _attention: bool
+    """``holding`` or a blind window open: the one flag the per-tick path tests."""
     latency: Final[LatencyRecorder]
     """This connection's receive-to-callback latency (the hub's is ``EventProcessor.latency``)."""
     """True while the supervisor holds a new session's data back (``hold()``)."""
@@ -105,6 +107,7 @@ class ConnectionSink(RecordHandler):
         self.last_error = ""
         self.last_recv_ns = 0
         self.blind_since_ns = 0
+        self._attention = False
         self.blind_reason = ""
         self.last_by_symbol = {}
         self.symbol_errors = {}
@@ -126,10 +129,10 @@ class ConnectionSink(RecordHandler):
     # Each checks for an open blind window first (one int test per tick): the first
     # data after the blindness closes it, so its Gap reaches subscribers before it.
     def on_trade(self, tick: Trade) -> None:
-        if self.holding:
-            self._hold(tick)
-            return
-        if self.blind_since_ns:
+        if self._attention:  # one test per tick: holding, or a blind window open
+            if self.holding:
+                self._hold(tick)
+                return
             self.end_blind(tick.ts_recv)
         self.trades += 1
         self._bus.publish_trade(tick)
@@ -137,10 +140,10 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_quote(self, tick: Quote) -> None:
-        if self.holding:
-            self._hold(tick)
-            return
-        if self.blind_since_ns:
+        if self._attention:  # one test per tick: holding, or a blind window open
+            if self.holding:
+                self._hold(tick)
+                return
             self.end_blind(tick.ts_recv)
         self.quotes += 1
         self._bus.publish_quote(tick)
@@ -148,10 +151,10 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_book_update(self, tick: BookUpdate) -> None:
-        if self.holding:
-            self._hold(tick)
-            return
-        if self.blind_since_ns:
+        if self._attention:  # one test per tick: holding, or a blind window open
+            if self.holding:
+                self._hold(tick)
+                return
             self.end_blind(tick.ts_recv)
         self.book_updates += 1
         self._bus.publish_book_update(tick)
@@ -159,10 +162,10 @@ class ConnectionSink(RecordHandler):
         self._sample(tick.ts_recv)
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
-        if self.holding:
-            self._hold(tick)
-            return
-        if self.blind_since_ns:
+        if self._attention:  # one test per tick: holding, or a blind window open
+            if self.holding:
+                self._hold(tick)
+                return
             self.end_blind(tick.ts_recv)
         self.snapshots += 1
         self._bus.publish_snapshot(tick)
@@ -527,10 +530,12 @@ class ConnectionSink(RecordHandler):
         """Hold data back until ``release()``: the supervisor holds a session's data while
         it subscribes, so no subscriber sees a tick before the ``connected`` state."""
         self.holding = True
+        self._attention = True
 
     def release(self) -> None:
         """Deliver what was held, in arrival order, and stop holding."""
         self.holding = False
+        self._attention = self.blind_since_ns != 0
         held = self._held
         self._held = []
         for tick in held:
@@ -562,6 +567,7 @@ class ConnectionSink(RecordHandler):
         if self.blind_since_ns:
             return
         self.blind_since_ns = since_ns if since_ns > 0 else time.time_ns()
+        self._attention = True
         self.blind_reason = reason
 
     def last_seen_ns(self, symbol: str) -> int:
@@ -583,6 +589,7 @@ class ConnectionSink(RecordHandler):
         if not start:
             return
         self.blind_since_ns = 0
+        self._attention = self.holding
         reason = self.blind_reason
         self.blind_reason = ""
         self.gap("", start, end_ns if end_ns > start else start, reason)
