@@ -109,12 +109,19 @@ def test_depth_chain_of_the_recording_is_unbroken(recording: Recording) -> None:
 
 
 def _replay(
-    sink: ConnectionSink, recording: Recording, drop_line: int | None = None
+    sink: ConnectionSink,
+    recording: Recording,
+    drop_line: int | None = None,
+    *,
+    batch: bool = True,
 ) -> BinanceSession:
     """Feed the recording. The recording has no REST snapshots, so each one asked for is
     an empty book just before the update that asked (its ``U`` - 1): the book is then
-    exactly what the updates from there on build."""
+    exactly what the updates from there on build. ``batch=False``: as on a sink without
+    ``book_levels_text`` (an older hub-core), one call per level."""
     s = session(sink, ("depth@100ms", "bookTicker", "aggTrade"), recording.url)
+    if not batch:
+        s._book_levels = None
     for i, msg in enumerate(recording.received):
         if i == drop_line:
             continue
@@ -496,6 +503,42 @@ def test_futures_payloads_in_fstream_order_raw_and_combined(
     )
     assert "sequence gap" in recorder.of(Gap)[0].reason
     assert sink.malformed_count == 0
+
+
+def test_depth_without_the_sinks_batch_call_gives_the_same_ticks(recording: Recording) -> None:
+    """A sink of an older hub-core has no ``book_levels_text``: the levels then go one call
+    at a time, with the same ticks, books and malformed counting."""
+    from hub_core import TypedEventBus
+    from hub_core.processor import EventProcessor
+
+    outcomes = []
+    for batch in (True, False):
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        sink = EventProcessor(bus).sink_for("binance")
+        s = _replay(sink, recording, batch=batch)
+        book = s.book("NKNUSDT")
+        assert book is not None
+        nxt = book.last_sequence + 1
+        # in sequence, one good bid, one unreadable ask: malformed, a Gap, nothing applied
+        bad = depth("NKNUSDT", nxt, nxt, bids=[("0.3", "1")], asks=[("0.1e", "1")])
+        assert isinstance(s.feed(bad, 2), NeedSnapshot)
+        assert not [u for u in rec.of(BookUpdate) if u.sequence == nxt]  # not half-applied
+        ups = [
+            (u.symbol, u.side, u.price, u.size, u.action, u.sequence) for u in rec.of(BookUpdate)
+        ]
+        books = {sym: s.book(sym) for sym in ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")}
+        outcomes.append(
+            (
+                ups,
+                {k: b.snapshot() if b else None for k, b in books.items()},
+                sink.gaps,
+                sink.malformed_count,
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    ups, books, gaps, malformed = outcomes[0]
+    assert len(ups) > 100 and books["NKNUSDT"] is None and (gaps, malformed) == (1, 1)
 
 
 def test_spot_combined_frames_that_look_like_a_book_ticker_and_are_not(

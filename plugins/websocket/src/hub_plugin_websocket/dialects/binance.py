@@ -441,6 +441,9 @@ class BinanceSession(DialectSession):
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
+        # one compiled call per depth message; a sink of an older hub-core lacks it, and
+        # the levels then go one by one
+        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_text", None)
 
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
@@ -710,8 +713,16 @@ class BinanceSession(DialectSession):
             in_order = last + 1 >= ev.U
         if not in_order:
             return self._break(st, ev, f"expected update {last + 1}, got {ev.U}..{ev.u}")
+        book = st.book
+        ts_event = ev.E * _NS_PER_MS
+        seq = ev.u  # the venue's update id is the book's sequence
+        book_levels = self._book_levels
         parse = parse_fixed
         try:
+            if book_levels is not None:
+                # parse, apply, publish and stamp in the core's compiled code
+                book_levels(ev.s, book, ev.b, ev.a, ts_event, ts_recv, seq)
+                return None
             # every level parsed before any is applied: an unreadable one changes nothing
             bids = [(parse(p), parse(q)) for p, q in ev.b]
             asks = [(parse(p), parse(q)) for p, q in ev.a]
@@ -719,10 +730,7 @@ class BinanceSession(DialectSession):
             # the event is lost: the book cannot be trusted past it
             self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
             return self._break(st, ev, f"update {ev.U}..{ev.u} unreadable")
-        book = st.book
         apply = book.apply
-        ts_event = ev.E * _NS_PER_MS
-        seq = ev.u
         publish = self._book_update
         symbol = ev.s
         # "B" is Side.BID, "A" is Side.ASK (checked at import above)
@@ -734,7 +742,7 @@ class BinanceSession(DialectSession):
             action = apply("A", price, size)
             if action:
                 publish(symbol, "A", price, size, ts_event, ts_recv, action, seq)
-        book.stamp(ts_event, seq)  # the venue's update id is the book's sequence
+        book.stamp(ts_event, seq)
         return None
 
     def _break(self, st: _BookSync, ev: _AnyDepth, what: str) -> NeedSnapshot:
