@@ -481,7 +481,7 @@ class BinanceSession(DialectSession):
         book_ticker_type: Final = _FuturesBookTicker
         agg_trade_type: Final = _AggTrade
         trade_type: Final = _Trade
-        # only one of the two is in the session's union: the other test never runs
+        # only one of the two is in the session's union: the other test never matches
         depth_type: Final = _FuturesDepthUpdate
         spot_depth_type: Final = _DepthUpdate
         spot_book_ticker, partial = self._untagged
