@@ -9,15 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from ws_compare import (
+    _FUT,
+    binance_session,
     book_ticker_frames,
     dialect_feeder,
     json_decimal_trades,
     trade_frames,
 )
+from ws_frames import futures_tape
 
 from hub_core import BookUpdate, Quote, Trade, TypedEventBus
 from hub_core.processor import EventProcessor
 from hub_plugin_websocket import BinanceDialect, SessionConfig
+from hub_plugin_websocket.dialects import binance
 
 N = 10_000
 TRADES = trade_frames(N)
@@ -92,3 +96,29 @@ def test_dialect_depth_updates_on_a_synced_book(benchmark: Any) -> None:
 
     benchmark.pedantic(run, setup=setup, rounds=20)
     assert sink.gaps == 0 and seen[0] > 0
+
+
+MIX = futures_tape("mix", N, wrapped=True)
+
+
+def test_dialect_futures_mix_combined_streams(benchmark: Any) -> None:
+    """Real-shaped USD-M futures traffic through /stream (bookTicker, aggTrade, depth diffs
+    on books seeded from their snapshots), a fresh session per round."""
+    make = binance_session(futures=True, wrapped=True, channels=_FUT)
+    sinks: list[Any] = []
+
+    def setup() -> tuple[tuple[Any], dict[str, Any]]:
+        sink = EventProcessor(TypedEventBus()).sink_for("binance-futures")
+        sinks.append(sink)
+        return (make(sink, MIX, binance),), {}
+
+    def run(feed: Any) -> None:
+        for f in MIX.frames:
+            feed(f, 5)
+
+    benchmark.pedantic(run, setup=setup, rounds=10)
+    # every frame is a tick or more: 1 per bookTicker/aggTrade, 5-40 per depth update
+    for sink in sinks:
+        assert sink.gaps == 0 and sink.malformed_count == 0
+        assert N <= sink.quotes + sink.trades + sink.book_updates <= 40 * N
+        assert sink.quotes > sink.trades > 0 and sink.book_updates > 0

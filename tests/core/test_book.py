@@ -464,3 +464,82 @@ def test_a_plugins_book_clear_empties_the_hubs_book() -> None:
         UNDEF_PRICE,
     )
     assert book.last_sequence == 5
+
+
+# -- sink.book_levels_text: a depth message's text levels into a plugin's book ----------------
+def _text(units: int) -> str:
+    """``units`` hundredths as decimal text (``12345`` -> ``"123.45"``)."""
+    return f"{units // 100}.{units % 100:02d}"
+
+
+levels_text = st.lists(
+    st.tuples(st.integers(1, 40), st.integers(0, 3)), max_size=12
+)  # (price in hundredths, size in units; 0 removes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(levels_text, levels_text), min_size=1, max_size=8))
+def test_book_levels_text_applies_and_publishes_what_the_model_says(
+    messages: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]],
+) -> None:
+    from hub_core.processor import EventProcessor
+
+    bus = TypedEventBus()
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink = EventProcessor(bus).sink_for("ex")
+    book = OrderBook()
+    model = LevelModel()
+    for n, (bids, asks) in enumerate(messages, 1):
+        expected = []
+        for side, levels in (("B", bids), ("A", asks)):
+            for price, size in levels:
+                action = model.apply(side, price * P // 100, size * P)
+                if action:
+                    expected.append((side, price * P // 100, size * P, action))
+        before = len(seen)
+        published = sink.book_levels_text(
+            "SYM",
+            book,
+            [(_text(p), str(q)) for p, q in bids],
+            [(_text(p), str(q)) for p, q in asks],
+            1000 + n,
+            2000 + n,
+            n,
+        )
+        got = [(u.side, u.price, u.size, u.action) for u in seen[before:]]
+        assert got == expected and published == len(expected)
+        assert all((u.symbol, u.ts_event, u.ts_recv, u.sequence) == ("SYM", 1000 + n, 2000 + n, n)
+                   for u in seen[before:])  # fmt: skip
+        assert (book.last_update_ns, book.last_sequence) == (1000 + n, n)
+        assert book.bids == model.side["B"] and book.asks == model.side["A"]
+    assert sink.book_updates == len(seen)
+
+
+def test_book_levels_text_changes_nothing_when_a_number_is_unreadable() -> None:
+    from hub_core.errors import MalformedNumber
+    from hub_core.processor import EventProcessor
+
+    bus = TypedEventBus()
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink = EventProcessor(bus).sink_for("ex")
+    book = OrderBook()
+    book.replace(((99 * P, P),), ((101 * P, P),), 5, 7)
+    with pytest.raises(MalformedNumber):
+        # the bad number is the last one: the bids before it must not have been applied
+        sink.book_levels_text("SYM", book, [("98", "1"), ("99", "0")], [("1e", "1")], 9, 9, 8)
+    assert not seen and sink.book_updates == 0
+    assert book.snapshot() == (((99 * P, P),), ((101 * P, P),))
+    assert (book.last_update_ns, book.last_sequence) == (5, 7)
+
+
+def test_book_levels_text_refuses_the_hubs_read_only_book() -> None:
+    from hub_core.processor import EventProcessor
+
+    hub, _bus = hub_and_bus()
+    book = hub.book("ex", "SYM")
+    sink = EventProcessor(TypedEventBus()).sink_for("ex")
+    with pytest.raises(HubError, match="read-only"):
+        sink.book_levels_text("SYM", book, [("99", "1")], [], 1, 1, 1)
+    assert sink.book_updates == 0

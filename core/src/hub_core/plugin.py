@@ -218,6 +218,23 @@ class Sink(Protocol):
     ) -> None:
         """Publish one price level from decimal ASCII bytes."""
 
+    def book_levels_text(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: list[tuple[str, str]],
+        asks: list[tuple[str, str]],
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """Apply a depth message's ``(price, size)`` text levels to the plugin's own
+        ``book`` and publish a ``BookUpdate`` per level that changed it; returns how
+        many. All numbers are parsed first (``MalformedNumber``: nothing applied,
+        nothing published), then bids, then asks, in order; the book is stamped
+        with ``ts_event`` and ``sequence``."""
+        ...
+
     def book_snapshot(
         self,
         symbol: str,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
+from hub_core.book import OrderBook
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import DbnDecoder, RecordHandler
 from hub_core.factories import (
@@ -23,6 +24,7 @@ from hub_core.factories import (
     trade_from_bytes,
     trade_from_text,
 )
+from hub_core.fixed import parse_fixed
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookSnapshot,
@@ -41,6 +43,8 @@ _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 _HOLD_MAX: Final = 100_000
 """Ticks held back at most while a session subscribes; past it they flow (in order)."""
 _UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price": what a book clear carries
+_BID: Final = "B"
+_ASK: Final = "A"
 
 CONTROL_SYMBOL_MAPPING: Final = "symbol_mapping"
 CONTROL_ERROR: Final = "error"
@@ -385,6 +389,57 @@ class ConnectionSink(RecordHandler):
                 self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
             )
         )
+
+    def book_levels_text(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: list[tuple[str, str]],
+        asks: list[tuple[str, str]],
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """Apply a depth message's levels, ``(price, size)`` decimal text, to the
+        plugin's own ``book`` and publish a ``BookUpdate`` per level that changed it.
+
+        Every number is parsed before anything is applied: on ``MalformedNumber``
+        the book is as it was and nothing is published. Then the bids, then the asks,
+        each in the order given (size 0 removes the level; a level that changes
+        nothing is not published), and the book is stamped with ``ts_event`` and
+        ``sequence``. Returns how many updates were published. One call per message
+        instead of three per level: the parse, the book and the ticks stay in
+        compiled code.
+        """
+        parsed: list[int] = []
+        for p, q in bids:
+            parsed.append(parse_fixed(p))
+            parsed.append(parse_fixed(q))
+        n_bids = len(parsed)
+        for p, q in asks:
+            parsed.append(parse_fixed(p))
+            parsed.append(parse_fixed(q))
+        exchange = self.exchange
+        published = 0
+        i = 0
+        n = len(parsed)
+        side = _BID
+        while i < n:
+            if i == n_bids:
+                side = _ASK
+            price = parsed[i]
+            size = parsed[i + 1]
+            action = book.apply(side, price, size)
+            if action:
+                self.on_book_update(
+                    new_book_update(
+                        exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
+                    )
+                )
+                published += 1
+            i += 2
+        book.stamp(ts_event, sequence)
+        return published
 
     def book_snapshot(
         self,

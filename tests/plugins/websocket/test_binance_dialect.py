@@ -109,12 +109,19 @@ def test_depth_chain_of_the_recording_is_unbroken(recording: Recording) -> None:
 
 
 def _replay(
-    sink: ConnectionSink, recording: Recording, drop_line: int | None = None
+    sink: ConnectionSink,
+    recording: Recording,
+    drop_line: int | None = None,
+    *,
+    batch: bool = True,
 ) -> BinanceSession:
     """Feed the recording. The recording has no REST snapshots, so each one asked for is
     an empty book just before the update that asked (its ``U`` - 1): the book is then
-    exactly what the updates from there on build."""
+    exactly what the updates from there on build. ``batch=False``: as on a sink without
+    ``book_levels_text`` (an older hub-core), one call per level."""
     s = session(sink, ("depth@100ms", "bookTicker", "aggTrade"), recording.url)
+    if not batch:
+        s._book_levels = None
     for i, msg in enumerate(recording.received):
         if i == drop_line:
             continue
@@ -431,6 +438,128 @@ def test_futures_book_ticker_carries_its_time(
             "b": "1", "B": "2", "a": "3", "A": "4"}  # fmt: skip
     assert s.feed(frame(body), 7) is None
     assert recorder.of(Quote)[0].ts_event == 1_700_000_000_001_000_000
+
+
+# USD-M futures payloads byte for byte as fstream writes them (its key order, no "M")
+FUT_BOOK_TICKER = (
+    b'{"e":"bookTicker","u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000",'
+    b'"a":"25.36520000","A":"40.66000000","T":1568014460891,"E":1568014460893}'
+)
+FUT_AGG_TRADE = (
+    b'{"e":"aggTrade","E":123456789,"s":"BTCUSDT","a":5933014,"p":"0.001","q":"100",'
+    b'"f":100,"l":105,"T":123456785,"m":true}'
+)
+
+
+def fut_depth(first: int, last: int, pu: int, bids: str, asks: str) -> bytes:
+    return (
+        f'{{"e":"depthUpdate","E":1591270260907,"T":1591270260891,"s":"BTCUSDT","U":{first},'
+        f'"u":{last},"pu":{pu},"b":[{bids}],"a":[{asks}]}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("combined", [False, True])
+def test_futures_payloads_in_fstream_order_raw_and_combined(
+    sink: ConnectionSink, recorder: EventRecorder, combined: bool
+) -> None:
+    url = "wss://fstream.binance.com/stream" if combined else "wss://fstream.binance.com/ws"
+    s = session(sink, ("aggTrade", "bookTicker", "depth@100ms"), url, futures=True)
+    s.subscribe(["BTCUSDT"])
+
+    def wrap(stream: str, payload: bytes) -> bytes:
+        return (
+            b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
+            if combined
+            else payload
+        )
+
+    assert s.feed(wrap("bnbusdt@bookTicker", FUT_BOOK_TICKER), 7) is None
+    (q,) = recorder.of(Quote)
+    assert (q.symbol, q.bid_price, q.bid_size, q.ask_price, q.ask_size) == (
+        "BNBUSDT", fx("25.3519"), fx("31.21"), fx("25.3652"), fx("40.66"))  # fmt: skip
+    assert (q.ts_event, q.ts_recv, q.sequence) == (1_568_014_460_891_000_000, 7, 400900217)
+    assert s.feed(wrap("btcusdt@aggTrade", FUT_AGG_TRADE), 8) is None
+    (t,) = recorder.of(Trade)
+    assert (t.symbol, t.price, t.size, t.side) == ("BTCUSDT", fx("0.001"), fx("100"), Side.SELL)
+    assert (t.ts_event, t.sequence, t.trade_id) == (123_456_785_000_000, 5933014, "5933014")
+    # the depth stream: buffered, joined to the snapshot, then applied level by level
+    first = fut_depth(150, 160, 149, '["7000.1","2"]', "")
+    assert isinstance(s.feed(wrap("btcusdt@depth@100ms", first), 9), NeedSnapshot)
+    body = snapshot(155, bids=[("7000.0", "1")], asks=[("7001.0", "3")])
+    assert s.snapshot_received("BTCUSDT", body, 10) is None
+    assert recorder.of(BookSnapshot)[-1].sequence == 160
+    live = fut_depth(161, 170, 160, '["7000.1","0"],["6999.5","4"]', '["7001.0","3.5"]')
+    assert s.feed(wrap("btcusdt@depth@100ms", live), 11) is None
+    ups = [(u.side, u.price, u.size, u.action, u.sequence) for u in recorder.of(BookUpdate)]
+    assert ups == [
+        ("B", fx("7000.1"), 0, "C", 170),
+        ("B", fx("6999.5"), fx("4"), "A", 170),
+        ("A", fx("7001.0"), fx("3.5"), "M", 170),
+    ]
+    assert recorder.of(BookUpdate)[0].ts_event == 1_591_270_260_907_000_000
+    # the chain is pu: a break is a Gap and a new snapshot
+    assert isinstance(
+        s.feed(wrap("btcusdt@depth@100ms", fut_depth(175, 180, 172, "", "")), 12), NeedSnapshot
+    )
+    assert "sequence gap" in recorder.of(Gap)[0].reason
+    assert sink.malformed_count == 0
+
+
+def test_depth_without_the_sinks_batch_call_gives_the_same_ticks(recording: Recording) -> None:
+    """A sink of an older hub-core has no ``book_levels_text``: the levels then go one call
+    at a time, with the same ticks, books and malformed counting."""
+    from hub_core import TypedEventBus
+    from hub_core.processor import EventProcessor
+
+    outcomes = []
+    for batch in (True, False):
+        bus = TypedEventBus()
+        rec = EventRecorder(bus)
+        sink = EventProcessor(bus).sink_for("binance")
+        s = _replay(sink, recording, batch=batch)
+        book = s.book("NKNUSDT")
+        assert book is not None
+        nxt = book.last_sequence + 1
+        # in sequence, one good bid, one unreadable ask: malformed, a Gap, nothing applied
+        bad = depth("NKNUSDT", nxt, nxt, bids=[("0.3", "1")], asks=[("0.1e", "1")])
+        assert isinstance(s.feed(bad, 2), NeedSnapshot)
+        assert not [u for u in rec.of(BookUpdate) if u.sequence == nxt]  # not half-applied
+        ups = [
+            (u.symbol, u.side, u.price, u.size, u.action, u.sequence) for u in rec.of(BookUpdate)
+        ]
+        books = {sym: s.book(sym) for sym in ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")}
+        outcomes.append(
+            (
+                ups,
+                {k: b.snapshot() if b else None for k, b in books.items()},
+                sink.gaps,
+                sink.malformed_count,
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    ups, books, gaps, malformed = outcomes[0]
+    assert len(ups) > 100 and books["NKNUSDT"] is None and (gaps, malformed) == (1, 1)
+
+
+def test_spot_combined_frames_that_look_like_a_book_ticker_and_are_not(
+    sink: ConnectionSink, recorder: EventRecorder
+) -> None:
+    """A combined spot frame ending in '"}}' is first tried as a bookTicker; whatever it
+    really is, the outcome is the general path's."""
+    s = session(sink, ("trade", "bookTicker"), COMBINED)
+    ticker = b'{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"BTCUSDT","c":"1"}}'
+    assert s.feed(ticker, 1) is None
+    assert s.counters.by_kind == {"24hrTicker": 1} and sink.malformed_count == 0
+    reordered = frame({"stream": "bnbusdt@bookTicker",
+                       "data": dict(reversed(list(BOOK_TICKER.items())))})  # fmt: skip
+    assert reordered.endswith(b"400}}")  # not '"}}': the event-union path, then the general one
+    assert s.feed(reordered, 2) is None
+    (q,) = recorder.of(Quote)
+    assert (q.symbol, q.bid_price, q.ask_size, q.sequence) == (
+        "BNBUSDT", fx("25.3519"), fx("40.66"), 400)  # fmt: skip
+    no_ask = b'{"stream":"x@bookTicker","data":{"u":1,"s":"X","b":"1","B":"1","a":"1","x":"y"}}'
+    assert s.feed(no_ask, 3) is None
+    assert sink.malformed_count == 1 and len(recorder.of(Quote)) == 1
 
 
 @pytest.mark.parametrize(

@@ -57,10 +57,14 @@ _BUY: Final[str] = str(Side.BUY)
 _SELL: Final[str] = str(Side.SELL)
 _BID: Final[str] = str(Side.BID)
 _ASK: Final[str] = str(Side.ASK)
-if (_SELL, _BUY) != ("A", "B"):  # pragma: no cover - the hot path spells them as literals
+if (_SELL, _BUY, _ASK, _BID) != ("A", "B", "A", "B"):  # pragma: no cover - hot path literals
     raise ImportError("hub_core.Side changed its values; update the Binance dialect")
 _SYMBOL_RE: Final = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,19}")
 _PARTIAL_RE: Final = re.compile(r"depth(5|10|20)(@100ms)?")
+_PARTIAL_CHANNELS: Final = frozenset(
+    f"depth{n}{speed}".encode() for n in (5, 10, 20) for speed in ("", "@100ms")
+)
+"""The partial-depth channels as bytes, as a combined frame's stream name ends."""
 
 BINANCE_SPOT_LIMITS: Final = RateLimits(
     connections=300,
@@ -123,6 +127,8 @@ class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
 
 
 class _DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
+    """Spot diff depth (no ``pu``; ``T`` and ``pu`` keep their defaults)."""
+
     E: int
     s: str
     U: int
@@ -134,15 +140,30 @@ class _DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
     """Futures only: the ``u`` of the previous event of this stream."""
 
 
-class _FuturesBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
-    u: int
+class _FuturesDepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False, kw_only=True):
+    """USD-M futures diff depth: the same fields as ``_DepthUpdate`` in the order
+    ``fstream`` writes them (``e``, ``E``, ``T``, ``s``, ``U``, ``u``, ``pu``, ``b``, ``a``)."""
+
     E: int
-    T: int
+    T: int = 0
+    s: str
+    U: int
+    u: int
+    pu: int = -1
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+
+
+class _FuturesBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
+    # e, u, s, b, B, a, A, T, E: the order fstream writes them in
+    u: int
     s: str
     b: str
     B: str
     a: str
     A: str
+    T: int
+    E: int
 
 
 class _KlineBody(msgspec.Struct, gc=False):
@@ -171,6 +192,11 @@ class _ServerShutdownEvent(msgspec.Struct, tag_field="e", tag="serverShutdown", 
 
 
 _Event = _Trade | _AggTrade | _DepthUpdate | _FuturesBookTicker | _Kline | _ServerShutdownEvent
+_FuturesEvent = (
+    _Trade | _AggTrade | _FuturesDepthUpdate | _FuturesBookTicker | _Kline | _ServerShutdownEvent
+)
+_AnyEvent = _Event | _FuturesEvent
+_AnyDepth = _DepthUpdate | _FuturesDepthUpdate
 
 
 class _BookTicker(msgspec.Struct, gc=False):
@@ -187,6 +213,23 @@ class _BookTicker(msgspec.Struct, gc=False):
 class _Combined(msgspec.Struct, gc=False):
     stream: str
     data: msgspec.Raw
+
+
+# A combined-stream frame decoded in one pass, its payload straight into the event
+# union (decoding ``data`` as Raw and then again cost a third more per frame).
+class _CombinedEvent(msgspec.Struct, gc=False):
+    stream: str
+    data: _Event
+
+
+class _CombinedFuturesEvent(msgspec.Struct, gc=False):
+    stream: str
+    data: _FuturesEvent
+
+
+class _CombinedBookTicker(msgspec.Struct, gc=False):
+    stream: str
+    data: _BookTicker
 
 
 class _DepthSnapshot(msgspec.Struct, gc=False):
@@ -243,6 +286,10 @@ def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
 # shared by every session: msgspec decoders and encoders hold no per-call state, and
 # an idle connection should not carry its own copies
 _DEC_EVENT: Final = msgspec.json.Decoder(_Event)
+_DEC_FUTURES_EVENT: Final = msgspec.json.Decoder(_FuturesEvent)
+_DEC_COMBINED_EVENT: Final = msgspec.json.Decoder(_CombinedEvent)
+_DEC_COMBINED_FUTURES_EVENT: Final = msgspec.json.Decoder(_CombinedFuturesEvent)
+_DEC_COMBINED_BOOK_TICKER: Final = msgspec.json.Decoder(_CombinedBookTicker)
 _DEC_BOOK_TICKER: Final = msgspec.json.Decoder(_BookTicker)
 _DEC_COMBINED: Final = msgspec.json.Decoder(_Combined)
 _DEC_SNAPSHOT: Final = msgspec.json.Decoder(_DepthSnapshot)
@@ -261,7 +308,7 @@ class _BookSync:
         self.book = OrderBook()
         self.synced = False
         self.requested = False
-        self.buffer: list[_DepthUpdate] = []
+        self.buffer: list[_AnyDepth] = []
 
     def restart(self) -> None:
         """Back to step one: no book, nothing buffered, no snapshot asked for."""
@@ -296,15 +343,30 @@ class BinanceSession(DialectSession):
         self._books: dict[str, _BookSync] = {}
         self._partial_symbols: dict[str, str] = {}
         self._bind(sink)
-        self._dec_event = _DEC_EVENT
+        # futures and spot differ in two payloads (depthUpdate's key order, bookTicker's
+        # "e"), so each has its own event union
+        self._decode_event: Callable[[bytes | msgspec.Raw], _AnyEvent] = (
+            _DEC_FUTURES_EVENT if futures else _DEC_EVENT
+        ).decode
+        self._decode_combined_event: Callable[[bytes], _CombinedEvent | _CombinedFuturesEvent] = (
+            _DEC_COMBINED_FUTURES_EVENT if futures else _DEC_COMBINED_EVENT
+        ).decode
         self._dec_book_ticker = _DEC_BOOK_TICKER
         self._dec_combined = _DEC_COMBINED
         self._dec_snapshot = _DEC_SNAPSHOT
         self._dec_envelope = _DEC_ENVELOPE
         self._dec_event_type = _DEC_EVENT_TYPE
         self._enc = _ENC
+        url_streams = _streams_in_url(config.endpoint)
+        # Spot's bookTicker and partial-depth payloads carry no "e": only a session that
+        # can receive them looks for them in combined frames (see _make_feed)
+        channels = {*config.channels, *(st.partition("@")[2] for st in url_streams)}
+        self._untagged = (
+            not futures and "bookTicker" in channels,
+            not futures and any(_PARTIAL_RE.fullmatch(ch) for ch in channels),
+        )
         self._feed = self._make_feed()
-        for stream in _streams_in_url(config.endpoint):
+        for stream in url_streams:
             self._add_stream(stream)
 
     # -- subscriptions ---------------------------------------------------------------------
@@ -379,6 +441,9 @@ class BinanceSession(DialectSession):
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
+        # one compiled call per depth message; a sink of an older hub-core lacks it, and
+        # the levels then go one by one
+        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_text", None)
 
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
@@ -395,50 +460,109 @@ class BinanceSession(DialectSession):
 
     def _make_feed(self) -> Callable[[bytes, int], DialectEvent | None]:
         """``feed`` as a closure: every name it uses on the hot path is a local cell, not
-        an attribute or a global (about a quarter of the per-frame cost otherwise)."""
-        decode_event = self._dec_event.decode
+        an attribute or a global (about a quarter of the per-frame cost otherwise).
+
+        One msgspec decode per frame, raw or combined (a combined frame's ``data`` is
+        decoded straight into the event union, never kept as Raw and decoded again),
+        then dispatch on the struct's exact type (``type(ev) is``, not an
+        ``isinstance`` chain), the busiest payloads handled inline."""
+        decode_event = self._decode_event
+        decode_combined_event = self._decode_combined_event
         decode_book_ticker = self._dec_book_ticker.decode
+        decode_combined_book_ticker = _DEC_COMBINED_BOOK_TICKER.decode
         decode_combined = self._dec_combined.decode
         trade_text = self._trade_text
         quote_text = self._quote_text
         on_event = self._on_event
+        on_depth = self._on_depth
         on_combined = self._on_combined
         general = self._general
         malformed = self._sink.malformed
-        trade_type = _Trade
+        book_ticker_type: Final = _FuturesBookTicker
+        agg_trade_type: Final = _AggTrade
+        trade_type: Final = _Trade
+        # only one of the two is in the session's union: the other test never matches
+        depth_type: Final = _FuturesDepthUpdate
+        spot_depth_type: Final = _DepthUpdate
+        spot_book_ticker, partial = self._untagged
+        partial_channels = _PARTIAL_CHANNELS
         validation_error = msgspec.ValidationError
         decode_errors = (*_DECODE_ERRORS, IndexError)
 
         def feed(frame: bytes, ts_recv: int) -> DialectEvent | None:
             try:
                 # Binance writes its keys in a fixed order, so the third byte picks the
-                # decoder ({"e":..., {"u":..., {"stream":...); a frame of another shape
+                # decoder ({"e":..., {"stream":..., {"u":...); a frame of another shape
                 # fails that decoder's validation and takes the general path, which
                 # accepts any key order.
                 c = frame[2]
-                if c == 101:  # {"e":
-                    ev = decode_event(frame)
-                    if type(ev) is trade_type:  # the busiest stream: no further call
-                        # "A" is Side.SELL, "B" is Side.BUY (checked at import above)
-                        tid = ev.t  # the trade id: sequence and trade_id, as elsewhere
-                        trade_text(
-                            ev.s,
-                            ev.p,
-                            ev.q,
-                            "A" if ev.m else "B",
-                            ev.T * 1_000_000,
-                            ts_recv,
-                            tid,
-                            str(tid),
-                        )
+                if c == 115:  # {"stream":"<symbol>@<channel>","data":{...}}
+                    # Spot bookTicker and partial-depth payloads have no "e". The first
+                    # is told by its last field, a string: only its frames end in '"}}'
+                    # (a guess that misses costs one failed decode, and the general path
+                    # still decides). Partial depth by the stream name, looked at only
+                    # by sessions that have such streams.
+                    if spot_book_ticker and frame[-3] == 34:
+                        t = decode_combined_book_ticker(frame).data
+                        quote_text(t.s, t.b, t.B, t.a, t.A, ts_recv, ts_recv, t.u)
                         return None
-                    return on_event(ev, ts_recv)
-                if c == 117:  # {"u":
+                    if partial:
+                        channel = frame[frame.find(b"@", 11) + 1 : frame.find(b'"', 11)]
+                        if channel in partial_channels:
+                            return on_combined(decode_combined(frame), ts_recv)
+                    ev: _AnyEvent = decode_combined_event(frame).data
+                elif c == 101:  # {"e":
+                    ev = decode_event(frame)
+                elif c == 117:  # {"u": spot bookTicker, the one payload without "e"
                     t = decode_book_ticker(frame)
                     quote_text(t.s, t.b, t.B, t.a, t.A, ts_recv, ts_recv, t.u)
                     return None
-                if c == 115:  # {"stream":
-                    return on_combined(decode_combined(frame), ts_recv)
+                else:
+                    return general(frame, ts_recv)
+                # busiest first (futures: bookTicker, spot: trade); "A" is Side.SELL, "B"
+                # is Side.BUY (checked at import above); m: the buyer is the maker, so
+                # the aggressor sold
+                if type(ev) is book_ticker_type:
+                    quote_text(
+                        ev.s,
+                        ev.b,
+                        ev.B,
+                        ev.a,
+                        ev.A,
+                        ev.T * 1_000_000 if ev.T else ts_recv,
+                        ts_recv,
+                        ev.u,
+                    )
+                    return None
+                if type(ev) is trade_type:
+                    tid = ev.t  # the trade id: sequence and trade_id, as elsewhere
+                    trade_text(
+                        ev.s,
+                        ev.p,
+                        ev.q,
+                        "A" if ev.m else "B",
+                        ev.T * 1_000_000,
+                        ts_recv,
+                        tid,
+                        str(tid),
+                    )
+                    return None
+                if type(ev) is agg_trade_type:
+                    tid = ev.a  # the aggregate's id: sequence and trade_id
+                    trade_text(
+                        ev.s,
+                        ev.p,
+                        ev.q,
+                        "A" if ev.m else "B",
+                        ev.T * 1_000_000,
+                        ts_recv,
+                        tid,
+                        str(tid),
+                    )
+                    return None
+                if type(ev) is depth_type or type(ev) is spot_depth_type:
+                    return on_depth(ev, ts_recv)
+                return on_event(ev, ts_recv)
             except validation_error:
                 pass  # not the shape its first bytes suggested: the general path decides
             except decode_errors as exc:
@@ -474,7 +598,7 @@ class BinanceSession(DialectSession):
         c.ignored += 1
         c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
 
-    def _on_event(self, ev: _Event, ts_recv: int) -> DialectEvent | None:
+    def _on_event(self, ev: _AnyEvent, ts_recv: int) -> DialectEvent | None:
         # m: the buyer is the maker, so the aggressor sold
         if isinstance(ev, _Trade | _AggTrade):
             tid = ev.t if isinstance(ev, _Trade) else ev.a  # aggTrade: the aggregate's id
@@ -482,7 +606,7 @@ class BinanceSession(DialectSession):
                 ev.s, ev.p, ev.q, _SELL if ev.m else _BUY, ev.T * _NS_PER_MS, ts_recv, tid, str(tid)
             )
             return None
-        if isinstance(ev, _DepthUpdate):
+        if isinstance(ev, _DepthUpdate | _FuturesDepthUpdate):
             return self._on_depth(ev, ts_recv)
         if isinstance(ev, _FuturesBookTicker):
             ts_event = ev.T * _NS_PER_MS if ev.T else ts_recv
@@ -504,7 +628,7 @@ class BinanceSession(DialectSession):
             if _PARTIAL_RE.fullmatch(channel):
                 self._on_partial(msg.stream, self._dec_snapshot.decode(data), ts_recv)
                 return None
-            return self._on_event(self._dec_event.decode(data), ts_recv)
+            return self._on_event(self._decode_event(data), ts_recv)
         except msgspec.ValidationError as exc:
             self._on_invalid(data, exc)
             return None
@@ -516,7 +640,7 @@ class BinanceSession(DialectSession):
         if len(env.event):  # {"event": {"e": "serverShutdown", ...}}
             return self.feed(bytes(env.event), ts_recv)
         if env.e is not None:
-            return self._on_event(self._dec_event.decode(frame), ts_recv)
+            return self._on_event(self._decode_event(frame), ts_recv)
         if env.id is not None or len(env.result) or env.error is not None or env.code is not None:
             return self._on_reply(env)
         if env.u is not None:
@@ -555,7 +679,7 @@ class BinanceSession(DialectSession):
         asks = tuple(_levels(snap.asks))
         self._sink.book_snapshot(symbol, bids, asks, ts_recv, ts_recv, snap.lastUpdateId)
 
-    def _on_depth(self, ev: _DepthUpdate, ts_recv: int) -> DialectEvent | None:
+    def _on_depth(self, ev: _AnyDepth, ts_recv: int) -> DialectEvent | None:
         st = self._books.get(ev.s)
         if st is None:
             # a stream we no longer (or never) asked for: no book to keep
@@ -589,30 +713,39 @@ class BinanceSession(DialectSession):
             in_order = last + 1 >= ev.U
         if not in_order:
             return self._break(st, ev, f"expected update {last + 1}, got {ev.U}..{ev.u}")
+        book = st.book
+        ts_event = ev.E * _NS_PER_MS
+        seq = ev.u  # the venue's update id is the book's sequence
+        book_levels = self._book_levels
+        parse = parse_fixed
         try:
-            bids = _levels(ev.b)
-            asks = _levels(ev.a)
+            if book_levels is not None:
+                # parse, apply, publish and stamp in the core's compiled code
+                book_levels(ev.s, book, ev.b, ev.a, ts_event, ts_recv, seq)
+                return None
+            # every level parsed before any is applied: an unreadable one changes nothing
+            bids = [(parse(p), parse(q)) for p, q in ev.b]
+            asks = [(parse(p), parse(q)) for p, q in ev.a]
         except DecodeError as exc:
             # the event is lost: the book cannot be trusted past it
             self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
             return self._break(st, ev, f"update {ev.U}..{ev.u} unreadable")
-        book = st.book
-        ts_event = ev.E * _NS_PER_MS
-        seq = ev.u
+        apply = book.apply
         publish = self._book_update
         symbol = ev.s
+        # "B" is Side.BID, "A" is Side.ASK (checked at import above)
         for price, size in bids:
-            action = book.apply(_BID, price, size)
+            action = apply("B", price, size)
             if action:
-                publish(symbol, _BID, price, size, ts_event, ts_recv, action, seq)
+                publish(symbol, "B", price, size, ts_event, ts_recv, action, seq)
         for price, size in asks:
-            action = book.apply(_ASK, price, size)
+            action = apply("A", price, size)
             if action:
-                publish(symbol, _ASK, price, size, ts_event, ts_recv, action, seq)
-        book.stamp(ts_event, seq)  # the venue's update id is the book's sequence
+                publish(symbol, "A", price, size, ts_event, ts_recv, action, seq)
+        book.stamp(ts_event, seq)
         return None
 
-    def _break(self, st: _BookSync, ev: _DepthUpdate, what: str) -> NeedSnapshot:
+    def _break(self, st: _BookSync, ev: _AnyDepth, what: str) -> NeedSnapshot:
         """A sequence break: publish the ``Gap``, drop the book, buffer, ask for a snapshot."""
         last = st.book.last_sequence
         self._sink.gap(
@@ -692,7 +825,7 @@ class BinanceSession(DialectSession):
         self._sink.book_snapshot(symbol, bids, asks, ts_event, ts_recv, prev)
         return None
 
-    def _resync_from_snapshot(self, st: _BookSync, ev: _DepthUpdate, what: str) -> NeedSnapshot:
+    def _resync_from_snapshot(self, st: _BookSync, ev: _AnyDepth, what: str) -> NeedSnapshot:
         st.book.clear()
         return self._break(st, ev, what)
 
