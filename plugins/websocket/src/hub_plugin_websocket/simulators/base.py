@@ -446,6 +446,15 @@ class WebSocketVenue(LoopbackVenue[C], UpgradeFault, abc.ABC, Generic[C, K]):
         self.on_market(update, ts)
         self.after_market_step(ts)
 
+    def set_level_e8(self, symbol: str, side: str, price: int, size: int) -> int:
+        """Put (size 0: remove) one level given in 1e-8 units (the wire's precision of
+        the Coinbase and Kraken simulators); clients get it like any change. Returns the
+        fixed-point (1e-9) price."""
+        self._check_live_market()
+        side = "B" if side in ("B", "bid") else "A"
+        self._feed(self.market.set_level(symbol, side, price * 10, size * 10))
+        return price * 10
+
     def _check_live_market(self) -> None:
         if self._replay is not None:
             raise RuntimeError("set_level: the market is idle while a recording is replayed")

@@ -124,13 +124,7 @@ class CoinbaseSimulator(WebSocketVenue[_Client, Stream]):
             trade_lots=(1, 50),
         )
 
-    def set_level(self, symbol: str, side: str, price: int, size: int) -> int:
-        """Put (size 0: remove) one level, 1e-8 units; clients get it like any change.
-        Returns the fixed-point (1e-9) price."""
-        self._check_live_market()
-        side = "B" if side in ("B", "bid") else "A"
-        self._feed(self.market.set_level(symbol, side, price * 10, size * 10))
-        return price * 10
+    set_level = WebSocketVenue.set_level_e8  # levels in 1e-8 units, as the wire prints them
 
     @staticmethod
     def _trade_id(book: Book) -> int:
