@@ -39,8 +39,8 @@ from hub_core.plugin import (
     wait_for_capacity,
 )
 from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix.messages import Header
 from hub_plugin_fix.options import FixOptions, tls_context
 from hub_plugin_fix.store import FileStore, MemoryStore
 

@@ -53,7 +53,7 @@ from hub_core.simulation import (
     host_port,
 )
 from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header, MsgType, Tag
+from hub_plugin_fix.messages import Header, MsgType, Tag
 from hub_plugin_fix.scanner import Frame
 from hub_plugin_fix.store import MemoryStore
 
