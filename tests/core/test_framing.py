@@ -203,6 +203,10 @@ def test_a_frame_is_its_body_or_with_keep_header_the_whole_frame() -> None:
     whole = LengthPrefixFramer(2, "little", includes_header=True, keep_header=True)
     whole.feed(b"\x05\x00abc\x02\x00")
     assert drain(whole) == [b"\x05\x00abc", b"\x02\x00"]
+    whole.feed(b"\x04\x00ab\x09\x00par")
+    assert whole.next_frame() == b"\x04\x00ab" and whole.next_frame() is NEED_DATA
+    assert whole.buffered == 5 and whole.take_rest() == b"\x09\x00par"
+    assert whole.buffered == 0
 
 
 def test_a_body_past_the_bound_is_refused_from_its_prefix_and_skipped_unheld() -> None:

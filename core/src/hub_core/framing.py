@@ -242,10 +242,10 @@ class LengthPrefixFramer(_Framer):
         return buf[pos if self.keep_header else pos + size : end]
 
     def take_rest(self) -> bytes:
-        """The buffered bytes not framed yet, which the framer forgets."""
-        rest = self._take()
-        skipped, self._skip = self._skip, 0
-        return b"" if skipped else rest
+        """The buffered bytes not framed yet, which the framer forgets (none while a
+        refused body is still arriving: its bytes are not a frame's)."""
+        self._skip = 0
+        return self._take()
 
 
 __all__ = [
