@@ -27,8 +27,8 @@ import hub_plugin_fix
 from hub_core import BookUpdate, Quote, Trade, TypedEventBus
 from hub_core.processor import EventProcessor
 from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix.messages import Header
 
 N_MESSAGES = 20_000
 N_SIMPLEFIX = 3_000

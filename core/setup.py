@@ -22,6 +22,7 @@ COMPILED_MODULES = [
     "processor",
     "benchloop",
     "book",
+    "framing",
 ]
 
 ext_modules = []

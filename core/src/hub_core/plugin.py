@@ -2,7 +2,8 @@
 
 Everything a plugin needs to be written (hook markers, the factory and
 connection contracts, the ``Sink`` it delivers to, request bookkeeping,
-order books, errors, fixed-point helpers) is here, so a plugin never depends on the core's
+order books, errors, fixed-point helpers, the bounded framers and the counted read
+of the thin connection) is here, so a plugin never depends on the core's
 internal layout. Simulators also use ``hub_core.simulation``; tests use
 ``hub_core.testing``. See sdk-docs/writing-a-plugin.md.
 """
@@ -36,24 +37,13 @@ from hub_core.errors import (
     SubscriptionError,
 )
 from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
+from hub_core.framing import NEED_DATA, LengthPrefixFramer, LineFramer, NeedData
 from hub_core.hookspecs import PROJECT_NAME, HubPluginManager, hookimpl, hookspec
+from hub_core.receiving import receive_counted
 from hub_core.redact import redact_endpoint, redact_text
 from hub_core.requests import Pending, PendingRequests
 from hub_core.streams import wait_for_capacity
 from hub_core.ticks import BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
-
-
-class NeedData:
-    """The type of ``NEED_DATA``: annotate ``next_event() -> MyEvent | NeedData``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = NeedData()
-"""What a sans-I/O codec's ``next_event()`` returns when it needs more bytes (h11's idiom)."""
 
 
 def connect_failure(exc: BaseException) -> str:
@@ -360,6 +350,8 @@ __all__ = [
     "Gap",
     "HubError",
     "HubPluginManager",
+    "LengthPrefixFramer",
+    "LineFramer",
     "MalformedNumber",
     "MboBook",
     "NeedData",
@@ -383,6 +375,7 @@ __all__ = [
     "hookspec",
     "parse_fixed",
     "parse_fixed_bytes",
+    "receive_counted",
     "redact_endpoint",
     "redact_text",
     "wait_for_capacity",

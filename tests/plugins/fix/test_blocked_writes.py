@@ -16,9 +16,9 @@ import pytest
 
 from hub_core import ExchangeConfig, Trade
 from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header
 from hub_plugin_fix.connection import FixConnection
 from hub_plugin_fix.factory import FixFactory
+from hub_plugin_fix.messages import Header
 from hub_plugin_fix.simulator import FixSimulator
 
 from .conftest import Collected

@@ -504,7 +504,7 @@ async def test_subscribe_returns_once_data_arrives(sim: FixSimulator) -> None:
 async def test_a_reject_of_our_market_data_request_fails_that_subscription() -> None:
     """A venue that answers 35=V with a session-level Reject (35=3, RefSeqNum = the V's)."""
     from hub_plugin_fix import session as fs
-    from hub_plugin_fix.codec import Header
+    from hub_plugin_fix.messages import Header
 
     async def venue(stream: Any) -> None:
         session = fs.FixSession(Header("FIX.4.4", "VENUE", ""), role="acceptor")

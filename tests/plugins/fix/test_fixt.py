@@ -13,7 +13,7 @@ import pytest
 
 from hub_core import BookSnapshot, BookUpdate, ConnectionState, Quote, Trade
 from hub_plugin_fix import session as fs
-from hub_plugin_fix.codec import Header
+from hub_plugin_fix.messages import Header
 from hub_plugin_fix.simulator import FixSimulator
 from tests.plugins.fix.conftest import fix_message
 from tests.plugins.fix.test_end_to_end import TIMEOUT, config, start

@@ -12,8 +12,8 @@ import pytest
 
 from hub_core import ConfigError, Trade
 from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header
 from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix.messages import Header
 from hub_plugin_fix.scanner import Frame, scan_messages
 from hub_plugin_fix.store import FileStore, MemoryStore, session_file_name
 from tests.plugins.fix.conftest import Collected, fix_message, incremental

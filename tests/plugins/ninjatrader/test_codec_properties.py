@@ -47,7 +47,7 @@ def _drain_server(codec: c.ServerCodec) -> list[object]:
 
 
 def _buffered(codec: c.ClientCodec | c.ServerCodec) -> int:
-    return len(codec._lines)
+    return codec._lines.buffered
 
 
 @settings(max_examples=300, deadline=None)

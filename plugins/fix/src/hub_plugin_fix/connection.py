@@ -38,9 +38,8 @@ from hub_core.plugin import (
     redact_endpoint,
     wait_for_capacity,
 )
-from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header
-from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix import codec as c
+from hub_plugin_fix.codec import Header, MarketDataDecoder
 from hub_plugin_fix.options import FixOptions, tls_context
 from hub_plugin_fix.store import FileStore, MemoryStore
 
@@ -154,7 +153,7 @@ class FixConnection:
         self._endpoint = ""
         self._tls = False
         self._stream: anyio.abc.ByteStream | None = None
-        self._session: s.FixSession | None = None
+        self._session: c.FixSession | None = None
         self._md = MarketDataDecoder(
             sink,
             options.market_depth,
@@ -329,7 +328,7 @@ class FixConnection:
         except BaseException:
             await self._abort()
             raise
-        self._session = s.FixSession(
+        self._session = c.FixSession(
             Header(opts.begin_string, opts.sender_comp_id, opts.target_comp_id),
             store=self._memory.store,
             heartbeat_s=opts.heartbeat_interval_s,
@@ -374,7 +373,7 @@ class FixConnection:
         await self._send_raw(stream, session.logon())
         while True:
             event = session.next_event()
-            if isinstance(event, s.NeedData):
+            if isinstance(event, c.NeedData):
                 await self._flush(stream)
                 try:
                     data = await stream.receive(READ_SIZE)
@@ -385,17 +384,17 @@ class FixConnection:
                     self._bytes_received += len(data)
                 session.receive_data(data, time.time_ns())
                 continue
-            if isinstance(event, s.LoggedOn):
+            if isinstance(event, c.LoggedOn):
                 # events that came with the reply (a sequence gap) wait for run()
                 self._memory.silent_logons = 0
                 await self._flush(stream)
                 return
-            if isinstance(event, s.LogonRejected):
+            if isinstance(event, c.LogonRejected):
                 await self._flush(stream)
                 if event.sequence is not None:
                     raise self._sequence_mismatch(event.reason, event.sequence)
                 raise self._auth(event.reason)
-            if isinstance(event, s.ConnectionClosed):
+            if isinstance(event, c.ConnectionClosed):
                 # a hang-up is not a refusal: a venue outside its session hours (or
                 # restarting) does exactly this, so it stays transient and is retried
                 # with backoff; after a few in a row the hint widens
@@ -425,7 +424,7 @@ class FixConnection:
         try:
             while True:
                 await self._pump(session, stream)
-                if self._closing and session.state in (s.State.CLOSED, s.State.FAILED):
+                if self._closing and session.state in (c.State.CLOSED, c.State.FAILED):
                     return
                 got_data = False
                 with anyio.move_on_after(session.next_timeout()):
@@ -460,18 +459,18 @@ class FixConnection:
             self._fail_subscriptions()
             self._save_store()
 
-    async def _pump(self, session: s.FixSession, stream: anyio.abc.ByteStream) -> None:
+    async def _pump(self, session: c.FixSession, stream: anyio.abc.ByteStream) -> None:
         """Handle every event the buffered bytes give, then send the session's answers."""
         while True:
             event = session.next_event()
-            if isinstance(event, s.NeedData):
+            if isinstance(event, c.NeedData):
                 break
-            if isinstance(event, s.ConnectionClosed):
+            if isinstance(event, c.ConnectionClosed):
                 if self._closing:
                     return
                 raise self._failed("the venue closed the connection", hint="the hub reconnects")
             self._on_event(event)
-            if isinstance(event, s.LoggedOut):
+            if isinstance(event, c.LoggedOut):
                 self._logged_out.set()
                 await self._flush(stream)
                 if self._closing or not event.by_peer:
@@ -480,7 +479,7 @@ class FixConnection:
                     f"the venue logged out: {event.text or 'no reason given'}",
                     hint="the hub logs on again after a back-off",
                 )
-            if isinstance(event, s.SessionFailed):
+            if isinstance(event, c.SessionFailed):
                 await self._flush(stream)
                 if self._closing:
                     return
@@ -507,9 +506,9 @@ class FixConnection:
             self._last_flush = now
             self._save_store()
 
-    def _on_event(self, event: s.Event) -> None:
+    def _on_event(self, event: c.Event) -> None:
         sink = self._sink
-        if isinstance(event, s.SequenceGap):
+        if isinstance(event, c.SequenceGap):
             # not a Gap yet: the session holds what comes above it until the venue
             # resends the missing messages (GapUnrecovered if it does not). The lost
             # messages, if lost, came after the read before the one that showed the gap
@@ -521,7 +520,7 @@ class FixConnection:
                 event.expected,
                 event.received,
             )
-        elif isinstance(event, s.GapUnrecovered):
+        elif isinstance(event, c.GapUnrecovered):
             now = time.time_ns()
             n = event.end - event.start + 1
             start_ns = self._gap_from_ns or self._prev_data_ns or now
@@ -536,9 +535,9 @@ class FixConnection:
                 event.end,
             )
             self._resync = True
-        elif isinstance(event, s.Malformed):
+        elif isinstance(event, c.Malformed):
             sink.malformed(event.reason)
-        elif isinstance(event, s.MarketDataRejected):
+        elif isinstance(event, c.MarketDataRejected):
             sub = self._by_req.get(event.req_id)
             why = event.reason + (f": {event.text}" if event.text else "")
             if sub is not None:
@@ -549,18 +548,18 @@ class FixConnection:
                 repr(sub.symbol) if sub else f"request {event.req_id}",
                 why,
             )
-        elif isinstance(event, s.SessionReject | s.BusinessReject):
+        elif isinstance(event, c.SessionReject | c.BusinessReject):
             log.warning("[%s] %s", self._exchange, event.describe())
             if event.ref_msg_type in ("V", ""):
                 # a refused MarketDataRequest: fail the subscribe() waiting for it
                 for sub in list(self._subs.values()):
                     if sub.seq == event.ref_seq and sub.req_id in self._requests:
                         self._refuse(sub, event.describe())
-        elif isinstance(event, s.AppMessage):
+        elif isinstance(event, c.AppMessage):
             log.debug("[%s] unhandled message 35=%s", self._exchange, event.frame.msg_type)
-        elif isinstance(event, s.SessionFailed):
+        elif isinstance(event, c.SessionFailed):
             log.warning("[%s] FIX session failed: %s", self._exchange, event.reason)
-        elif isinstance(event, s.LoggedOut):
+        elif isinstance(event, c.LoggedOut):
             log.info(
                 "[%s] logged out%s%s",
                 self._exchange,
@@ -608,7 +607,7 @@ class FixConnection:
             self._md.ignored.add(symbol)
             self._md.pending.discard(symbol)
             session = self._session
-            if session is None or not self._connected or session.state != s.State.ACTIVE:
+            if session is None or not self._connected or session.state != c.State.ACTIVE:
                 continue
             opts = self._options
             await self._send(
@@ -635,7 +634,7 @@ class FixConnection:
         session = self._session
         stream = self._stream
         try:
-            if session is not None and stream is not None and session.state == s.State.ACTIVE:
+            if session is not None and stream is not None and session.state == c.State.ACTIVE:
                 with anyio.move_on_after(CLOSE_WAIT_S, shield=True):
                     await self._send_raw(stream, session.logout())
                     if self._reading:
@@ -651,11 +650,11 @@ class FixConnection:
             self._fail_subscriptions()
 
     async def _read_until_logged_out(
-        self, session: s.FixSession, stream: anyio.abc.ByteStream
+        self, session: c.FixSession, stream: anyio.abc.ByteStream
     ) -> None:
-        while session.state == s.State.LOGOUT_SENT:
+        while session.state == c.State.LOGOUT_SENT:
             event = session.next_event()
-            if isinstance(event, s.NeedData):
+            if isinstance(event, c.NeedData):
                 try:
                     data = await stream.receive(READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
@@ -663,7 +662,7 @@ class FixConnection:
                 self._last_activity_ns = time.monotonic_ns()
                 self._bytes_received += len(data)
                 session.receive_data(data, time.time_ns())
-            elif isinstance(event, s.ConnectionClosed):
+            elif isinstance(event, c.ConnectionClosed):
                 return
             else:
                 self._on_event(event)
@@ -680,7 +679,7 @@ class FixConnection:
         )
 
     @property
-    def session(self) -> s.FixSession | None:
+    def session(self) -> c.FixSession | None:
         """The sans-I/O session (sequence numbers, state), once connected."""
         return self._session
 
@@ -695,18 +694,18 @@ class FixConnection:
         return frozenset(self._subs)
 
     # -- internals ---------------------------------------------------------------------
-    def _require_session(self) -> s.FixSession:
+    def _require_session(self) -> c.FixSession:
         session = self._session
-        if session is None or not self._connected or session.state != s.State.ACTIVE:
+        if session is None or not self._connected or session.state != c.State.ACTIVE:
             raise self._failed("the FIX session is not logged on", hint="the hub reconnects")
         return session
 
-    def _request_snapshots(self, session: s.FixSession) -> None:
+    def _request_snapshots(self, session: c.FixSession) -> None:
         """Resynchronise after lost messages: each subscription's request is disabled
         (263=2) and made again under a new MDReqID, so the venue sends a fresh snapshot
         that replaces the books the lost updates left wrong. The bytes are queued in the
         session (sent by the caller's flush, in sequence order)."""
-        if session.state != s.State.ACTIVE:
+        if session.state != c.State.ACTIVE:
             return
         opts = self._options
         for sub in list(self._subs.values()):

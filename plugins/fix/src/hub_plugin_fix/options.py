@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hub_core.plugin import PluginOptions
-from hub_plugin_fix.codec import ENTRY_TYPE_CODES
+from hub_plugin_fix.messages import ENTRY_TYPE_CODES
 
 _COMP_ID = r"^[\x21-\x7e]{1,64}$"
 

@@ -44,10 +44,10 @@ from typing import Any, Final
 
 import simplefix  # type: ignore[import-untyped]
 
-from hub_plugin_fix import codec as c
-from hub_plugin_fix.codec import Header, MsgType, Tag
+from hub_plugin_fix import messages as msg
 from hub_plugin_fix.errors import FixDecodeError
 from hub_plugin_fix.marketdata import MarketDataDecoder
+from hub_plugin_fix.messages import Header, MsgType, Tag
 from hub_plugin_fix.scanner import DEFAULT_MAX_MESSAGE, FixReader, Frame
 from hub_plugin_fix.store import MemoryStore
 
@@ -405,11 +405,11 @@ class FixSession:
         self.store.next_sender = seq + 1
         self.store.next_target = self.reader.expected_seq
         self.store.save()
-        return c.new_message(self.header, msg_type, seq, self._wall_ns())
+        return msg.new_message(self.header, msg_type, seq, self._wall_ns())
 
     def _encode(self, m: Any) -> bytes:
         self._last_sent = self._now()
-        return c.encode(m)
+        return msg.encode(m)
 
     def encode_app(self, m: Any) -> bytes:
         """Wire bytes of an application message made by ``new_message()``; kept for a
@@ -431,7 +431,7 @@ class FixSession:
         parser.append_buffer(data)
         old = parser.get_message()
         msg_type = (old.message_type or b"").decode("latin-1")
-        m = c.new_message(
+        m = msg.new_message(
             self.header, msg_type, seq, self._wall_ns(), poss_dup=True, orig_sending_time_ns=sent_ns
         )
         for tag_b, value in old.pairs:
@@ -483,7 +483,7 @@ class FixSession:
         self.reader.expected_seq = self.store.next_target
         self._logon_sent_seq = self.store.next_sender
         m = self.new_message(MsgType.LOGON)
-        c.logon_body(
+        msg.logon_body(
             m,
             self.heartbeat_s,
             reset=self.reset_on_logon,
@@ -519,7 +519,7 @@ class FixSession:
         if seq < expected and not req.reset:
             return self.reject_logon(f"MsgSeqNum too low, expecting {expected} but received {seq}")
         m = self.new_message(MsgType.LOGON)
-        c.logon_body(m, self.heartbeat_s, reset=req.reset, begin_string=self.header.begin_string)
+        msg.logon_body(m, self.heartbeat_s, reset=req.reset, begin_string=self.header.begin_string)
         data = self._encode(m)
         self.state = State.ACTIVE
         self.reader.fast = self.market_data is not None
@@ -553,7 +553,7 @@ class FixSession:
         (``subscribe=False``) disable the request ``req_id``."""
         self._require_active("market_data_request()")
         m = self.new_message(MsgType.MARKET_DATA_REQUEST)
-        c.market_data_request_body(
+        msg.market_data_request_body(
             m, req_id, symbol, subscribe=subscribe, depth=depth, entry_types=entry_types
         )
         return self.encode_app(m)
@@ -602,7 +602,7 @@ class FixSession:
         """SequenceReset-GapFill over ``begin .. new_seq-1``: sent with MsgSeqNum
         ``begin`` and PossDupFlag, without consuming a sequence number."""
         now = self._wall_ns()
-        m = c.new_message(
+        m = msg.new_message(
             self.header,
             MsgType.SEQUENCE_RESET,
             begin,
@@ -878,7 +878,9 @@ class FixSession:
                     _int(f.get(Tag.REF_SEQ_NUM)),
                     _int(f.get(Tag.REF_TAG_ID)),
                     f.text(Tag.REF_MSG_TYPE),
-                    c.describe_reason(c.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON)),
+                    msg.describe_reason(
+                        msg.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON)
+                    ),
                     f.text(Tag.TEXT),
                 )
             )
@@ -888,8 +890,8 @@ class FixSession:
                     _int(f.get(Tag.REF_SEQ_NUM)),
                     f.text(Tag.REF_MSG_TYPE),
                     f.text(Tag.BUSINESS_REJECT_REF_ID),
-                    c.describe_reason(
-                        c.BUSINESS_REJECT_REASONS, f.text(Tag.BUSINESS_REJECT_REASON)
+                    msg.describe_reason(
+                        msg.BUSINESS_REJECT_REASONS, f.text(Tag.BUSINESS_REJECT_REASON)
                     ),
                     f.text(Tag.TEXT),
                 )
@@ -898,7 +900,7 @@ class FixSession:
             self._events.append(
                 MarketDataRejected(
                     f.text(Tag.MD_REQ_ID),
-                    c.describe_reason(c.MD_REJECT_REASONS, f.text(Tag.MD_REQ_REJ_REASON)),
+                    msg.describe_reason(msg.MD_REJECT_REASONS, f.text(Tag.MD_REQ_REJ_REASON)),
                     f.text(Tag.TEXT),
                 )
             )
@@ -948,7 +950,9 @@ class FixSession:
             )
             return
         if t == MsgType.REJECT:
-            reason = c.describe_reason(c.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON))
+            reason = msg.describe_reason(
+                msg.SESSION_REJECT_REASONS, f.text(Tag.SESSION_REJECT_REASON)
+            )
             self.state = State.FAILED
             text = f.text(Tag.TEXT)
             self._events.append(

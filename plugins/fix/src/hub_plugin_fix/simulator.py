@@ -52,9 +52,8 @@ from hub_core.simulation import (
     VenueClient,
     host_port,
 )
-from hub_plugin_fix import session as s
-from hub_plugin_fix.codec import Header, MsgType, Tag
-from hub_plugin_fix.scanner import Frame
+from hub_plugin_fix import codec as c
+from hub_plugin_fix.codec import Frame, Header, MsgType, Tag
 from hub_plugin_fix.store import MemoryStore
 
 log = logging.getLogger("hub_plugin_fix.simulator")
@@ -118,7 +117,7 @@ class _Sub:
 class _Client(VenueClient[str]):
     """One FIX connection: its acceptor session and market-data subscriptions."""
 
-    def __init__(self, venue: FixSimulator, link: ClientLink, session: s.FixSession) -> None:
+    def __init__(self, venue: FixSimulator, link: ClientLink, session: c.FixSession) -> None:
         super().__init__(venue, link)
         self.session = session
         self.subs: dict[str, _Sub] = {}
@@ -263,7 +262,7 @@ class FixSimulator(LoopbackVenue[_Client]):
     def logout_all(self, text: str = "simulator logout") -> None:
         """Log every client out (35=5 from the venue's side)."""
         for cl in self.connected():
-            if cl.established and cl.session.state == s.State.ACTIVE:
+            if cl.established and cl.session.state == c.State.ACTIVE:
                 cl.push(cl.session.logout(text))
 
     def reject_logons(self, text: str = "logon refused by the simulator") -> None:
@@ -308,7 +307,7 @@ class FixSimulator(LoopbackVenue[_Client]):
 
     def _send_incremental(self, cl: _Client, symbol: str, entries: list[_Entry]) -> None:
         sub = cl.subs.get(symbol)
-        if sub is None or cl.session.state != s.State.ACTIVE:
+        if sub is None or cl.session.state != c.State.ACTIVE:
             return
         wanted = [e for e in entries if e.entry_type in sub.entry_types]
         if not wanted:
@@ -359,7 +358,7 @@ class FixSimulator(LoopbackVenue[_Client]):
 
     # -- one connection ------------------------------------------------------------------
     def new_client(self, link: ClientLink) -> _Client:
-        session = s.FixSession(Header(self.begin_string, self.comp_id, ""), role="acceptor")
+        session = c.FixSession(Header(self.begin_string, self.comp_id, ""), role="acceptor")
         return _Client(self, link, session)
 
     def heartbeat_due(self, client: _Client) -> float | None:
@@ -371,7 +370,7 @@ class FixSimulator(LoopbackVenue[_Client]):
     def heartbeat(self, client: _Client) -> None:
         client.session.tick()
         client.drain_session()
-        if client.session.state == s.State.FAILED:
+        if client.session.state == c.State.FAILED:
             # the client went silent (no answer to our TestRequest): hang up
             client.ending = True
             client.close()
@@ -383,7 +382,7 @@ class FixSimulator(LoopbackVenue[_Client]):
                 if not await self._read_once(client):
                     break
         if not logon_wait.cancelled_caught:
-            while not client.ending and session.state not in (s.State.CLOSED, s.State.FAILED):
+            while not client.ending and session.state not in (c.State.CLOSED, c.State.FAILED):
                 if not await self._read_once(client):
                     break
         client.drain_session()  # a Logout answer goes out before the close
@@ -394,9 +393,9 @@ class FixSimulator(LoopbackVenue[_Client]):
         session.receive_data(await cl.receive_bytes())
         while True:
             event = session.next_event()
-            if isinstance(event, s.NeedData):
+            if isinstance(event, c.NeedData):
                 break
-            if isinstance(event, s.ConnectionClosed):
+            if isinstance(event, c.ConnectionClosed):
                 return False
             self._on_event(cl, event)
         if session.resend_requests:
@@ -405,30 +404,30 @@ class FixSimulator(LoopbackVenue[_Client]):
         cl.drain_session()
         return not cl.ending
 
-    def _on_event(self, cl: _Client, event: s.Event) -> None:
-        if isinstance(event, s.LogonRequested):
+    def _on_event(self, cl: _Client, event: c.Event) -> None:
+        if isinstance(event, c.LogonRequested):
             self._on_logon(cl, event)
-        elif isinstance(event, s.AppMessage):
+        elif isinstance(event, c.AppMessage):
             frame = event.frame
             if frame.msg_type == MsgType.MARKET_DATA_REQUEST:
                 self._on_request(cl, frame)
             else:
                 log.debug("simulator: ignoring 35=%s", frame.msg_type)
-        elif isinstance(event, s.LoggedOut | s.SessionFailed):
-            if isinstance(event, s.LoggedOut) and event.by_peer:
+        elif isinstance(event, c.LoggedOut | c.SessionFailed):
+            if isinstance(event, c.LoggedOut) and event.by_peer:
                 self.logouts.append(event.text)
-            if isinstance(event, s.SessionFailed):
+            if isinstance(event, c.SessionFailed):
                 self.session_failures.append(event.reason)
             cl.established = False
             cl.ending = True
             log.debug("simulator session over: %r", event)
-        elif isinstance(event, s.SequenceGap):
+        elif isinstance(event, c.SequenceGap):
             self.inbound_gaps.append((event.expected, event.received))
             log.debug("simulator: inbound gap %r", event)
-        elif isinstance(event, s.Malformed):
+        elif isinstance(event, c.Malformed):
             log.warning("simulator: malformed message from client: %s", event.reason)
 
-    def _on_logon(self, cl: _Client, req: s.LogonRequested) -> None:
+    def _on_logon(self, cl: _Client, req: c.LogonRequested) -> None:
         session = cl.session
         refusal = ""
         if self._reject_logons:
@@ -459,7 +458,7 @@ class FixSimulator(LoopbackVenue[_Client]):
         store = self._stores.setdefault(req.sender_comp_id, MemoryStore())
         kept = self._kept.setdefault(req.sender_comp_id, {})
         cl.push(session.accept_logon(store, kept))
-        if session.state == s.State.ACTIVE:
+        if session.state == c.State.ACTIVE:
             cl.established = True
             self.logons.append((req.sender_comp_id, session.expected_seq - 1, req.reset))
             self.appl_ver_ids.append(req.default_appl_ver_id)

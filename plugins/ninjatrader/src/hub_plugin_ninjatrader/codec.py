@@ -14,7 +14,8 @@ system), so the plugin can tell which request an acknowledgement belongs to.
 
 Every error raised while decoding received bytes is a ``CodecError`` (a
 ``hub_core.plugin.DecodeError``); a line longer than ``MAX_LINE_BYTES`` raises
-``LineTooLong`` (also a ``FrameTooLarge``) before more than that is buffered.
+``LineTooLong`` (also a ``FrameTooLarge``) before more than that is buffered (the
+kit's ``LineFramer`` splits and bounds the lines). ``NEED_DATA`` is the kit's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from hub_core.plugin import DecodeError, FrameTooLarge
+from hub_core.plugin import NEED_DATA, DecodeError, FrameTooLarge, LineFramer, NeedData
 
 __all__ = [
     "DEFAULT_SCHEMAS",
@@ -178,16 +179,6 @@ class InvalidState(CodecError):
 
 
 # -- events -------------------------------------------------------------------
-class NeedData:
-    """``next_event()`` has nothing complete: call ``receive_data()`` first."""
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = NeedData()
-
-
 @dataclass(frozen=True, slots=True)
 class Greeting:
     """Server -> client, first line: who the server is and the logon challenge."""
@@ -475,42 +466,20 @@ def verify_auth(cram: str, password: str, auth: str) -> bool:
     return hmac.compare_digest(compute_auth(cram, password), auth)
 
 
-# -- line buffer --------------------------------------------------------------
-class _LineBuffer:
-    """Bytes until ``\\n``, never holding an unterminated line past ``MAX_LINE_BYTES``."""
+# -- lines ------------------------------------------------------------------
+def _new_lines() -> LineFramer:
+    # MAX_LINE_BYTES counts the \n; a \r before it stays, for parse_fields to drop
+    return LineFramer(MAX_LINE_BYTES - 1, strip_cr=False)
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._scanned = 0
 
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-        # checked here as well as in pop_line so a peer that never sends '\n'
-        # cannot make us buffer more than one line's worth plus one read
-        if len(self._buf) > MAX_LINE_BYTES and self._buf.find(b"\n", 0, MAX_LINE_BYTES) < 0:
-            raise LineTooLong(f"no end of line within {MAX_LINE_BYTES} bytes")
-
-    def pop_line(self) -> bytes | None:
-        buf = self._buf
-        idx = buf.find(b"\n", self._scanned, MAX_LINE_BYTES)
-        if idx < 0:
-            if len(buf) >= MAX_LINE_BYTES:
-                raise LineTooLong(f"no end of line within {MAX_LINE_BYTES} bytes")
-            self._scanned = len(buf)
-            return None
-        line = bytes(buf[:idx])
-        del buf[: idx + 1]
-        self._scanned = 0
-        return line
-
-    def take_rest(self) -> bytes:
-        rest = bytes(self._buf)
-        self._buf.clear()
-        self._scanned = 0
-        return rest
-
-    def __len__(self) -> int:
-        return len(self._buf)
+def _pop_line(lines: LineFramer) -> bytes | None:
+    """The next complete line (None: none yet); ``LineTooLong`` once the framer holds
+    ``MAX_LINE_BYTES`` of a line without its ``\n``."""
+    try:
+        line = lines.next_frame()
+    except FrameTooLarge:
+        raise LineTooLong(f"no end of line within {MAX_LINE_BYTES} bytes") from None
+    return None if isinstance(line, NeedData) else line
 
 
 # -- client -------------------------------------------------------------------
@@ -530,7 +499,7 @@ class ClientCodec:
     """
 
     def __init__(self) -> None:
-        self._lines = _LineBuffer()
+        self._lines = _new_lines()
         self._chunks: list[bytes] = []
         self._eof = False
         self.state = _C_GREETING
@@ -554,7 +523,7 @@ class ClientCodec:
                 return DbnData(self._chunks.pop(0))
             return ConnectionClosed() if self._eof else NEED_DATA
         if state in (_C_GREETING, _C_REPLY):
-            line = self._lines.pop_line()
+            line = _pop_line(self._lines)
             if line is None:
                 return ConnectionClosed() if self._eof else NEED_DATA
             if state == _C_GREETING:
@@ -676,7 +645,7 @@ class ServerCodec:
     """
 
     def __init__(self) -> None:
-        self._lines = _LineBuffer()
+        self._lines = _new_lines()
         self._eof = False
         self.state = _S_GREETING
         self.cram = ""
@@ -698,7 +667,7 @@ class ServerCodec:
         if self.state not in (_S_HELLO, _S_STREAMING):
             return ConnectionClosed() if self.state == _S_CLOSED else NEED_DATA
         while True:
-            line = self._lines.pop_line()
+            line = _pop_line(self._lines)
             if line is None:
                 return ConnectionClosed() if self._eof else NEED_DATA
             if line in (b"", b"\r"):
