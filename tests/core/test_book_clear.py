@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import anyio
 import pytest
@@ -300,3 +301,28 @@ def test_a_clear_is_market_data_for_the_gap_rule() -> None:
     # the clear breaks the silence in two: neither half is longer than 6 s
     assert blind_windows(lines, 6 * P) == []
     assert len(blind_windows([lines[0], lines[2]], 6 * P)) == 1
+
+
+# -- the counters shown to people: live view, status line, metrics --------------------------
+def test_the_counters_people_read_include_clears() -> None:
+    from hub_core.cli.live_view import RateTracker, status_line
+    from hub_core.cli.metrics import HubMetrics
+
+    hub, _bus = _hub()
+    proc = hub.event_processor()
+    sink = proc.sink_for("ex")
+    for i in range(3):
+        sink.book_clear("SYM", i, i, i)
+    stats = proc.get_stats()
+    assert re.search(r"\bbook=3\b", status_line({}, stats, {}))
+    rates = RateTracker(window_s=1.0)
+    rates.update(stats, now=1.0)
+    sink.book_clear("SYM", 9, 9, 9)
+    assert rates.update(proc.get_stats(), now=2.0) == {"ex": 1.0}
+    metrics = HubMetrics(hub)
+    samples = {
+        (s.name, s.labels.get("exchange")): s.value
+        for family in metrics.collect()
+        for s in family.samples
+    }
+    assert samples[("hub_book_clears_total", "ex")] == 4.0
