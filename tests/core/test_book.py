@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hub_core import (
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ExchangeHub,
@@ -23,7 +24,6 @@ from hub_core import (
 from hub_core.book import BookKeeper
 
 P = 1_000_000_000
-UNDEF_PRICE = 9_223_372_036_854_775_807
 
 
 # -- the price-level model --------------------------------------------------------------------
@@ -347,10 +347,8 @@ def test_the_hubs_book_follows_snapshots_updates_and_clears() -> None:
     bus.publish(BookUpdate("ex", "OTHER", "B", 500 * P, P, 6, 6))
     bus.publish(BookUpdate("other", "SYM", "B", 500 * P, P, 6, 6))
     assert book.snapshot() == (((100 * P, 3 * P), (99 * P, P)), ((101 * P, 2 * P),))
-    # a clear (action R, price UNDEF_PRICE) empties it and starts it anew
-    clear = BookUpdate("ex", "SYM", "N", UNDEF_PRICE, 0, 7, 7, "R")
-    assert clear.is_clear
-    bus.publish(clear)
+    # a clear empties it and starts it anew
+    bus.publish(BookClear("ex", "SYM", 7, 7))
     assert len(book) == 0 and book.valid and not book.stale
     with pytest.raises(HubError, match="read-only"):
         book.apply("B", P, P)
@@ -408,14 +406,14 @@ def test_a_gap_makes_the_book_stale_until_the_next_snapshot_or_clear() -> None:
     assert not book.stale
     bus.publish(Gap("ex", "", 1, 2, "link dropped"))  # the whole connection
     assert book.stale and book.reason == "gap: link dropped"
-    bus.publish(BookUpdate("ex", "SYM", "N", UNDEF_PRICE, 0, 3, 3, "R"))
+    bus.publish(BookClear("ex", "SYM", 3, 3))
     assert not book.stale and len(book) == 0
 
 
 def test_order_level_updates_are_aggregated_into_levels() -> None:
     hub, bus = hub_and_bus()
     book = hub.book("ex", "SYM")
-    bus.publish(BookUpdate("ex", "SYM", "N", UNDEF_PRICE, 0, 1, 1, "R"))
+    bus.publish(BookClear("ex", "SYM", 1, 1))
     bus.publish(update("B", 99 * P, 2 * P, 2, 1, action="A", order_id=1))
     bus.publish(update("B", 99 * P, 3 * P, 2, 2, action="A", order_id=2))
     bus.publish(update("A", 101 * P, 1 * P, 2, 3, action="A", order_id=3))
@@ -425,7 +423,7 @@ def test_order_level_updates_are_aggregated_into_levels() -> None:
     bus.publish(update("A", 101 * P, 1 * P, 4, 6, action="C", order_id=99))  # unknown order
     bus.publish(update("A", 101 * P, 1 * P, 5, 7, action="C", order_id=3))
     assert not book.valid and "unknown order 99" in book.reason
-    bus.publish(BookUpdate("ex", "SYM", "N", UNDEF_PRICE, 0, 6, 8, "R"))
+    bus.publish(BookClear("ex", "SYM", 6, 8))
     assert book.valid and len(book) == 0
 
 
@@ -453,16 +451,13 @@ def test_a_plugins_book_clear_empties_the_hubs_book() -> None:
     hub, bus = hub_and_bus()
     book = hub.book("ex", "SYM")
     sink = EventProcessor(bus).sink_for("ex")
-    seen: list[BookUpdate] = []
+    seen: list[object] = []
     bus.subscribe(BookUpdate, seen.append)
+    bus.subscribe(BookClear, seen.append)
     sink.book_snapshot("SYM", ((99 * P, P),), ((101 * P, P),), 1, 1)
     sink.book_clear("SYM", 2, 2, 5)
     assert len(book) == 0 and book.valid and not book.stale
-    assert seen[-1].is_clear and (seen[-1].action, seen[-1].side, seen[-1].price) == (
-        "R",
-        "N",
-        UNDEF_PRICE,
-    )
+    assert seen == [BookClear("ex", "SYM", 2, 2, 5)]  # a BookClear, never a BookUpdate
     assert book.last_sequence == 5
 
 

@@ -29,6 +29,7 @@ import pytest
 
 import hub_core
 from hub_core import (
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ConnectionStateChanged,
@@ -745,6 +746,7 @@ def _sample_events() -> list[object]:
         Quote("feed", "ES", 4500_000_000_000, 1_000_000_000, 4500_500_000_000, 3, 4, 5, 6),
         BookUpdate("feed", "ES", Side.BID, 4499_000_000_000, 0, 1, 2, "C", 99, 3),
         BookSnapshot("feed", "ES", ((1, 2), (3, 4)), ((5, 6),), 7, 8, 9),
+        BookClear("feed", "ES", 7, 8, 10, "venue reset"),
         Gap("feed", "", 10, 20, 'blind "while" reconnecting\n', 1, 2),
         ConnectionStateChanged("feed", "connected", "subscribed 1 symbols", 1, 2, "h:1", 0),
     ]

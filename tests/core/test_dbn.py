@@ -20,6 +20,7 @@ from hub_core.dbn import (
     DbnDecoder,
     RecordHandler,
     decode_metadata,
+    encode_book_clear,
     encode_book_update,
     encode_error,
     encode_heartbeat,
@@ -35,7 +36,7 @@ from hub_core.dbn import (
 from hub_core.fixed import PRICE_SCALE
 from hub_core.latency import LatencyRecorder
 from hub_core.processor import ConnectionSink
-from hub_core.ticks import BookSnapshot, BookUpdate, Quote, Trade
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Quote, Trade
 
 # the oracle's own type stubs are stricter than its runtime (bytes(record), enums): Any
 db: Any = databento_dbn
@@ -64,6 +65,9 @@ class Collector(RecordHandler):
         self.events.append(("tick", tick))
 
     def on_book_update(self, tick: BookUpdate) -> None:
+        self.events.append(("tick", tick))
+
+    def on_book_clear(self, tick: BookClear) -> None:
         self.events.append(("tick", tick))
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
@@ -301,10 +305,18 @@ def test_mbo_from_oracle(price: int, action: Any, side: Any) -> None:
     assert h.events == [("tick", expected)]
 
 
-def test_mbo_clear_book_keeps_undef_price() -> None:
+def test_mbo_clear_book_is_a_book_clear() -> None:
+    # databento-dbn's own clear record: no sentinel price reaches a tick
     rec = db.MBOMsg(1, IID, TS, 0, UNDEF_PRICE, 0, db.Action.CLEAR, db.Side.NONE, 7, sequence=1)
     _, h = decode_one(bytes(rec))
-    assert h.ticks == [BookUpdate(EX, SYM, "N", UNDEF_PRICE, 0, TS, RECV, "R", 0, 1)]
+    assert h.ticks == [BookClear(EX, SYM, TS, RECV, 1)]
+
+
+def test_mbo_clear_is_a_book_clear_whatever_its_other_fields() -> None:
+    # the action decides: a venue that fills side/price/order id on its R record still clears
+    rec = db.MBOMsg(1, IID, TS, 9, 100, 3, db.Action.CLEAR, db.Side.BID, 7, sequence=2)
+    _, h = decode_one(bytes(rec))
+    assert h.ticks == [BookClear(EX, SYM, TS, RECV, 2)]
 
 
 def test_mbp10_from_oracle_skips_empty_levels() -> None:
@@ -523,6 +535,26 @@ def test_encoded_book_update_reads_back_in_oracle() -> None:
         TS,
         TS + 2,
         1234,
+        IID,
+        2,
+    )
+
+
+def test_encoded_book_clear_reads_back_in_oracle_as_a_clear_record() -> None:
+    (rec,) = oracle_decode(encode_book_clear(BookClear(EX, SYM, TS, TS + 2, 77, "reset"), IID, 2))
+    assert isinstance(rec, db.MBOMsg)
+    assert (rec.order_id, rec.price, rec.size, rec.action, rec.side) == (
+        0,
+        UNDEF_PRICE,
+        0,
+        db.Action.CLEAR,
+        db.Side.NONE,
+    )
+    assert int(rec.flags) == 0x80  # F_LAST: the record is a whole event
+    assert (rec.ts_event, rec.ts_recv, rec.sequence, rec.instrument_id, rec.publisher_id) == (
+        TS,
+        TS + 2,
+        77,
         IID,
         2,
     )
@@ -750,12 +782,29 @@ def test_quote_roundtrip(
     assert roundtrip(encode_quote(q, IID), IID, recv) == q
 
 
-@given(sides, i64s, sizes, u64s, u64s, st.sampled_from("ACMRTFN"), u64s, u32s)
+@given(sides, i64s, sizes, u64s, u64s, st.sampled_from("ACMTFN"), u64s, u32s)
 def test_book_update_roundtrip(
     side: str, price: int, size: int, ts: int, recv: int, action: str, oid: int, seq: int
 ) -> None:
     b = BookUpdate(EX, SYM, side, price, size, ts, recv, action, oid, seq)
     assert roundtrip(encode_book_update(b, IID), IID, recv) == b
+
+
+@given(u64s, u64s, u32s, st.text(max_size=8))
+def test_book_clear_roundtrip(ts: int, recv: int, seq: int, reason: str) -> None:
+    c = BookClear(EX, SYM, ts, recv, seq, reason)
+    # DBN has no field for the reason: it comes back empty, everything else as sent
+    assert roundtrip(encode_book_clear(c, IID), IID, recv) == BookClear(EX, SYM, ts, recv, seq)
+
+
+@given(sides, i64s, sizes, u64s, u64s, u64s, u32s)
+def test_an_mbo_record_with_action_r_decodes_as_a_clear_whatever_it_carries(
+    side: str, price: int, size: int, ts: int, recv: int, oid: int, seq: int
+) -> None:
+    # a simulator may write a clear through encode_book_update: still a BookClear, never
+    # a BookUpdate with action R
+    b = BookUpdate(EX, SYM, side, price, size, ts, recv, "R", oid, seq)
+    assert roundtrip(encode_book_update(b, IID), IID, recv) == BookClear(EX, SYM, ts, recv, seq)
 
 
 @settings(max_examples=50)

@@ -20,7 +20,7 @@ from hub_core.dbn import (
     encode_trade_raw,
 )
 from hub_core.fixed import PRICE_SCALE
-from hub_core.ticks import BookSnapshot, BookUpdate, Quote, Trade
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Quote, Trade
 
 from .test_dbn import EX, IID, RECV, SYM, Collector
 
@@ -90,7 +90,7 @@ def check_invariants(dec: DbnDecoder, h: Collector, n: int, max_record_len: int)
         assert event[0] in KINDS
         if event[0] == "tick":
             tick = event[1]
-            assert isinstance(tick, Trade | Quote | BookUpdate | BookSnapshot)
+            assert isinstance(tick, Trade | Quote | BookUpdate | BookSnapshot | BookClear)
             assert (tick.exchange, tick.ts_recv) == (EX, RECV)
             assert isinstance(tick.symbol, str) and tick.symbol
         elif event[0] == "malformed":

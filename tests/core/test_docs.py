@@ -315,6 +315,7 @@ FIELDS_ELSEWHERE = {
     "Quote": "ticks.md",
     "BookUpdate": "ticks.md",
     "BookSnapshot": "ticks.md",
+    "BookClear": "ticks.md",
     "Gap": "ticks.md",
     "OrderBook": "books.md",
     "MboBook": "books.md",

@@ -110,6 +110,8 @@ def connections(scale: int = 1) -> list[ConnectionDetails]:
             latency_ns={"p50": 4_100, "p90": 9_000, "p99": 80_100, "p99_9": 99_000},
             trades=1_100_000 * scale,
             quotes=2_200_000 * scale,
+            book_updates=3_300_000 * scale,
+            book_clears=3,
         ),
         ConnectionDetails(
             FIX,
@@ -230,7 +232,7 @@ def check_frame(lines: list[str], data: FrameData, width: int, height: int) -> N
             Decimal(round(data.rates.get(d.exchange, 0.0))),
             Decimal(d.trades),
             Decimal(d.quotes),
-            Decimal(d.book_updates + d.snapshots),
+            Decimal(d.book_updates + d.snapshots + d.book_clears),
             Decimal(d.gaps),
             Decimal(d.malformed),
             Decimal(d.reconnects),

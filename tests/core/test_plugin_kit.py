@@ -214,7 +214,7 @@ def test_stats_print_the_names_a_user_types() -> None:
 
 # -- the two façades (websockets keeps its lazy exports honest the same way) -------------
 APPLICATION_API = {
-    "COMPILED", "PRICE_SCALE", "AuthenticationError", "BookSnapshot", "BookUpdate",
+    "COMPILED", "PRICE_SCALE", "AuthenticationError", "BookClear", "BookSnapshot", "BookUpdate",
     "ConfigError", "ConnectionDead", "ConnectionDetails", "ConnectionFailed", "ConnectionState",
     "ConnectionStateChanged", "Credentials", "DecodeError", "EventProcessor", "EventStream",
     "ExchangeConfig", "ExchangeHub", "ExchangeId", "ExchangeRegistry", "Gap", "HubConfig",

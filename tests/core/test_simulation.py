@@ -210,6 +210,7 @@ def test_the_facade_exports_exactly_what_the_submodules_declare() -> None:
         "PRICE_SCALE",
         "UNDEF_PRICE",
         "UNDEF_TIMESTAMP",
+        "BookClear",
         "BookSnapshot",
         "BookUpdate",
         "Quote",

@@ -19,9 +19,10 @@ from typing import Any, TextIO
 
 import pytest
 
-from hub_core import ExchangeRegistry, Side, Trade
+from hub_core import BookClear, ExchangeRegistry, Side, Trade
 
 EXCHANGE = "es_feed"
+UNDEF_PRICE = 2**63 - 1  # DBN's "no price": never on a BookUpdate
 
 
 def hub_cmd(*args: str) -> list[str]:
@@ -188,6 +189,20 @@ def test_run_jsonl_against_the_simulator(nt_sim: Sim, symbols: list[str], tmp_pa
     states = [e["state"] for e in events if e["type"] == "ConnectionStateChanged"]
     assert "connected" in states and states[-1] == "closed"
     assert all(e["exchange"] == EXCHANGE for e in events)
+    # each symbol's book starts with a clear (the simulator's DBN mbo record with action R):
+    # a "BookClear" line with its own fields, before any "BookUpdate" of the symbol
+    clears = [e for e in events if e["type"] == "BookClear"]
+    assert {c["symbol"] for c in clears} == set(symbols), clears
+    clear_keys = {"type", *BookClear("x", "s", 0, 0).as_dict()}
+    books = [e for e in events if e["type"] in ("BookClear", "BookUpdate")]
+    for c in clears:
+        assert set(c) == clear_keys and c["reason"] == ""
+        assert c["ts_event"] > 0 and c["ts_recv"] > 0 and c["sequence"] > 0
+    for symbol in symbols:
+        assert next(e for e in books if e["symbol"] == symbol)["type"] == "BookClear"
+    updates = [e for e in events if e["type"] == "BookUpdate"]
+    assert updates, res.stdout[:2000]
+    assert all(u["action"] != "R" and u["price"] != UNDEF_PRICE for u in updates)
 
 
 def test_demo_streams_ninjatrader_trades(tmp_path: Path) -> None:

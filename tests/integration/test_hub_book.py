@@ -10,6 +10,7 @@ import pytest
 import hub_plugin_ninjatrader
 import hub_plugin_websocket
 from hub_core import (
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ExchangeConfig,
@@ -111,8 +112,9 @@ async def test_a_lost_update_makes_the_book_stale_until_the_resync() -> None:
 
 
 async def test_the_book_follows_the_ninjatrader_feed_from_its_clear() -> None:
-    """NinjaTrader's book arrives as a clear (action R, UNDEF_PRICE) and one record a level,
-    then level changes; each market event ends with a quote of the top of book."""
+    """NinjaTrader's book arrives as a ``BookClear`` (a DBN mbo record with action R) and
+    one record a level, then level changes; each market event ends with a quote of the top
+    of book."""
     registry = ExchangeRegistry()
     registry.register(hub_plugin_ninjatrader, name="ninjatrader")
     bus = TypedEventBus()
@@ -128,14 +130,16 @@ async def test_the_book_follows_the_ninjatrader_feed_from_its_clear() -> None:
             sim.rate = 0
             await anyio.sleep(0.3)
             updates = rec.of(BookUpdate)
-            assert updates[0].is_clear  # the book starts with a clear
+            (clear,) = rec.of(BookClear)  # the book starts with one clear, before any level
+            assert rec.events.index(clear) < rec.events.index(updates[0])
+            assert all(u.action != "R" for u in updates)  # a clear is never a BookUpdate
             assert not book.stale and book.valid
             q = rec.of(Quote)[-1]
             assert book.best_bid() == (q.bid_price, q.bid_size)
             assert book.best_ask() == (q.ask_price, q.ask_size)
             # and the whole book is what the updates since the clear build
             model: dict[str, dict[int, int]] = {"B": {}, "A": {}}
-            for u in updates[1:]:
+            for u in updates:
                 if u.size:
                     model[u.side][u.price] = u.size
                 else:

@@ -54,6 +54,7 @@ from hub_core.status import ConnectionDetails
 from hub_core.streams import EventStream
 from hub_core.supervisor import ConnectionManager as ConnectionManager
 from hub_core.ticks import (
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ConnectionState,
@@ -77,6 +78,7 @@ __all__ = [
     "COMPILED",
     "PRICE_SCALE",
     "AuthenticationError",
+    "BookClear",
     "BookSnapshot",
     "BookUpdate",
     "ConfigError",

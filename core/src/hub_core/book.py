@@ -12,11 +12,8 @@ slot. ``top(n)`` walks the list from the end.
 aggregated into an ``OrderBook`` of levels plus an order count per level.
 
 ``BookKeeper`` is the hub's own bus subscriber behind ``ExchangeHub.book()``:
-it applies one exchange/symbol's ``BookSnapshot``/``BookUpdate``/``Gap`` to a
-read-only ``OrderBook`` and checks its integrity at message boundaries.
-
-A book clear travels as a ``BookUpdate`` with action ``R`` and price
-``UNDEF_PRICE`` (i64 max, DBN's "no price"); ``BookUpdate.is_clear`` tells it.
+it applies one exchange/symbol's ``BookSnapshot``/``BookUpdate``/``BookClear``/``Gap``
+to a read-only ``OrderBook`` and checks its integrity at message boundaries.
 """
 
 import logging
@@ -26,7 +23,7 @@ from mypy_extensions import i64
 
 from hub_core.errors import HubError
 from hub_core.fixed import format_fixed
-from hub_core.ticks import BookSnapshot, BookUpdate, Gap
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap
 
 log = logging.getLogger("hub_core.book")
 
@@ -722,10 +719,10 @@ class BookKeeper:
     consumer runs: a slow consumer cannot leave it behind or corrupt it.
 
     - ``BookSnapshot``: the book is replaced (valid, not stale), then checked.
-    - ``BookUpdate``: a clear (``is_clear``) empties it (valid, not stale); an
-      order-level one (``order_id`` != 0) goes through an ``MboBook`` whose
-      levels are this book; otherwise it sets one level. ``T``/``F``/``N``
-      change no level.
+    - ``BookClear``: empties it (valid, not stale), orders too.
+    - ``BookUpdate``: an order-level one (``order_id`` != 0) goes through an
+      ``MboBook`` whose levels are this book; otherwise it sets one level.
+      ``T``/``F``/``N`` change no level.
     - ``Gap`` of the symbol or of the whole connection: stale until the next
       snapshot or clear. A new book is stale until its first one.
 
@@ -752,12 +749,6 @@ class BookKeeper:
     def on_update(self, u: BookUpdate) -> None:
         """Apply one ``BookUpdate`` (the bus calls this)."""
         book = self.book
-        if u.is_clear:
-            if self._mbo is not None:
-                self._mbo.clear(u.ts_event, u.sequence)
-            else:
-                book._clear(u.ts_event, u.sequence)
-            return
         # a new message (another time, and another sequence where the feed has them)
         # closes the last one: only a whole message is checked
         if (
@@ -781,6 +772,14 @@ class BookKeeper:
         else:
             book._set(u.side, u.price, u.size, u.ts_event, u.sequence)
         book._unverified = True
+
+    def on_clear(self, c: BookClear) -> None:
+        """Empty the book for a ``BookClear``: it starts anew, valid and fresh (the bus
+        calls this)."""
+        if self._mbo is not None:
+            self._mbo.clear(c.ts_event, c.sequence)
+        else:
+            self.book._clear(c.ts_event, c.sequence)
 
     def on_snapshot(self, s: BookSnapshot) -> None:
         """Replace the book with a ``BookSnapshot`` (the bus calls this)."""

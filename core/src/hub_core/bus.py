@@ -17,7 +17,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, final
 
-from hub_core.ticks import BookSnapshot, BookUpdate, ConnectionStateChanged, Gap, Quote, Trade
+from hub_core.ticks import (
+    BookClear,
+    BookSnapshot,
+    BookUpdate,
+    ConnectionStateChanged,
+    Gap,
+    Quote,
+    Trade,
+)
 
 if TYPE_CHECKING:
     from hub_core.streams import EventStream
@@ -26,8 +34,8 @@ log = logging.getLogger("hub_core.bus")
 
 Handler = Callable[[Any], object]
 
-Event = Trade | Quote | BookUpdate | BookSnapshot | Gap | ConnectionStateChanged
-"""Everything the bus carries: the four tick types and the two control events."""
+Event = Trade | Quote | BookUpdate | BookSnapshot | BookClear | Gap | ConnectionStateChanged
+"""Everything the bus carries: the five market-data types and the two control events."""
 
 E = TypeVar("E", bound=Event)
 """One of the bus's event types: ``subscribe``/``stream`` are typed by the type passed."""
@@ -40,7 +48,7 @@ OVERFLOW_CONFLATE: Final = 1
 OVERFLOW_BLOCK: Final = 2
 _POLICIES: Final = {"drop_oldest": 0, "conflate": 1, "block": 2}
 
-TICK_TYPES: Final = (Trade, Quote, BookUpdate, BookSnapshot, Gap, ConnectionStateChanged)
+TICK_TYPES: Final = (Trade, Quote, BookUpdate, BookSnapshot, BookClear, Gap, ConnectionStateChanged)
 
 _EMPTY: Final[tuple[Handler, ...]] = ()
 _LOG_FIRST: Final = 5
@@ -250,6 +258,7 @@ class TypedEventBus:
         self._quote = _Route()
         self._book = _Route()
         self._snapshot = _Route()
+        self._clear = _Route()
         self._gap = _Route()
         self._state = _Route()
         self._routes: dict[type, _Route] = {
@@ -257,6 +266,7 @@ class TypedEventBus:
             Quote: self._quote,
             BookUpdate: self._book,
             BookSnapshot: self._snapshot,
+            BookClear: self._clear,
             Gap: self._gap,
             ConnectionStateChanged: self._state,
         }
@@ -378,6 +388,8 @@ class TypedEventBus:
             self._dispatch(self._book, tick, tick.exchange, tick.symbol)
         elif isinstance(tick, BookSnapshot):
             self._dispatch(self._snapshot, tick, tick.exchange, tick.symbol)
+        elif isinstance(tick, BookClear):
+            self._dispatch(self._clear, tick, tick.exchange, tick.symbol)
         elif isinstance(tick, Gap):
             self._dispatch(self._gap, tick, tick.exchange, tick.symbol)
         elif isinstance(tick, ConnectionStateChanged):
@@ -396,6 +408,9 @@ class TypedEventBus:
 
     def publish_snapshot(self, tick: BookSnapshot) -> None:
         self._dispatch(self._snapshot, tick, tick.exchange, tick.symbol)
+
+    def publish_book_clear(self, tick: BookClear) -> None:
+        self._dispatch(self._clear, tick, tick.exchange, tick.symbol)
 
     def _dispatch(self, route: _Route, tick: object, exchange: str, symbol: str) -> None:
         self.published += 1

@@ -32,7 +32,7 @@ from librt.strings import (
 from mypy_extensions import i16, i32, i64, mypyc_attr
 
 from hub_core.fixed import PRICE_SCALE
-from hub_core.ticks import BookSnapshot, BookUpdate, Quote, Trade
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Quote, Trade
 
 # -- constants -------------------------------------------------------------------
 
@@ -188,6 +188,7 @@ def _exact_sizes_table() -> bytes:
 _EXACT_SIZES: Final = _exact_sizes_table()
 # one-character strings for side/action bytes: a tuple index, no per-record chr()
 _CHARS: Final = tuple([chr(i) for i in range(256)])
+_ACTION_CLEAR: Final = 82  # 'R': an mbo record that clears the book (a BookClear)
 
 
 def _cstr(data: bytes, start: i64, width: i64) -> str:
@@ -234,7 +235,10 @@ class RecordHandler:
         """Top of book (mbp-1, bbo-1s/1m, cmbp-1, cbbo-1s/1m)."""
 
     def on_book_update(self, tick: BookUpdate) -> None:
-        """An order-book event (mbo)."""
+        """An order-book event (mbo), any action but ``R``."""
+
+    def on_book_clear(self, tick: BookClear) -> None:
+        """A clear-book event (mbo with action ``R``)."""
 
     def on_snapshot(self, tick: BookSnapshot) -> None:
         """Ten levels of book (mbp-10)."""
@@ -500,6 +504,11 @@ class DbnDecoder:
         seq = _u32(read_i32_le(data, pos + 52))
         if self.check_sequence:
             self._sequence(seq, ts_event)
+        action = data[pos + 38]
+        if action == _ACTION_CLEAR:
+            # the record's side, price and size say nothing for a clear: not copied
+            self.handler.on_book_clear(BookClear(self.exchange, symbol, ts_event, ts_recv, seq))
+            return
         self.handler.on_book_update(
             BookUpdate(
                 self.exchange,
@@ -509,7 +518,7 @@ class DbnDecoder:
                 _u32(read_i32_le(data, pos + 32)) * PRICE_SCALE,
                 ts_event,
                 ts_recv,
-                _CHARS[data[pos + 38]],
+                _CHARS[action],
                 _u64(read_i64_le(data, pos + 16)),
                 seq,
             )
@@ -886,26 +895,64 @@ def encode_quote(q: Quote, instrument_id: int, publisher_id: int = 0) -> bytes:
 
 def encode_book_update(b: BookUpdate, instrument_id: int, publisher_id: int = 0) -> bytes:
     """A ``BookUpdate`` as an mbo record (``order_id``, ``action``, ``side`` kept;
-    flags ``F_LAST``, channel 0)."""
-    order_id = _u64_bits(b.order_id, "order_id")
-    px = _i64_of(b.price, "price")
-    units = _count(b.size, "size")
-    action_c = _action(b.action)
-    side_c = _side(b.side)
-    recv = _u64_bits(b.ts_recv, "ts_recv")
-    seq = _u32_bits(b.sequence, "sequence")
+    flags ``F_LAST``, channel 0). A clear is a ``BookClear``: ``encode_book_clear``."""
+    return _mbo_record(
+        instrument_id,
+        publisher_id,
+        b.ts_event,
+        _u64_bits(b.order_id, "order_id"),
+        _i64_of(b.price, "price"),
+        _count(b.size, "size"),
+        _action(b.action),
+        _side(b.side),
+        _u64_bits(b.ts_recv, "ts_recv"),
+        _u32_bits(b.sequence, "sequence"),
+    )
+
+
+def encode_book_clear(c: BookClear, instrument_id: int, publisher_id: int = 0) -> bytes:
+    """A ``BookClear`` as the mbo record DBN has for it: action ``'R'``, side ``'N'``,
+    price ``UNDEF_PRICE``, size 0, order id 0, flags ``F_LAST``, channel 0.
+    ``reason`` has no DBN field and is dropped."""
+    return _mbo_record(
+        instrument_id,
+        publisher_id,
+        c.ts_event,
+        0,
+        UNDEF_PRICE,
+        0,
+        _ACTION_CLEAR,
+        78,  # side 'N'
+        _u64_bits(c.ts_recv, "ts_recv"),
+        _u32_bits(c.sequence, "sequence"),
+    )
+
+
+def _mbo_record(
+    instrument_id: int,
+    publisher_id: int,
+    ts_event: int,
+    order_id: i64,
+    price: i64,
+    units: i32,
+    action: int,
+    side: int,
+    ts_recv: i64,
+    sequence: i32,
+) -> bytes:
+    """One mbo record from checked fields (flags ``F_LAST``, channel 0)."""
     w = BytesWriter()
-    _header(w, MBO_LEN, RTYPE_MBO, publisher_id, instrument_id, b.ts_event)
+    _header(w, MBO_LEN, RTYPE_MBO, publisher_id, instrument_id, ts_event)
     write_i64_le(w, order_id)
-    write_i64_le(w, px)
+    write_i64_le(w, price)
     write_i32_le(w, units)
     w.append(F_LAST)
     w.append(0)  # channel_id
-    w.append(action_c)
-    w.append(side_c)
-    write_i64_le(w, recv)
+    w.append(action)
+    w.append(side)
+    write_i64_le(w, ts_recv)
     write_i32_le(w, 0)  # ts_in_delta
-    write_i32_le(w, seq)
+    write_i32_le(w, sequence)
     return w.getvalue()
 
 

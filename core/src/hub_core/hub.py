@@ -27,7 +27,7 @@ from hub_core.processor import EventProcessor
 from hub_core.registry import ExchangeRegistry
 from hub_core.status import ConnectionDetails, details_of
 from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
-from hub_core.ticks import BookSnapshot, BookUpdate, Gap
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap
 
 log = logging.getLogger("hub_core.hub")
 
@@ -236,11 +236,11 @@ class ExchangeHub:
         """The hub's order book of ``symbol`` on ``exchange``: read-only, kept current.
 
         The first call starts keeping it (later calls return the same object): the
-        hub's own bus subscriber applies that exchange's ``BookSnapshot`` and
-        ``BookUpdate`` ticks of the symbol as they are published, so a slow
-        strategy cannot leave it behind. A snapshot or a book clear starts it anew;
-        a ``Gap`` makes it ``stale`` until then, and so does starting: ask for it
-        before subscribing the symbol, or it waits for the venue's next snapshot.
+        hub's own bus subscriber applies that exchange's ``BookSnapshot``,
+        ``BookUpdate`` and ``BookClear`` ticks of the symbol as they are published, so
+        a slow strategy cannot leave it behind. A snapshot or a ``BookClear`` starts it
+        anew; a ``Gap`` makes it ``stale`` until then, and so does starting: ask for
+        it before subscribing the symbol, or it waits for the venue's next snapshot.
         When an integrity check fails (crossed, locked, negative size) it turns
         ``valid=False`` with the ``reason``, logged and counted, until the next
         snapshot. Order-level feeds (``order_id`` set) are aggregated into levels.
@@ -255,6 +255,7 @@ class ExchangeHub:
             subs = [
                 bus.subscribe(BookSnapshot, keeper.on_snapshot, exchange=name, symbol=symbol),
                 bus.subscribe(BookUpdate, keeper.on_update, exchange=name, symbol=symbol),
+                bus.subscribe(BookClear, keeper.on_clear, exchange=name, symbol=symbol),
                 # a Gap for the whole connection has symbol "": filter on the exchange only
                 bus.subscribe(Gap, keeper.on_gap, exchange=name),
             ]

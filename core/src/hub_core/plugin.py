@@ -43,7 +43,7 @@ from hub_core.receiving import receive_counted
 from hub_core.redact import redact_endpoint, redact_text
 from hub_core.requests import Pending, PendingRequests
 from hub_core.streams import wait_for_capacity
-from hub_core.ticks import BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
 
 
 def connect_failure(exc: BaseException) -> str:
@@ -236,10 +236,12 @@ class Sink(Protocol):
     ) -> None:
         """Publish a whole book, levels best first as ``(price, size)``."""
 
-    def book_clear(self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0) -> None:
-        """Publish a book clear: every level of ``symbol`` is gone. It travels as a
-        ``BookUpdate`` with action ``R``, side ``N``, price ``UNDEF_PRICE`` (i64 max)
-        and size 0 (``BookUpdate.is_clear``)."""
+    def book_clear(
+        self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0, reason: str = ""
+    ) -> None:
+        """Publish a ``BookClear``: every level of ``symbol`` is gone (``reason``: the
+        venue's word for why, "" when it gives none). A ``book_update*`` with action
+        ``R`` publishes one too; no ``BookUpdate`` ever carries ``R``."""
 
     def feed_dbn(self, data: bytes, ts_recv: int) -> int:
         """Decode DBN v3 records from ``data`` (any split); returns how many."""
@@ -265,7 +267,8 @@ class Sink(Protocol):
 
     def publish(self, tick: object) -> None:
         """Publish a tick built elsewhere (a ``Trade``, ``Quote``, ``BookUpdate``,
-        ``BookSnapshot`` or ``Gap`` of this exchange), e.g. one held by a diverted sink."""
+        ``BookSnapshot``, ``BookClear`` or ``Gap`` of this exchange), e.g. one held by a
+        diverted sink."""
 
     def take_counts(self, other: object) -> None:
         """Add what a diverted sink counted (malformed frames, venue errors) to this one."""
@@ -301,8 +304,12 @@ def divert_sink(
     on_book_update: Callable[[BookUpdate], object],
     on_snapshot: Callable[[BookSnapshot], object],
     on_gap: Callable[[Gap], object],
+    on_clear: Callable[[BookClear], object] | None = None,
 ) -> Sink:
     """A sink whose ticks go to the given callbacks instead of the hub's bus.
+
+    ``on_clear`` receives the ``BookClear`` ticks; a plugin that never clears a
+    book may leave it out, and then a clear through this sink goes nowhere.
 
     For a plugin that must see ticks before they are published: a make-before-break
     session replacement holds both sessions' ticks and publishes one stream through
@@ -319,6 +326,8 @@ def divert_sink(
     bus.subscribe(BookUpdate, on_book_update)
     bus.subscribe(BookSnapshot, on_snapshot)
     bus.subscribe(Gap, on_gap)
+    if on_clear is not None:
+        bus.subscribe(BookClear, on_clear)
     return ConnectionSink(exchange, bus, LatencyRecorder(1))
 
 
@@ -336,6 +345,7 @@ __all__ = [
     "PRICE_SCALE",
     "PROJECT_NAME",
     "AuthenticationError",
+    "BookClear",
     "BookSnapshot",
     "BookUpdate",
     "ConfigError",

@@ -27,6 +27,7 @@ from hub_core.factories import (
 from hub_core.fixed import parse_fixed
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ConnectionStateChanged,
@@ -42,9 +43,9 @@ _LOG_EVERY: Final = 1000
 _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 _HOLD_MAX: Final = 100_000
 """Ticks held back at most while a session subscribes; past it they flow (in order)."""
-_UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price": what a book clear carries
 _BID: Final = "B"
 _ASK: Final = "A"
+_CLEAR: Final = "R"  # DBN's clear-book action: such an update is published as a BookClear
 
 CONTROL_SYMBOL_MAPPING: Final = "symbol_mapping"
 CONTROL_ERROR: Final = "error"
@@ -66,6 +67,7 @@ class ConnectionSink(RecordHandler):
     quotes: int
     book_updates: int
     snapshots: int
+    book_clears: int
     gaps: int
     malformed_count: int
     reconnects: int
@@ -103,6 +105,7 @@ class ConnectionSink(RecordHandler):
         self.quotes = 0
         self.book_updates = 0
         self.snapshots = 0
+        self.book_clears = 0
         self.gaps = 0
         self.malformed_count = 0
         self.reconnects = 0
@@ -173,6 +176,17 @@ class ConnectionSink(RecordHandler):
             self.end_blind(tick.ts_recv)
         self.snapshots += 1
         self._bus.publish_snapshot(tick)
+        self.last_by_symbol[tick.symbol] = tick
+        self._sample(tick.ts_recv)
+
+    def on_book_clear(self, tick: BookClear) -> None:
+        if self._attention:  # one test per tick: holding, or a blind window open
+            if self.holding:
+                self._hold(tick)
+                return
+            self.end_blind(tick.ts_recv)
+        self.book_clears += 1
+        self._bus.publish_book_clear(tick)
         self.last_by_symbol[tick.symbol] = tick
         self._sample(tick.ts_recv)
 
@@ -347,7 +361,11 @@ class ConnectionSink(RecordHandler):
         action: str = "M",
         sequence: int = 0,
     ) -> None:
-        """Publish a price-level update (``size`` 0 removes the level)."""
+        """Publish a price-level update (``size`` 0 removes the level); action ``R``
+        publishes a ``BookClear`` instead (``book_clear``)."""
+        if action == _CLEAR:
+            self.book_clear(symbol, ts_event, ts_recv, sequence)
+            return
         self.on_book_update(
             new_book_update(
                 self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
@@ -365,7 +383,10 @@ class ConnectionSink(RecordHandler):
         action: str = "M",
         sequence: int = 0,
     ) -> None:
-        """Publish a price-level update from decimal text."""
+        """Publish a price-level update from decimal text (action ``R``: a ``BookClear``)."""
+        if action == _CLEAR:
+            self.book_clear(symbol, ts_event, ts_recv, sequence)
+            return
         self.on_book_update(
             book_update_from_text(
                 self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
@@ -383,7 +404,11 @@ class ConnectionSink(RecordHandler):
         action: str = "M",
         sequence: int = 0,
     ) -> None:
-        """Publish a price-level update from decimal ASCII bytes."""
+        """Publish a price-level update from decimal ASCII bytes (action ``R``: a
+        ``BookClear``)."""
+        if action == _CLEAR:
+            self.book_clear(symbol, ts_event, ts_recv, sequence)
+            return
         self.on_book_update(
             book_update_from_bytes(
                 self.exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
@@ -455,17 +480,16 @@ class ConnectionSink(RecordHandler):
             BookSnapshot(self.exchange, symbol, bids, asks, ts_event, ts_recv, sequence)
         )
 
-    def book_clear(self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0) -> None:
-        """Publish a book clear: every level of ``symbol`` is gone (a ``BookUpdate``
-        with action ``R``, side ``N``, price ``UNDEF_PRICE``, size 0: ``is_clear``)."""
-        self.on_book_update(
-            new_book_update(
-                self.exchange, symbol, "N", _UNDEF_PRICE, 0, ts_event, ts_recv, "R", sequence
-            )
-        )
+    def book_clear(
+        self, symbol: str, ts_event: int, ts_recv: int, sequence: int = 0, reason: str = ""
+    ) -> None:
+        """Publish a ``BookClear``: every level of ``symbol`` is gone (``reason``: the
+        venue's word for why, "" when it gives none)."""
+        self.on_book_clear(BookClear(self.exchange, symbol, ts_event, ts_recv, sequence, reason))
 
     def publish(self, tick: object) -> None:
-        """Publish a tick built elsewhere; it must carry this connection's exchange."""
+        """Publish a tick built elsewhere; it must carry this connection's exchange.
+        A ``BookUpdate`` with action ``R`` is published as the ``BookClear`` it means."""
         if isinstance(tick, Trade):
             self._check_exchange(tick.exchange)
             self.on_trade(tick)
@@ -474,10 +498,16 @@ class ConnectionSink(RecordHandler):
             self.on_quote(tick)
         elif isinstance(tick, BookUpdate):
             self._check_exchange(tick.exchange)
-            self.on_book_update(tick)
+            if tick.action == _CLEAR:
+                self.book_clear(tick.symbol, tick.ts_event, tick.ts_recv, tick.sequence)
+            else:
+                self.on_book_update(tick)
         elif isinstance(tick, BookSnapshot):
             self._check_exchange(tick.exchange)
             self.on_snapshot(tick)
+        elif isinstance(tick, BookClear):
+            self._check_exchange(tick.exchange)
+            self.on_book_clear(tick)
         elif isinstance(tick, Gap):
             self._check_exchange(tick.exchange)
             if self.holding:
@@ -636,6 +666,8 @@ class ConnectionSink(RecordHandler):
             return tick.ts_recv
         if isinstance(tick, BookSnapshot):
             return tick.ts_recv
+        if isinstance(tick, BookClear):
+            return tick.ts_recv
         return 0
 
     def end_blind(self, end_ns: int) -> None:
@@ -683,6 +715,7 @@ class ExchangeStats:
         self.quotes = sink.quotes
         self.book_updates = sink.book_updates
         self.snapshots = sink.snapshots
+        self.book_clears = sink.book_clears
         self.gaps = sink.gaps
         self.malformed = sink.malformed_count
         self.reconnects = sink.reconnects
@@ -695,7 +728,8 @@ class ExchangeStats:
     def __repr__(self) -> str:
         return (
             f"ExchangeStats({self.exchange!r}, trades={self.trades}, quotes={self.quotes}, "
-            f"book_updates={self.book_updates}, snapshots={self.snapshots}, gaps={self.gaps}, "
+            f"book_updates={self.book_updates}, snapshots={self.snapshots}, "
+            f"book_clears={self.book_clears}, gaps={self.gaps}, "
             f"malformed={self.malformed}, reconnects={self.reconnects})"
         )
 
@@ -712,6 +746,7 @@ class ProcessorStats:
         self.quotes_processed = sum(s.quotes for s in self.per_exchange.values())
         self.book_updates_processed = sum(s.book_updates for s in self.per_exchange.values())
         self.snapshots_processed = sum(s.snapshots for s in self.per_exchange.values())
+        self.book_clears_processed = sum(s.book_clears for s in self.per_exchange.values())
         self.gaps = sum(s.gaps for s in self.per_exchange.values())
         self.malformed_frames = sum(s.malformed for s in self.per_exchange.values())
         self.reconnects = sum(s.reconnects for s in self.per_exchange.values())
@@ -743,7 +778,8 @@ class ProcessorStats:
             f"ProcessorStats(trades_processed={self.trades_processed}, "
             f"quotes_processed={self.quotes_processed}, "
             f"book_updates_processed={self.book_updates_processed}, "
-            f"snapshots_processed={self.snapshots_processed}, gaps={self.gaps}, "
+            f"snapshots_processed={self.snapshots_processed}, "
+            f"book_clears_processed={self.book_clears_processed}, gaps={self.gaps}, "
             f"malformed_frames={self.malformed_frames}, handler_errors={self.handler_errors})"
         )
 

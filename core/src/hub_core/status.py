@@ -43,6 +43,7 @@ class ConnectionDetails:
     quotes: int = 0
     book_updates: int = 0
     snapshots: int = 0
+    book_clears: int = 0
     gaps: int = 0
     malformed: int = 0
     reconnects: int = 0
@@ -65,6 +66,7 @@ def details_of(sup: ConnectionSupervisor, stats: ExchangeStats | None) -> Connec
             "quotes": stats.quotes,
             "book_updates": stats.book_updates,
             "snapshots": stats.snapshots,
+            "book_clears": stats.book_clears,
             "gaps": stats.gaps,
             "malformed": stats.malformed,
             "reconnects": stats.reconnects,

@@ -14,8 +14,6 @@ from typing import Final, final
 
 from hub_core.fixed import PRICE_SCALE
 
-_UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price" (i64 max)
-
 
 @final
 class Side:
@@ -228,10 +226,9 @@ class Quote:
 class BookUpdate:
     """One price level changed: ``size`` is the level's new total; 0 removes it.
 
-    ``action`` is DBN's (``A`` add, ``M`` modify, ``C`` cancel, ``R`` clear book,
-    ``T``/``F`` trade/fill); ``order_id`` is non-zero only for order-level
-    (MBO) feeds. A book clear is action ``R`` with side ``N``, price
-    ``UNDEF_PRICE`` (i64 max) and size 0: ``is_clear``.
+    ``action`` is DBN's (``A`` add, ``M`` modify, ``C`` cancel, ``T``/``F``
+    trade/fill, ``N`` none); ``order_id`` is non-zero only for order-level
+    (MBO) feeds. A book clear is not a ``BookUpdate``: it is a ``BookClear``.
     """
 
     exchange: Final[str]
@@ -276,12 +273,6 @@ class BookUpdate:
     @property
     def size_float(self) -> float:
         return self.size / PRICE_SCALE
-
-    @property
-    def is_clear(self) -> bool:
-        """True for a book clear: action ``R``, or the price ``UNDEF_PRICE`` (i64 max,
-        DBN's "no price") that a clear carries. A book keeper empties its book."""
-        return self.action == "R" or self.price == _UNDEF_PRICE
 
     def as_dict(self) -> dict[str, object]:
         """Every field under its attribute name (raw fixed-point ints)."""
@@ -389,6 +380,74 @@ class BookSnapshot:
             f"BookSnapshot(exchange={self.exchange!r}, symbol={self.symbol!r}, "
             f"bids={self.bids!r}, asks={self.asks!r}, ts_event={self.ts_event}, "
             f"ts_recv={self.ts_recv}, sequence={self.sequence})"
+        )
+
+
+@final
+class BookClear:
+    """Every level of ``symbol`` is gone: a book keeper empties its book and starts anew.
+
+    Published where a venue resets a book (a session start, a book that the
+    venue rebuilds from scratch); the levels that follow are the new book.
+    ``reason`` is the venue's own word for why, when it gives one ("" when it
+    does not; DBN records carry none). In DBN it is an mbo record with action
+    ``R``.
+    """
+
+    exchange: Final[str]
+    symbol: Final[str]
+    ts_event: Final[int]
+    ts_recv: Final[int]
+    sequence: Final[int]
+    reason: Final[str]
+
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        reason: str = "",
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.ts_event = ts_event
+        self.ts_recv = ts_recv
+        self.sequence = sequence
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, object]:
+        """Every field under its attribute name."""
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "ts_event": self.ts_event,
+            "ts_recv": self.ts_recv,
+            "sequence": self.sequence,
+            "reason": self.reason,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BookClear):
+            return NotImplemented
+        return (
+            self.exchange == other.exchange
+            and self.symbol == other.symbol
+            and self.ts_event == other.ts_event
+            and self.ts_recv == other.ts_recv
+            and self.sequence == other.sequence
+            and self.reason == other.reason
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.exchange, self.symbol, self.ts_event, self.sequence))
+
+    def __repr__(self) -> str:
+        return (
+            f"BookClear(exchange={self.exchange!r}, symbol={self.symbol!r}, "
+            f"ts_event={self.ts_event}, ts_recv={self.ts_recv}, sequence={self.sequence}, "
+            f"reason={self.reason!r})"
         )
 
 

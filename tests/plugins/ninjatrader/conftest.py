@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub_core import BookUpdate, Gap, Quote, Trade, TypedEventBus
+from hub_core import BookClear, BookUpdate, Gap, Quote, Trade, TypedEventBus
 from hub_core.processor import ConnectionSink, EventProcessor
 from hub_plugin_ninjatrader.simulator import NinjaTraderSimulator
 
@@ -37,7 +37,7 @@ class Collected:
         self.processor = EventProcessor(self.bus)
         self.sink: ConnectionSink = self.processor.sink_for(exchange)
         self.events: list[Any] = []
-        for kind in (Trade, Quote, BookUpdate, Gap):
+        for kind in (Trade, Quote, BookUpdate, BookClear, Gap):
             self.bus.subscribe(kind, self.events.append)
 
     def of(self, kind: type) -> list[Any]:

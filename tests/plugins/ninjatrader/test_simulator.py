@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from hub_core import (
     AuthenticationError,
+    BookClear,
     BookUpdate,
     ConnectionFailed,
     Credentials,
@@ -100,9 +101,10 @@ async def test_subscribe_streams_trades_quotes_and_depth(sim: NinjaTraderSimulat
     assert {t.symbol for t in got.events} == {ES, NQ}
     assert all(t.exchange == "nt" for t in got.events)
     # snapshot first: the quote, then a clear and one add per level, for each symbol
-    es_books = [b for b in got.of(BookUpdate) if b.symbol == ES]
-    assert es_books[0].action == "R"
+    es_books = [b for b in got.events if isinstance(b, BookUpdate | BookClear) and b.symbol == ES]
+    assert isinstance(es_books[0], BookClear)
     assert [b.action for b in es_books[1:11]] == ["A"] * 10
+    assert all(b.action != "R" for b in got.of(BookUpdate))
     for q in got.of(Quote):
         assert 0 < q.bid_price < q.ask_price
         assert q.bid_size > 0
@@ -126,10 +128,10 @@ async def test_book_replay_matches_quotes(sim: NinjaTraderSimulator) -> None:
     book: dict[str, dict[int, int]] = {"B": {}, "A": {}}
     last_quote: Quote | None = None
     for e in got.events:
-        if isinstance(e, BookUpdate):
-            if e.action == "R":
-                book = {"B": {}, "A": {}}
-            elif e.size == 0:
+        if isinstance(e, BookClear):
+            book = {"B": {}, "A": {}}
+        elif isinstance(e, BookUpdate):
+            if e.size == 0:
                 book[e.side].pop(e.price, None)
             else:
                 book[e.side][e.price] = e.size

@@ -540,7 +540,7 @@ class FrameLayout:
                     "rate": (f"{data.rates.get(d.exchange, 0.0):,.0f}", ""),
                     "trades": (f"{d.trades:,}", ""),
                     "quotes": (f"{d.quotes:,}", ""),
-                    "book": (f"{d.book_updates + d.snapshots:,}", ""),
+                    "book": (f"{d.book_updates + d.snapshots + d.book_clears:,}", ""),
                     "p50": (_latency_cell(d.latency_ns, "p50"), ""),
                     "p99": (_latency_cell(d.latency_ns, "p99"), ""),
                     "age": (

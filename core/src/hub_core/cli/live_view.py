@@ -92,7 +92,7 @@ class RateTracker:
         """Fold in a stats snapshot; rates change once per window."""
         now = time.monotonic() if now is None else now
         totals = {
-            name: ex.trades + ex.quotes + ex.book_updates + ex.snapshots
+            name: ex.trades + ex.quotes + ex.book_updates + ex.snapshots + ex.book_clears
             for name, ex in stats.per_exchange.items()
         }
         if not self._last_at:
@@ -127,9 +127,12 @@ def status_line(
     parts = [f"hub {format_duration(stats.uptime())}"]
     for name, sup in sorted(connections.items()):
         parts.append(f"{name} {sup.state} {rates.get(name, 0.0):.0f} msg/s")
+    book_events = (
+        stats.book_updates_processed + stats.snapshots_processed + stats.book_clears_processed
+    )
     parts.append(
         f"trades={stats.trades_processed} quotes={stats.quotes_processed} "
-        f"book={stats.book_updates_processed + stats.snapshots_processed} "
+        f"book={book_events} "
         f"gaps={stats.gaps} malformed={stats.malformed_frames} "
         f"dropped={stats.dropped} conflated={stats.conflated}"
     )

@@ -9,9 +9,9 @@ never costs the hot path anything.
 Metrics (label ``exchange`` is the connection's TOML name):
 
 - counters ``hub_trades_total``, ``hub_quotes_total``, ``hub_book_updates_total``,
-  ``hub_book_snapshots_total``, ``hub_gaps_total``, ``hub_malformed_frames_total``,
-  ``hub_reconnects_total``, ``hub_venue_errors_total``, ``hub_bytes_received_total``
-  (per exchange);
+  ``hub_book_snapshots_total``, ``hub_book_clears_total``, ``hub_gaps_total``,
+  ``hub_malformed_frames_total``, ``hub_reconnects_total``, ``hub_venue_errors_total``,
+  ``hub_bytes_received_total`` (per exchange);
   ``hub_handler_errors_total``, ``hub_stream_dropped_total``,
   ``hub_stream_conflated_total``
 - gauges ``hub_connection_up{exchange,protocol}`` (1 = connected),
@@ -70,6 +70,7 @@ _PER_EXCHANGE_COUNTERS = (
     ("hub_quotes", "quotes", "Quotes published"),
     ("hub_book_updates", "book_updates", "Book updates published"),
     ("hub_book_snapshots", "snapshots", "Book snapshots published"),
+    ("hub_book_clears", "book_clears", "Book clears published"),
     ("hub_gaps", "gaps", "Gaps published (data may be missing)"),
     ("hub_malformed_frames", "malformed", "Frames the codec could not use"),
     ("hub_reconnects", "reconnects", "Sessions that ended and were reconnected"),

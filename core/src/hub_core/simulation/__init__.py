@@ -17,6 +17,7 @@ See sdk-docs/simulation.md.
 from hub_core.dbn import (
     UNDEF_PRICE,
     UNDEF_TIMESTAMP,
+    encode_book_clear,
     encode_book_update,
     encode_error,
     encode_heartbeat,
@@ -68,7 +69,7 @@ from hub_core.simulation._venue import (
     VenueClient,
     VenueFaults,
 )
-from hub_core.ticks import BookSnapshot, BookUpdate, Quote, Side, Trade
+from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Quote, Side, Trade
 
 __all__ = [
     # where a simulator listens
@@ -113,11 +114,13 @@ __all__ = [
     "PRICE_SCALE",
     "UNDEF_PRICE",
     "UNDEF_TIMESTAMP",
+    "BookClear",
     "BookSnapshot",
     "BookUpdate",
     "Quote",
     "Side",
     "Trade",
+    "encode_book_clear",
     "encode_book_update",
     "encode_error",
     "encode_heartbeat",

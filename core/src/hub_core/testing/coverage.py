@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DATA_TYPES = ("Trade", "Quote", "BookUpdate", "BookSnapshot")
+DATA_TYPES = ("Trade", "Quote", "BookUpdate", "BookSnapshot", "BookClear")
 """The event types that are market data (a ``Gap`` or a state change is not)."""
 
 
