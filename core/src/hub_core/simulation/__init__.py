@@ -54,6 +54,7 @@ from hub_core.simulation._market import (
 from hub_core.simulation._options import (
     OptionParser,
     parse_bool,
+    parse_list,
     parse_users,
     simulator_options,
 )
@@ -107,6 +108,7 @@ __all__ = [
     # hub sim -o
     "OptionParser",
     "parse_bool",
+    "parse_list",
     "parse_users",
     "simulator_options",
     # the wire: fixed point, DBN encoders, ticks
