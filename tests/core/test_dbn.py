@@ -1193,3 +1193,35 @@ def test_encoder_errors_say_what_is_wrong() -> None:
         encode_trade_raw(IID, 1, PRICE_SCALE, "B", TS, TS, U32_MAX + 1)
     with pytest.raises(ValueError, match="side must be"):
         encode_trade_raw(IID, 1, PRICE_SCALE, "S", TS, TS, 1)
+
+
+def test_ignored_instruments_are_skipped_but_their_mappings_arrive() -> None:
+    """``ignore`` (the sink's ``ignore_instrument``): an unsubscribed instrument's market
+    records are skipped; symbol mappings still arrive; ``reset`` forgets it."""
+
+    class Keep(RecordHandler):
+        def __init__(self) -> None:
+            self.trades: list[str] = []
+            self.mapped: list[int] = []
+
+        def on_trade(self, tick: Trade) -> None:
+            self.trades.append(tick.symbol)
+
+        def on_symbol_mapping(self, instrument_id: int, symbol: str, ts_event: int) -> None:
+            self.mapped.append(instrument_id)
+
+    keep = Keep()
+    dec = DbnDecoder("x", keep)
+    maps = b"".join(encode_symbol_mapping(i, s, 1, 1, 2**64 - 1) for i, s in ((1, "A"), (2, "B")))
+    trades = b"".join(encode_trade_raw(i, 10**9, 10**9, "B", 5, 5, 0) for i in (1, 2, 1, 2))
+    dec.feed(maps, 0)
+    dec.ignore(2)
+    dec.feed(trades + encode_symbol_mapping(2, "B", 1, 1, 2**64 - 1), 0)
+    assert keep.trades == ["A", "A"]
+    assert keep.mapped == [1, 2, 2]
+    dec.ignore(2, False)
+    dec.feed(trades, 0)
+    assert keep.trades == ["A", "A", "A", "B", "A", "B"]
+    dec.ignore(1)
+    dec.reset()
+    assert dec.ignored == set()

@@ -301,3 +301,19 @@ async def test_a_per_symbol_refusal_before_the_answer_is_kept() -> None:
         await reqs.subscribe([a])
     assert info.value.refused == {"AAA": "unknown instrument"}
     assert "the add-on refused 1 symbol(s): 'AAA' (unknown instrument)" in str(info.value)
+
+
+def test_the_default_endpoint_check_refuses_an_empty_endpoint() -> None:
+    """An empty endpoint means something only to a plugin that says so (Databento: the
+    dataset's gateway); the default ``check_endpoint`` refuses it, at ``hub check`` time."""
+    from hub_core.plugin import ConnectionFactory, ExchangeConfig, Sink
+
+    class Bare(ConnectionFactory):
+        protocol = "bare"
+
+        def create(self, config: ExchangeConfig, sink: Sink) -> object:
+            raise NotImplementedError
+
+    with pytest.raises(ValueError, match="must not be empty"):
+        Bare().check_endpoint("")
+    Bare().check_endpoint("anything:1")

@@ -27,10 +27,11 @@ from hub_core import (
     Trade,
     TypedEventBus,
 )
+from hub_core.plugin import ConnectionFactory, hookimpl
 from hub_core.supervisor import backoff_delay_ms, endpoint_address, endpoint_host
 from hub_core.testing import EventRecorder
 
-from .lineproto import LineServer, Plugin
+from .lineproto import LineFactory, LineServer, Plugin
 
 pytestmark = pytest.mark.anyio
 
@@ -621,3 +622,29 @@ async def test_streams_end_when_the_hub_that_feeds_them_closes(server: LineServe
     assert len(got) >= 3
     published = h.event_processor().get_stats().trades_processed
     assert len(got) == published  # what was buffered at the close was still delivered
+
+
+async def test_the_factory_decides_the_staleness_limit(server: LineServer) -> None:
+    """``ConnectionFactory.stale_after_ms`` is the limit the supervisor applies: a
+    factory that answers 0 (a venue known to be silent for long) keeps a mute link
+    that the config's 100 ms would have recycled."""
+
+    class PatientFactory(LineFactory):
+        def stale_after_ms(self, config: ExchangeConfig) -> int:
+            return 0
+
+    class PatientPlugin(Plugin):
+        @hookimpl
+        def hub_connection_factories(self) -> list[ConnectionFactory]:
+            return [PatientFactory(self.connection)]
+
+    reg = ExchangeRegistry()
+    reg.register(PatientPlugin(), name="lineproto")
+    bus = TypedEventBus()
+    rec = EventRecorder(bus)
+    server.silent = True
+    async with ExchangeHub(bus, registry=reg) as h:
+        await h.connect_exchange("line", config(f"127.0.0.1:{server.port}", stale_after_ms=100))
+        await anyio.sleep(1.0)  # ten times the config's limit
+        assert ConnectionState.STALE not in rec.states()
+        assert server.connections == 1 and server.pings == 0

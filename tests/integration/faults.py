@@ -353,10 +353,16 @@ class Secrets:
     url_token: str = field(default_factory=lambda: "urltok" + secrets.token_hex(10))
     env_username: str = field(default_factory=lambda: "envuser" + secrets.token_hex(6))
     env_password: str = field(default_factory=lambda: "envpw" + secrets.token_hex(10))
+    env_api_key: str = field(default_factory=lambda: "db-" + secrets.token_hex(14) + "k")
+    """A Databento-shaped key (32 characters), which the gateway simulator accepts."""
 
     def env(self) -> dict[str, str]:
         """The environment the ``credentials`` tables name (``*_env``)."""
-        return {"FAULTS_USER": self.env_username, "FAULTS_PASSWORD": self.env_password}
+        return {
+            "FAULTS_USER": self.env_username,
+            "FAULTS_PASSWORD": self.env_password,
+            "FAULTS_API_KEY": self.env_api_key,
+        }
 
     def values(self) -> dict[str, str]:
         """What must never appear, by where it was planted. The env username is not
@@ -365,6 +371,7 @@ class Secrets:
             "endpoint URL password": self.url_password,
             "endpoint URL token": self.url_token,
             "credentials.password_env": self.env_password,
+            "credentials.api_key_env": self.env_api_key,
         }
 
 
@@ -398,10 +405,10 @@ def exchange_table(
 ) -> tuple[str, str]:
     """``(name, TOML)`` of one ``[exchanges.NAME]`` connection to a venue on ``port``.
 
-    ``plugin`` is ``ninjatrader``, ``fix`` or ``websocket-DIALECT``. Every connection
+    ``plugin`` is ``ninjatrader``, ``fix``, ``databento`` or ``websocket-DIALECT``. Every connection
     has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a restarted
     venue is found again within the test's bounds), and the planted secrets wherever
-    the protocol takes them: env credentials for NinjaTrader and FIX, user:password
+    the protocol takes them: env credentials for NinjaTrader, FIX and Databento, user:password
     and a token in the URL for WebSocket.
     """
     common = textwrap.dedent(
@@ -425,6 +432,13 @@ def exchange_table(
             "heartbeat_interval_s = 1, reset_on_logon = true }\n"
         )
         tail = CREDENTIALS.format(name=name)
+    elif plugin == "databento":
+        name = "glbx"
+        body = (
+            f'protocol = "databento"\nendpoint = "{LOOPBACK}:{port}"\n'
+            'symbols = ["ESZ6", "NQZ6"]\noptions = { dataset = "GLBX.MDP3" }\n'
+        )
+        tail = f'\n[exchanges.{name}.credentials]\napi_key_env = "FAULTS_API_KEY"\n'
     elif plugin.startswith("websocket-"):
         dialect = plugin.removeprefix("websocket-")
         name = dialect

@@ -1,18 +1,22 @@
 """`hub sim` passes --dialect and --option to the plugin's simulator."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 
-def hub(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def hub(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hub_core.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
 
 
@@ -73,7 +77,7 @@ def test_a_dialect_for_a_plugin_without_dialects_exits_2() -> None:
     assert "no option 'dialect'" in proc.stderr
 
 
-@pytest.mark.parametrize("protocol", ["ninjatrader", "fix", "websocket"])
+@pytest.mark.parametrize("protocol", ["ninjatrader", "fix", "websocket", "databento"])
 def test_a_port_in_use_names_the_port_in_one_line(protocol: str) -> None:
     import socket
 
@@ -105,6 +109,7 @@ def test_a_venue_name_runs_its_plugins_simulator() -> None:
         (["websocket", "--dialect", "coinbase"], "websocket"),
         (["kraken"], "websocket"),
         (["binance-futures"], "websocket"),
+        (["databento"], "databento"),
     ],
 )
 def test_hub_sim_prints_a_config_that_connects(
@@ -135,7 +140,9 @@ def test_hub_sim_prints_a_config_that_connects(
         assert table["protocol"] == protocol and table["symbols"], text
         cfg = Path(str(tmp_path)) / "hub.toml"
         cfg.write_text(text)
-        run = hub("run", str(cfg), "--jsonl", "--duration", "4", timeout=40)
+        # the Databento block takes its key from DATABENTO_API_KEY, as the README says
+        env = {**os.environ, "DATABENTO_API_KEY": "db-" + "s1m" * 9 + "key00"}
+        run = hub("run", str(cfg), "--jsonl", "--duration", "4", timeout=40, env=env)
         assert run.returncode == 0, run.stderr
         types = {json.loads(line)["type"] for line in run.stdout.splitlines()}
         assert types & {"Trade", "Quote", "BookUpdate", "BookSnapshot"}, run.stdout[:500]

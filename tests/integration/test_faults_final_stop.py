@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.faults import final_stop_scenario
 
-PLUGINS = ["ninjatrader", "websocket-binance", "fix"]
+PLUGINS = ["ninjatrader", "websocket-binance", "fix", "databento"]
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

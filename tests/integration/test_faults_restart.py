@@ -10,7 +10,14 @@ import pytest
 
 from tests.integration.faults import restart_scenario
 
-PLUGINS = ["ninjatrader", "websocket-binance", "websocket-coinbase", "websocket-kraken", "fix"]
+PLUGINS = [
+    "ninjatrader",
+    "websocket-binance",
+    "websocket-coinbase",
+    "websocket-kraken",
+    "fix",
+    "databento",
+]
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -103,7 +103,7 @@ class ExchangeConfig(BaseModel):
     (``hub plugins`` lists them)."""
     endpoint: str
     """Where to connect, in the form the plugin takes (``host:port``, ``wss://...``,
-    ``fix://host:port``)."""
+    ``fix://host:port``; for Databento ``""`` is the dataset's live gateway)."""
     name: str = ""
     """The connection's name: in TOML always the table name (``[exchanges.NAME]``), so
     leave it out; every tick carries it as ``exchange``."""
@@ -146,8 +146,8 @@ class ExchangeConfig(BaseModel):
                 "reconnect_max_delay_ms must be >= reconnect_delay_ms "
                 f"({self.reconnect_max_delay_ms} < {self.reconnect_delay_ms})"
             )
-        if not self.endpoint:
-            raise ValueError("endpoint must not be empty")
+        # an empty endpoint is the plugin's to judge (``check_endpoint``): for Databento
+        # it means the dataset's own gateway
         return self
 
     @property
@@ -223,14 +223,13 @@ class ExchangeConfig(BaseModel):
         options: dict[str, Any] | None = None,
         **kw: Unpack[ConnectionSettings],
     ) -> ExchangeConfig:
-        """Databento live for ``dataset`` (API key from the argument or DATABENTO_API_KEY).
+        """Databento live for ``dataset`` (API key from the argument, else the plugin reads
+        ``DATABENTO_API_KEY``).
 
         ``endpoint`` ``""`` is Databento's live gateway for the dataset; ``host:port``
         overrides it."""
         opts = {"dataset": dataset, **(options or {})}
         creds = credentials or Credentials(api_key=api_key)
-        if not endpoint:
-            endpoint = f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000"
         return cls._build("databento", endpoint, name, creds, opts, kw)
 
     @classmethod

@@ -117,11 +117,19 @@ class ConnectionFactory(abc.ABC):
         """The plugin's options model for ``config`` (raises pydantic ``ValidationError``)."""
         return self.options_model.model_validate(config.options)
 
+    def stale_after_ms(self, config: ExchangeConfig) -> int:
+        """How long a live link of ``config`` may be silent before the hub probes it and
+        then recycles it: by default ``config.stale_after_ms``. A protocol whose venue
+        has no ping and only sends heartbeats at an interval of its own (Databento)
+        returns at least that interval plus a margin when the user did not set it."""
+        return config.stale_after_ms
+
     def check_endpoint(self, endpoint: str) -> None:
         """Raise ``ValueError`` (its message says what is wrong) for an endpoint this
         plugin cannot dial. Called by ``hub check`` and before connecting, for the
         endpoint and every backup, so a typo fails at once instead of retrying."""
-        return  # the default accepts any endpoint: the plugin's connect() decides
+        if not endpoint:
+            raise ValueError("endpoint must not be empty")
 
     @abc.abstractmethod
     def create(self, config: ExchangeConfig, sink: ConnectionSink) -> ExchangeConnection:

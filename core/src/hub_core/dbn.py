@@ -273,6 +273,9 @@ class DbnDecoder:
     handler: RecordHandler
     symbols: dict[int, str]
     """instrument_id -> symbol; filled by symbol-mapping records or by the plugin."""
+    ignored: set[int]
+    """instrument_ids whose market records are skipped (unsubscribed mid-session, on a
+    venue that cannot unsubscribe); see ``ignore``."""
     check_sequence: bool
     """When True, records' ``sequence`` must be contiguous (gaps -> ``on_sequence_gap``)."""
     next_sequence: int
@@ -285,6 +288,7 @@ class DbnDecoder:
         self.exchange = exchange
         self.handler = handler
         self.symbols = {}
+        self.ignored = set()
         self.check_sequence = False
         self.next_sequence = 0
         self.max_record_len = max_record_len
@@ -303,6 +307,15 @@ class DbnDecoder:
         self._resyncing = False
         self.next_sequence = 0
         self.symbols.clear()
+        self.ignored.clear()
+
+    def ignore(self, instrument_id: int, on: bool = True) -> None:
+        """Skip (``on``) or decode again the market records of ``instrument_id``; its
+        symbol-mapping, error and system records are always decoded."""
+        if on:
+            self.ignored.add(instrument_id)
+        else:
+            self.ignored.discard(instrument_id)
 
     def feed(self, data: bytes, ts_recv: int) -> int:
         """Decode every whole record in (kept tail + ``data``); return how many were decoded.
@@ -378,6 +391,15 @@ class DbnDecoder:
                 continue
             if end > n:
                 break
+            if (
+                len(self.ignored) > 0
+                and rtype != RTYPE_SYMBOL_MAPPING
+                and rtype != RTYPE_SYSTEM
+                and rtype != RTYPE_ERROR
+                and _u32(read_i32_le(data, pos + 4)) in self.ignored
+            ):
+                pos = end
+                continue
             if rtype == RTYPE_MBP_0:
                 self._trade(data, pos, ts_recv, True)
             elif rtype == RTYPE_MBP_1:

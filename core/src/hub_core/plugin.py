@@ -250,6 +250,11 @@ class Sink(Protocol):
     def map_symbol(self, instrument_id: int, symbol: str) -> None:
         """Tell the DBN decoder which symbol ``instrument_id`` is."""
 
+    def ignore_instrument(self, instrument_id: int, on: bool = True) -> None:
+        """Stop (``on``) or resume publishing the market records of ``instrument_id`` that
+        ``feed_dbn`` decodes: unsubscribing on a venue that cannot unsubscribe within a
+        session. A new session (``reset_session``) forgets it."""
+
     def configure_dbn(self, check_sequence: bool, max_record_len: int) -> None:
         """Whether ``feed_dbn`` checks sequence numbers, and the largest record it takes."""
 

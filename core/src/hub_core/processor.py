@@ -545,6 +545,12 @@ class ConnectionSink(RecordHandler):
         """Tell the DBN decoder which symbol ``instrument_id`` is."""
         self._decoder.symbols[instrument_id] = symbol
 
+    def ignore_instrument(self, instrument_id: int, on: bool = True) -> None:
+        """Stop (``on``) or resume publishing the market records of ``instrument_id``
+        that ``feed_dbn`` decodes, for a venue that cannot unsubscribe within a session.
+        A new session (``reset_session``) forgets it."""
+        self._decoder.ignore(instrument_id, on)
+
     # -- control ----------------------------------------------------------------
     def venue_error(self, code: int, text: str) -> None:
         """Count and log an error the venue reported (a reject, an error record).

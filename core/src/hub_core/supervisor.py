@@ -567,6 +567,15 @@ class ConnectionSupervisor:
             self.refused = dict(exc.refused) or dict.fromkeys(self.symbols, text)
             log.error("[%s] %s", self.name, redact_text(text))
 
+    def _stale_after_ms(self) -> int:
+        """The connection's staleness limit: the config's, or more where the protocol
+        says its venue may be silent longer (``ConnectionFactory.stale_after_ms``)."""
+        try:
+            return int(self.factory.stale_after_ms(self.config))
+        except Exception as exc:  # a plugin's answer never stops the supervisor
+            log.debug("[%s] stale_after_ms() raised %r", self.name, exc)
+            return self.config.stale_after_ms
+
     async def _watch(
         self,
         conn: ExchangeConnection,
@@ -581,9 +590,9 @@ class ConnectionSupervisor:
         for half that again makes the connection ``stale``: the blind window
         opens at the last data received and the session is recycled.
         """
-        cfg = self.config
-        stale_ns = cfg.stale_after_ms * 1_000_000
-        tick_s = min(max(cfg.stale_after_ms / 4000.0, 0.01), 1.0) if stale_ns else 1.0
+        stale_ms = self._stale_after_ms()
+        stale_ns = stale_ms * 1_000_000
+        tick_s = min(max(stale_ms / 4000.0, 0.01), 1.0) if stale_ns else 1.0
         last_data = self.sink.data_count
         last_data_ns = self._clock()
         up_since_ns = last_data_ns

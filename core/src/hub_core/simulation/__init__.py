@@ -55,6 +55,7 @@ from hub_core.simulation._market import (
 from hub_core.simulation._options import (
     OptionParser,
     parse_bool,
+    parse_list,
     parse_users,
     simulator_options,
 )
@@ -108,6 +109,7 @@ __all__ = [
     # hub sim -o
     "OptionParser",
     "parse_bool",
+    "parse_list",
     "parse_users",
     "simulator_options",
     # the wire: fixed point, DBN encoders, ticks

@@ -19,6 +19,11 @@ def parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def parse_list(text: str) -> list[str]:
+    """``A,B,C`` as ``["A", "B", "C"]`` (items stripped, empty ones left out)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def parse_users(text: str) -> dict[str, str]:
     """``USER:PASSWORD[,USER:PASSWORD...]`` as a mapping (the simulator's accounts)."""
     users: dict[str, str] = {}
@@ -64,4 +69,4 @@ def simulator_options(
     return out
 
 
-__all__ = ["OptionParser", "parse_bool", "parse_users", "simulator_options"]
+__all__ = ["OptionParser", "parse_bool", "parse_list", "parse_users", "simulator_options"]

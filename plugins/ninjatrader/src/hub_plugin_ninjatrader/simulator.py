@@ -50,6 +50,7 @@ from hub_core.simulation import (
     encode_system,
     encode_trade_raw,
     parse_bool,
+    parse_list,
     parse_users,
     simulator_options,
 )
@@ -455,7 +456,7 @@ _OPTION_PARSERS: dict[str, tuple[OptionParser, str] | None] = {
     "bench_batch": (int, "a whole number"),
     "max_buffer": (int, "a number of bytes"),
     "refuse_symbols": (
-        lambda text: [s.strip() for s in text.split(",") if s.strip()],
+        parse_list,
         "a comma-separated list of symbols",
     ),
 }

@@ -1,0 +1,42 @@
+"""Fixtures of the Databento plugin tests: anyio on asyncio, a real sink, the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
+from hub_core.processor import ConnectionSink, EventProcessor
+from hub_plugin_databento.simulator import GatewaySimulator
+
+KEY = "db-" + "Kq7" * 9 + "x9ZtP"
+"""A well-formed API key (32 characters; the simulator takes any unless told otherwise)."""
+SYMBOLS = ["ESZ6", "NQZ6"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Collected:
+    """A real bus and sink, with every published tick and gap kept in order."""
+
+    def __init__(self, exchange: str = "glbx") -> None:
+        self.bus = TypedEventBus()
+        self.processor = EventProcessor(self.bus)
+        self.sink: ConnectionSink = self.processor.sink_for(exchange)
+        self.events: list[Any] = []
+        for kind in (Trade, Quote, BookUpdate, BookSnapshot, Gap):
+            self.bus.subscribe(kind, self.events.append)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[GatewaySimulator]:
+    async with GatewaySimulator(SYMBOLS, rate=300, seed=5) as s:
+        yield s
