@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hub_core import BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
+from hub_core import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
 from hub_core.processor import ConnectionSink, EventProcessor
 from hub_plugin_databento.simulator import GatewaySimulator
 
@@ -29,7 +29,7 @@ class Collected:
         self.processor = EventProcessor(self.bus)
         self.sink: ConnectionSink = self.processor.sink_for(exchange)
         self.events: list[Any] = []
-        for kind in (Trade, Quote, BookUpdate, BookSnapshot, Gap):
+        for kind in (Trade, Quote, BookUpdate, BookClear, BookSnapshot, Gap):
             self.bus.subscribe(kind, self.events.append)
 
     def of(self, kind: type) -> list[Any]:

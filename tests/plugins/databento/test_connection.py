@@ -15,6 +15,7 @@ import pytest
 
 from hub_core import (
     AuthenticationError,
+    BookClear,
     BookSnapshot,
     BookUpdate,
     ConnectionFailed,
@@ -129,11 +130,13 @@ async def test_depth_schemas_become_snapshots_and_order_updates(sim: GatewaySimu
     snaps = got.of(BookSnapshot)
     assert all(s.symbol == ES and 0 < len(s.bids) <= 10 for s in snaps)
     assert all(s.bids[0][0] < s.asks[0][0] for s in snaps)
+    # snapshot=True: the book starts with a clear, then one order per level
+    first_clear = next(i for i, e in enumerate(got.events) if isinstance(e, BookClear))
+    first_update = next(i for i, e in enumerate(got.events) if isinstance(e, BookUpdate))
+    assert first_clear < first_update
     updates = got.of(BookUpdate)
-    # snapshot=True: the book starts with a clear and one order per level
-    assert updates[0].action == "R"
-    assert {u.action for u in updates[1:11]} == {"A"}
-    assert all(u.order_id > 0 for u in updates[1:11])
+    assert {u.action for u in updates[:10]} == {"A"}
+    assert all(u.order_id > 0 for u in updates[:10])
 
 
 async def test_the_official_client_sees_the_same_trades(sim: GatewaySimulator) -> None:
