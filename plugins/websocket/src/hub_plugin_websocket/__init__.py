@@ -10,8 +10,7 @@ theirs from their own distributions (sdk-docs/websocket-dialects.md).
 from __future__ import annotations
 
 from hub_core.plugin import ConnectionFactory, HubPluginManager, OrderBook, hookimpl
-from hub_plugin_websocket.connection import WebSocketConnection
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
     Dialect,
     DialectSession,
@@ -25,6 +24,7 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
     SessionCounters,
 )
+from hub_plugin_websocket.connection import WebSocketConnection
 from hub_plugin_websocket.dialects.binance import BinanceDialect, BinanceFuturesDialect
 from hub_plugin_websocket.factory import WebSocketFactory
 from hub_plugin_websocket.hookspecs import DIALECT_ENTRY_POINT_GROUP

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
     Dialect,
     DialectEvent,

@@ -47,7 +47,7 @@ from typing import Final
 import msgspec
 
 from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
     Dialect,
     DialectEvent,

@@ -43,7 +43,7 @@ from hub_core.plugin import (
     SubscriptionError,
     parse_fixed_bytes,
 )
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
     Dialect,
     DialectEvent,
