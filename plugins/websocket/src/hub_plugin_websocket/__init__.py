@@ -3,8 +3,9 @@
 ``protocol = "websocket"``; ``options.dialect`` picks the venue. A dialect
 (sans-I/O: subscribe messages, frame parsing, books and sequencing, rate
 limits) is registered through this plugin's ``hub_websocket_dialects`` hook;
-the built-in ones are ``binance`` and ``binance-futures``, and vendors add
-theirs from their own distributions (sdk-docs/websocket-dialects.md).
+the built-in ones are ``binance``, ``binance-futures``, ``coinbase`` and ``kraken``
+(``dialects/<venue>/``), and vendors add theirs from their own distributions
+(sdk-docs/websocket-dialects.md). The dialect contract is in ``codec``.
 """
 
 from __future__ import annotations
