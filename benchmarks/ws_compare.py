@@ -26,12 +26,18 @@ per side: on the shared 2-core VM, wall-clock medians moved by +-30 % between ru
 
 from __future__ import annotations
 
+import atexit
 import gc
+import importlib
 import json
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -61,7 +67,9 @@ REPEATS = 7
 TS = 1_718_000_000_000_000_000
 _SCALE = Decimal(PRICE_SCALE)
 _ROOT = Path(__file__).resolve().parent.parent
-_BINANCE_SRC = "plugins/websocket/src/hub_plugin_websocket/dialects/binance.py"
+_BINANCE_SRC = "plugins/websocket/src/hub_plugin_websocket/dialects/binance"
+"""The Binance dialect: ``binance.py`` before it became a package, ``binance/`` since."""
+_BINANCE_PACKAGE = "hub_plugin_websocket.dialects.binance."
 
 
 # -- the short synthetic spot frames of the first version (pytest-benchmark uses them) -----
@@ -608,20 +616,41 @@ def run_case(
         print(f"{'':<4}({per_frame:.1f} ticks per message, {len(expected):,} in all)", flush=True)
 
 
-def load_revision(rev: str) -> types.ModuleType:
-    """The Binance dialect module as it is at git revision ``rev`` (its imports resolve to
-    the installed core and plugin, so only that module's own code differs)."""
-    src = subprocess.run(
-        ["git", "-C", str(_ROOT), "show", f"{rev}:{_BINANCE_SRC}"],
-        check=True,
-        capture_output=True,
-        text=True,
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(_ROOT), *args], check=True, capture_output=True, text=True
     ).stdout
-    name = f"binance@{rev}"
-    module = types.ModuleType(name)
-    sys.modules[name] = module  # msgspec resolves the Structs' annotations through it
-    exec(compile(src, f"{rev}:{_BINANCE_SRC}", "exec"), module.__dict__)
-    return module
+
+
+def load_revision(rev: str) -> types.ModuleType:
+    """The Binance dialect as it is at git revision ``rev``: the module ``binance.py`` of
+    older revisions or the package ``binance/`` of newer ones, imported under its own name
+    from a temporary copy. The package's imports of its own modules are pointed at that
+    copy; every other import resolves to the installed core and plugin, so only the
+    dialect's own code differs."""
+    name = "binance_at_" + re.sub(r"\W", "_", rev)
+    files = _git("ls-tree", "-r", "--name-only", rev, "--", _BINANCE_SRC + "/").split()
+    if files:
+        sources = {
+            Path(name, path.removeprefix(_BINANCE_SRC + "/")): _git("show", f"{rev}:{path}")
+            for path in files
+            if path.endswith(".py")
+        }
+    else:  # before the package
+        sources = {Path(f"{name}.py"): _git("show", f"{rev}:{_BINANCE_SRC}.py")}
+    where = Path(tempfile.mkdtemp(prefix="ws_compare-"))
+    atexit.register(shutil.rmtree, where, True)
+    for path, src in sources.items():
+        (where / path).parent.mkdir(parents=True, exist_ok=True)
+        (where / path).write_text(src.replace(_BINANCE_PACKAGE, f"{name}."), encoding="utf-8")
+    sys.path.insert(0, str(where))
+    try:
+        with warnings.catch_warnings():
+            # older revisions import the contract as hub_plugin_websocket.dialect
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(where))
 
 
 def bench_websocket(

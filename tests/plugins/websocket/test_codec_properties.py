@@ -13,8 +13,8 @@ from hub_core import Trade, TypedEventBus
 from hub_core.processor import ConnectionSink, EventProcessor
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket import BinanceDialect, SessionConfig
-from hub_plugin_websocket.codec import RateWindow
 from hub_plugin_websocket.dialects.binance import BinanceSession
+from hub_plugin_websocket.ratelimit import RateWindow
 from hub_plugin_websocket.recorded import load_recording
 from tests.plugins.websocket.conftest import RECORDED
 

@@ -12,10 +12,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from hub_plugin_websocket.codec import RateWindow
+from hub_plugin_websocket.codec import RateLimits
 from hub_plugin_websocket.connection import ConnectPacer
-from hub_plugin_websocket.dialect import RateLimits
 from hub_plugin_websocket.dialects.kraken import KrakenDialect
+from hub_plugin_websocket.ratelimit import RateWindow
 
 WINDOW_S = 1.0
 

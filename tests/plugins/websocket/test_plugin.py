@@ -344,3 +344,43 @@ def test_the_dialect_interface_is_documented() -> None:
     missing = sorted(n for n in names if f"`{n}" not in text)
     assert not missing, f"undocumented in websocket-dialects.md: {missing}"
     assert (DOCS / "protocols" / "websocket.md").exists()
+
+
+def test_the_old_dialect_module_is_a_deprecated_alias_of_codec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dialects written against ``hub_plugin_websocket.dialect`` keep working: the same
+    objects, and a warning that names the module to import instead."""
+    from hub_plugin_websocket import codec
+
+    monkeypatch.delitem(sys.modules, "hub_plugin_websocket.dialect", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"hub_plugin_websocket\.codec"):
+        old = importlib.import_module("hub_plugin_websocket.dialect")
+    assert set(old.__all__) == set(codec.__all__)
+    for name in codec.__all__:
+        assert getattr(old, name) is getattr(codec, name), name
+
+
+def test_the_modules_the_dialect_guide_names_hold_what_it_says() -> None:
+    """Section 10 of websocket-dialects.md maps the plugin's modules: each one it names
+    imports and exports what its ``__all__`` declares, and the names the guide gives for
+    a venue's package are there."""
+    import re
+
+    text = (DOCS / "websocket-dialects.md").read_text()
+    rows = re.findall(r"^\| `(hub_plugin_websocket\.[\w.<>]+)` \| (.*) \|$", text, re.M)
+    modules = {m for m, _ in rows} - {"hub_plugin_websocket.dialect"}
+    assert "hub_plugin_websocket.codec" in modules and len(modules) >= 5
+    venue_row = dict(rows).pop("hub_plugin_websocket.dialects.<venue>")
+    venues = ["binance", "coinbase", "kraken"]
+    modules.discard("hub_plugin_websocket.dialects.<venue>")
+    for venue in venues:
+        modules |= {f"hub_plugin_websocket.dialects.{venue}{part}" for part in ("", ".wire")}
+        modules.add(f"hub_plugin_websocket.dialects.{venue}.session")
+    for name in sorted(modules):
+        module = importlib.import_module(name)
+        for exported in getattr(module, "__all__", ()):
+            assert hasattr(module, exported), f"{name}.{exported}"
+    packages = [importlib.import_module(f"hub_plugin_websocket.dialects.{v}") for v in venues]
+    for named in re.findall(r"`(\w+)`", venue_row.split("public names", 1)[1]):
+        assert any(named in p.__all__ for p in packages), named

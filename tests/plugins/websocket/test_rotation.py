@@ -33,7 +33,7 @@ from hub_core.processor import EventProcessor
 from hub_core.supervisor import ConnectionSupervisor
 from hub_core.testing import EventRecorder
 from hub_plugin_websocket import WebSocketFactory
-from hub_plugin_websocket.dialect import RateLimits
+from hub_plugin_websocket.codec import RateLimits
 from hub_plugin_websocket.dialects.binance import BinanceDialect
 from hub_plugin_websocket.registry import DialectRegistry
 from hub_plugin_websocket.simulator import BinanceSimulator
@@ -152,7 +152,7 @@ async def test_rotation_with_a_dialect_that_cannot_switch_is_a_reconnect(transpo
             session = super().new_session(sink, config)
 
             class NoRebind(type(session)):  # type: ignore[misc]
-                rebind = hub_plugin_websocket.dialect.DialectSession.rebind
+                rebind = hub_plugin_websocket.codec.DialectSession.rebind
 
             session.__class__ = NoRebind
             return session

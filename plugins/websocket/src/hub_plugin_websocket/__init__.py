@@ -3,15 +3,15 @@
 ``protocol = "websocket"``; ``options.dialect`` picks the venue. A dialect
 (sans-I/O: subscribe messages, frame parsing, books and sequencing, rate
 limits) is registered through this plugin's ``hub_websocket_dialects`` hook;
-the built-in ones are ``binance`` and ``binance-futures``, and vendors add
-theirs from their own distributions (sdk-docs/websocket-dialects.md).
+the built-in ones are ``binance``, ``binance-futures``, ``coinbase`` and ``kraken``
+(``dialects/<venue>/``), and vendors add theirs from their own distributions
+(sdk-docs/websocket-dialects.md). The dialect contract is in ``codec``.
 """
 
 from __future__ import annotations
 
 from hub_core.plugin import ConnectionFactory, HubPluginManager, OrderBook, hookimpl
-from hub_plugin_websocket.connection import WebSocketConnection
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
     Dialect,
     DialectSession,
@@ -25,6 +25,7 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
     SessionCounters,
 )
+from hub_plugin_websocket.connection import WebSocketConnection
 from hub_plugin_websocket.dialects.binance import BinanceDialect, BinanceFuturesDialect
 from hub_plugin_websocket.factory import WebSocketFactory
 from hub_plugin_websocket.hookspecs import DIALECT_ENTRY_POINT_GROUP

@@ -1,124 +1,293 @@
-"""Sans-I/O pieces of the generic connector that are not venue-specific.
+"""The plugin's sans-I/O protocol: the contract between the generic WebSocket
+connector and a venue's dialect (bytes in, ticks and events out; requests in,
+bytes out).
 
-Venue protocols live in the dialects (``hub_plugin_websocket.dialects``);
-this module holds what every dialect shares: URL rules (TLS unless loopback)
-and ``RateWindow``, the sliding-window limiter the connection uses to stay
-under a venue's rate limits. Nothing here does I/O or reads a clock: the
-caller passes ``now``.
+A ``Dialect`` is sans-I/O. It never touches a socket: the connection hands it
+each received frame as ``bytes`` and sends the bytes it returns. It knows the
+venue's subscribe protocol (messages with request ids), how a frame becomes
+ticks (delivered straight to the hub's ``Sink``), its sequencing
+rules (local order books, ``Gap`` on a break) and its rate limits.
+
+Per connection, ``Dialect.new_session()`` creates a ``DialectSession`` that
+holds the state of one WebSocket session (request ids, books); it is thrown
+away with the connection, so books are always rebuilt from a fresh snapshot
+after a reconnect. ``feed`` returns the events below (``Ack``, ``Refused``,
+``NeedSnapshot``, ``ServerShutdown``, ``Resubscribe``, ``Notice``) for the
+connection to act on. See sdk-docs/websocket-dialects.md.
+
+The venue-neutral helpers live beside it: ``urls`` (TLS unless loopback) and
+``ratelimit`` (``RateWindow``). This module was ``hub_plugin_websocket.dialect``,
+which stays importable as a deprecated alias.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Final
-from urllib.parse import urlsplit
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub_core.plugin import Sink
 
 __all__ = [
-    "LOOPBACK_HOSTS",
-    "RateWindow",
-    "check_rest_url",
-    "check_stream_url",
-    "is_loopback_host",
+    "Ack",
+    "Dialect",
+    "DialectEvent",
+    "DialectSession",
+    "NeedSnapshot",
+    "Notice",
+    "RateLimits",
+    "Refused",
+    "Request",
+    "Resubscribe",
+    "ServerShutdown",
+    "SessionConfig",
+    "SessionCounters",
 ]
 
-LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1")
 
+@dataclass(frozen=True)
+class RateLimits:
+    """A venue's published limits; the connector paces itself under them.
 
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: it could resolve anywhere
-        return False
-
-
-def check_stream_url(url: str) -> str:
-    """The host of a stream URL; ``ValueError`` unless it is ``wss://`` (or ``ws://`` to
-    a loopback host, where nothing leaves the machine)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("ws", "wss") or not host:
-        raise ValueError(f"{url!r} is not a WebSocket URL (its scheme must be wss or ws)")
-    if parts.scheme == "ws" and not is_loopback_host(host):
-        raise ValueError(
-            f"{url!r}: plain ws:// is only allowed to a loopback host; use wss:// "
-            "(TLS, verified) for a venue"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError(f"{url!r}: the port is not a number 1..65535") from None
-    return host
-
-
-def check_rest_url(url: str) -> str:
-    """The host of a REST base URL; ``ValueError`` unless ``https://`` (or loopback http)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError(f"{url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise ValueError(f"{url!r}: plain http:// is only allowed to a loopback host")
-    return host
-
-
-class RateWindow:
-    """At most ``limit`` events in any ``window_s`` seconds (a sliding window).
-
-    ``delay(now)`` is how long to wait before the next event is allowed;
-    ``record(now)`` counts one. A sliding window (not a token bucket with a
-    burst) is what venues count, so a burst after a quiet period is safe too.
+    ``connections`` new connections per ``connections_interval_s`` (per
+    factory, i.e. per hub), ``messages_per_second`` control messages sent on
+    one connection (subscribe, unsubscribe, list, client pings),
+    ``streams_per_connection`` subscribed streams on one connection,
+    ``streams_per_message`` streams in one subscribe message, and
+    ``snapshots_per_second`` REST snapshot requests per connection.
     """
 
-    def __init__(self, limit: int, window_s: float) -> None:
-        if limit < 1 or window_s <= 0:
-            raise ValueError("limit must be >= 1 and window_s > 0")
-        self.limit = limit
-        self.window_s = window_s
-        # a list, not a deque: windows are short, and an idle connection holds several
-        # (an empty deque costs 600 bytes)
-        self._times: list[float] = []
+    connections: int = 300
+    connections_interval_s: float = 300.0
+    messages_per_second: float = 5.0
+    streams_per_connection: int = 1024
+    streams_per_message: int = 200
+    snapshots_per_second: float = 5.0
 
-    def _expire(self, now: float) -> None:
-        times = self._times
-        n = 0
-        while n < len(times) and now - times[n] >= self.window_s:
-            n += 1
-        if n:
-            del times[:n]
+    def __post_init__(self) -> None:
+        if self.connections < 1 or self.connections_interval_s <= 0:
+            raise ValueError("connections and connections_interval_s must be positive")
+        if self.messages_per_second <= 0 or self.snapshots_per_second <= 0:
+            raise ValueError("messages_per_second and snapshots_per_second must be positive")
+        if self.streams_per_connection < 1 or self.streams_per_message < 1:
+            raise ValueError("streams_per_connection and streams_per_message must be >= 1")
 
-    def delay(self, now: float) -> float:
-        """Seconds until one more event fits (0.0 = now)."""
-        self._expire(now)
-        if len(self._times) < self.limit:
-            return 0.0
-        # a hair more than exact, so that float rounding never lets the wait end a
-        # fraction short of the window (the caller re-checks after sleeping anyway)
-        return max(0.0, self._times[0] + self.window_s - now) + 1e-6
 
-    def record(self, now: float) -> None:
-        """Count one event at ``now``."""
-        self._expire(now)
-        self._times.append(now)
+@dataclass(frozen=True)
+class SessionConfig:
+    """What one session of a dialect is configured with (from the connection's options)."""
 
-    def reserve(self, now: float) -> float:
-        """Count one event at the earliest time from ``now`` on that the window admits,
-        and return that time (the caller sleeps until then).
+    endpoint: str
+    """The stream URL as given in the config (``wss://.../ws`` or ``.../stream?streams=``)."""
+    channels: tuple[str, ...]
+    """The venue's own channel names, validated by ``Dialect.validate_channels``."""
+    rest_url: str
+    """Base URL of the venue's REST API (book snapshots), no trailing slash."""
+    snapshot_limit: int = 1000
+    """Levels asked for in a REST book snapshot."""
+    max_buffered_events: int = 10_000
+    """Depth events buffered per symbol while a snapshot is on its way; past it the
+    buffer is dropped, a ``Gap`` published and the sync starts over."""
 
-        Reservations are made in order, so the times stay sorted: a caller can take its
-        slot under a lock and sleep without it, and the next caller's slot is computed
-        against every slot already promised, slept through or not."""
-        self._expire(now)
-        times = self._times
-        at = now
-        if len(times) >= self.limit:
-            # the event ``limit`` back must have left the window (see delay's hair)
-            at = max(now, times[-self.limit] + self.window_s + 1e-6)
-        times.append(at)
-        return at
 
-    def __len__(self) -> int:
-        return len(self._times)
+@dataclass(frozen=True)
+class Request:
+    """One control message to send, identified by ``id`` for its acknowledgement."""
+
+    id: int
+    op: str
+    """``"subscribe"``, ``"unsubscribe"`` or ``"list"``."""
+    payload: bytes
+    """The message, ready to send as one text frame."""
+    streams: tuple[str, ...] = ()
+    """The venue stream names the message covers (for error messages)."""
+    symbols: tuple[str, ...] = ()
+
+
+# -- what feed() returns besides ticks (which go to the sink directly) -----------------
+@dataclass(frozen=True)
+class Ack:
+    """The venue accepted request ``id``; ``result`` is its reply (``None`` for most)."""
+
+    id: int
+    result: object = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The venue refused request ``id`` (or, with ``id`` None, something unattributed)."""
+
+    id: int | None
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class NeedSnapshot:
+    """The session needs a REST book snapshot of ``symbol``: GET ``url``, then pass the
+    body to ``DialectSession.snapshot_received`` (or report ``snapshot_failed``)."""
+
+    symbol: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ServerShutdown:
+    """The venue announced it will close this connection (maintenance)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resubscribe(ServerShutdown):
+    """A book must be rebuilt from a fresh snapshot, which the venue only sends on a new
+    subscription: send ``requests`` (typically unsubscribe, then subscribe) in order, on
+    the same connection, and keep the session.
+
+    It is a ``ServerShutdown`` so that a connector which does not know it ends the
+    session: the hub then reconnects and every book is rebuilt from a new snapshot,
+    which is correct, only heavier. The replies to ``requests`` are the session's own:
+    it completes them itself and returns nothing for them, so the connector registers
+    no acknowledgement wait for them.
+    """
+
+    requests: tuple[Request, ...] = ()
+    delay_s: float = 0.0
+    """Send ``requests`` this many seconds from now (a retry after the venue refused a
+    resync backs off), 0: at once."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something worth logging that is neither data nor a reply."""
+
+    text: str
+
+
+DialectEvent = Ack | Refused | NeedSnapshot | ServerShutdown | Resubscribe | Notice
+
+
+@dataclass
+class SessionCounters:
+    """Frames a session saw, by outcome (for tests, logs and ``health().detail``)."""
+
+    frames: int = 0
+    ignored: int = 0
+    """Well-formed frames of kinds that carry no tick (klines, tickers not mapped)."""
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class DialectSession(abc.ABC):
+    """The state of one WebSocket session with a venue. Sans-I/O, single-threaded.
+
+    The connection calls ``feed`` for every text frame, synchronously on its
+    reader; ``feed`` publishes ticks through the sink and returns a
+    ``DialectEvent`` when the connection has something to do (complete a
+    request, fetch a snapshot, reconnect), else ``None``. ``feed`` never
+    raises: an unusable frame is ``sink.malformed(reason)``.
+    """
+
+    counters: SessionCounters
+
+    @abc.abstractmethod
+    def subscribe(self, symbols: Sequence[str]) -> list[Request]:
+        """Messages that subscribe every configured channel of ``symbols``.
+
+        Symbols were validated by ``Dialect.validate_symbol``. Streams already
+        subscribed are left out; an empty list means nothing to send.
+        """
+
+    @abc.abstractmethod
+    def unsubscribe(self, symbols: Sequence[str]) -> list[Request]:
+        """Messages that unsubscribe ``symbols``; their books are forgotten at once."""
+
+    def list_subscriptions(self) -> Request | None:
+        """A message asking the venue which streams are subscribed (``None``: no such thing)."""
+        return None
+
+    @abc.abstractmethod
+    def feed(self, frame: bytes, ts_recv: int) -> DialectEvent | None:
+        """Handle one received text frame (``ts_recv``: wall-clock ns of its read)."""
+
+    def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
+        """The callable the connection calls per frame: ``feed`` itself by default; a
+        dialect may return an equivalent closure that avoids attribute lookups."""
+        return self.feed
+
+    def snapshot_received(self, symbol: str, body: bytes, ts_recv: int) -> DialectEvent | None:
+        """A REST snapshot asked for by ``NeedSnapshot`` arrived. May ask for another."""
+        return None
+
+    def snapshot_failed(self, symbol: str, reason: str) -> None:  # noqa: B027 - optional hook
+        """The snapshot request failed; the next depth event asks again."""
+
+    def rebind(self, sink: Sink) -> None:
+        """Deliver to ``sink`` from now on (optional; the connector refetches
+        ``frame_handler()`` afterwards).
+
+        The connector's gap-free session rotation needs it: while a session is
+        replaced, both sessions deliver to private sinks and the connector switches
+        streams from the old to the new one. A dialect that does not override this
+        still works: its sessions are then replaced by an ordinary reconnect, which
+        publishes a ``Gap`` and rebuilds every book.
+        """
+        raise NotImplementedError
+
+    def ping_payload(self) -> bytes | None:
+        """An application-level heartbeat message, for venues that want one instead of
+        WebSocket pings (``None``: the connector sends a WebSocket ping)."""
+        return None
+
+    @property
+    def streams(self) -> frozenset[str]:
+        """Venue stream names currently subscribed (acknowledged or in flight)."""
+        return frozenset()
+
+
+class Dialect(abc.ABC):
+    """A venue: its name, limits, channels and the sessions that speak its protocol.
+
+    One instance serves every connection of that dialect; it must hold no
+    per-connection state (that belongs in the ``DialectSession``).
+    """
+
+    name: str = ""
+    """The ``options.dialect`` value that selects this dialect (lower case)."""
+    description: str = ""
+    limits: RateLimits = RateLimits()
+    channels: tuple[str, ...] = ()
+    """Channel names ``options.channels`` may use."""
+    default_channels: tuple[str, ...] = ()
+    """Channels used when ``options.channels`` is not given."""
+
+    def validate_channels(self, channels: Sequence[str]) -> tuple[str, ...]:
+        """The channels, checked; raises ``ValueError`` naming an unknown one."""
+        out: list[str] = []
+        for ch in channels:
+            if ch not in self.channels:
+                known = ", ".join(self.channels)
+                raise ValueError(f"unknown {self.name} channel {ch!r} (known: {known})")
+            if ch not in out:
+                out.append(ch)
+        if not out:
+            raise ValueError("channels must name at least one channel")
+        return tuple(out)
+
+    def validate_symbol(self, symbol: str) -> str:
+        """The symbol as the venue spells it; raises ``ValueError`` if it cannot be one."""
+        if not symbol or not symbol.isprintable() or " " in symbol:
+            raise ValueError(f"{symbol!r} is not a {self.name} symbol")
+        return symbol
+
+    def validate_endpoint(self, endpoint: str) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` if ``endpoint`` is not a stream URL of this venue's shape."""
+
+    def default_rest_url(self, endpoint: str) -> str:
+        """The REST base URL that belongs to the stream ``endpoint``."""
+        return ""
+
+    @abc.abstractmethod
+    def new_session(self, sink: Sink, config: SessionConfig) -> DialectSession:
+        """A fresh session for one connection, delivering to ``sink``."""

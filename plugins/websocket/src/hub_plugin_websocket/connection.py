@@ -36,12 +36,6 @@ from hub_core.plugin import (
     connect_failure,
 )
 from hub_plugin_websocket.codec import (
-    RateWindow,
-    check_rest_url,
-    check_stream_url,
-    is_loopback_host,
-)
-from hub_plugin_websocket.dialect import (
     Ack,
     Dialect,
     DialectEvent,
@@ -57,12 +51,14 @@ from hub_plugin_websocket.dialect import (
 from hub_plugin_websocket.http import SnapshotClient
 from hub_plugin_websocket.link import Link
 from hub_plugin_websocket.options import WebSocketOptions
+from hub_plugin_websocket.ratelimit import RateWindow
 from hub_plugin_websocket.rotation import RotationGate, supports_rotation
 from hub_plugin_websocket.transports import (
     ConnectFailed,
     TransportSettings,
     new_transport,
 )
+from hub_plugin_websocket.urls import check_rest_url, check_stream_url, is_loopback_host
 
 log = logging.getLogger("hub_plugin_websocket")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from hub_core.plugin import ConfigError, ConnectionFactory, ExchangeConfig, SimulatorSpec, Sink
-from hub_plugin_websocket.codec import check_stream_url
 from hub_plugin_websocket.connection import ConnectPacer, WebSocketConnection
 from hub_plugin_websocket.options import WebSocketOptions
 from hub_plugin_websocket.registry import DialectRegistry
 from hub_plugin_websocket.simulators import DEFAULT_SYMBOLS, serve_simulator
 from hub_plugin_websocket.simulators.coinbase import COINBASE_SYMBOLS
 from hub_plugin_websocket.simulators.kraken import KRAKEN_SYMBOLS
+from hub_plugin_websocket.urls import check_stream_url
 
 __all__ = ["DEMO_CHANNELS", "WebSocketFactory"]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Final
 
 from hub_core.plugin import hookspec
-from hub_plugin_websocket.dialect import Dialect
+from hub_plugin_websocket.codec import Dialect
 
 DIALECT_ENTRY_POINT_GROUP: Final = "hub.websocket_dialects"
 """Deprecated entry-point group of third-party dialect modules (use ``hub``)."""

@@ -22,14 +22,14 @@ import anyio
 import anyio.abc
 
 from hub_core.plugin import Pending, PendingRequests
-from hub_plugin_websocket.codec import RateWindow
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     DialectEvent,
     DialectSession,
     NeedSnapshot,
     Request,
 )
 from hub_plugin_websocket.http import SnapshotClient, SnapshotError
+from hub_plugin_websocket.ratelimit import RateWindow
 from hub_plugin_websocket.transports import Transport, TransportClosed
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import pluggy
 
 from hub_core.plugin import PROJECT_NAME, HubPluginManager
 from hub_plugin_websocket import hookspecs
-from hub_plugin_websocket.dialect import Dialect
+from hub_plugin_websocket.codec import Dialect
 
 log = logging.getLogger("hub_plugin_websocket.registry")
 

@@ -39,7 +39,7 @@ import time
 from typing import Final
 
 from hub_core.plugin import BookSnapshot, BookUpdate, Gap, Quote, Sink, Trade, divert_sink
-from hub_plugin_websocket.dialect import DialectSession
+from hub_plugin_websocket.codec import DialectSession
 
 __all__ = ["ALIGN_RUN", "RotationGate", "supports_rotation"]
 

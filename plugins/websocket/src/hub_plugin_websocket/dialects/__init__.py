@@ -4,7 +4,7 @@ third party's would (``DialectRegistry`` registers this module)."""
 from __future__ import annotations
 
 from hub_core.plugin import hookimpl
-from hub_plugin_websocket.dialect import Dialect
+from hub_plugin_websocket.codec import Dialect
 from hub_plugin_websocket.dialects.binance import BinanceDialect, BinanceFuturesDialect
 from hub_plugin_websocket.dialects.coinbase import CoinbaseDialect
 from hub_plugin_websocket.dialects.kraken import KrakenDialect

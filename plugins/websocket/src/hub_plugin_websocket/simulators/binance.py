@@ -41,7 +41,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request as HttpRequest, Response as HttpResponse
 
 from hub_core.simulation import Book, ClientLink, Instrument, LevelChange, MarketTrade
-from hub_plugin_websocket.codec import RateWindow
+from hub_plugin_websocket.ratelimit import RateWindow
 from hub_plugin_websocket.simulators.base import (
     ReplayFrame,
     WebSocketClient,

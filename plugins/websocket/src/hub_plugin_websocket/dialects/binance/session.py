@@ -1,8 +1,9 @@
-"""Binance market-data streams: spot (``binance``) and USD-M futures (``binance-futures``).
+"""The Binance session: one connection's protocol state, and frames to ticks.
 
 Sans-I/O. Frames go from bytes straight to msgspec ``Struct``s (no dict is
-ever built for market data) and from there to the sink's compiled ``*_text``
-methods, which parse the decimal strings to fixed point exactly.
+ever built for market data; the structs are in ``wire``) and from there to the
+sink's compiled ``*_text`` methods, which parse the decimal strings to fixed
+point exactly.
 
 Diff-depth books follow Binance's documented procedure ("How to manage a
 local order book correctly"): buffer the stream's events, fetch a REST
@@ -16,17 +17,14 @@ publishes a ``Gap`` for the symbol and starts over from a fresh snapshot.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
 from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
-from hub_plugin_websocket.dialect import (
+from hub_plugin_websocket.codec import (
     Ack,
-    Dialect,
     DialectEvent,
     DialectSession,
     NeedSnapshot,
@@ -38,15 +36,41 @@ from hub_plugin_websocket.dialect import (
     SessionConfig,
     SessionCounters,
 )
+from hub_plugin_websocket.dialects.binance.wire import (
+    _DEC_BOOK_TICKER,
+    _DEC_COMBINED,
+    _DEC_COMBINED_BOOK_TICKER,
+    _DEC_COMBINED_EVENT,
+    _DEC_COMBINED_FUTURES_EVENT,
+    _DEC_ENVELOPE,
+    _DEC_EVENT,
+    _DEC_EVENT_TYPE,
+    _DEC_FUTURES_EVENT,
+    _DEC_SNAPSHOT,
+    _DECODE_ERRORS,
+    _ENC,
+    _KNOWN_EVENTS,
+    _PARTIAL_CHANNELS,
+    _PARTIAL_RE,
+    _AggTrade,
+    _AnyDepth,
+    _AnyEvent,
+    _Combined,
+    _CombinedEvent,
+    _CombinedFuturesEvent,
+    _DepthSnapshot,
+    _DepthUpdate,
+    _Envelope,
+    _FuturesBookTicker,
+    _FuturesDepthUpdate,
+    _Kline,
+    _levels,
+    _streams_in_url,
+    _Trade,
+    stream_name,
+)
 
-__all__ = [
-    "BINANCE_FUTURES_LIMITS",
-    "BINANCE_SPOT_LIMITS",
-    "BinanceDialect",
-    "BinanceFuturesDialect",
-    "BinanceSession",
-    "stream_name",
-]
+__all__ = ["BinanceSession"]
 
 log = logging.getLogger("hub_plugin_websocket.binance")
 
@@ -59,243 +83,6 @@ _BID: Final[str] = str(Side.BID)
 _ASK: Final[str] = str(Side.ASK)
 if (_SELL, _BUY, _ASK, _BID) != ("A", "B", "A", "B"):  # pragma: no cover - hot path literals
     raise ImportError("hub_core.Side changed its values; update the Binance dialect")
-_SYMBOL_RE: Final = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,19}")
-_PARTIAL_RE: Final = re.compile(r"depth(5|10|20)(@100ms)?")
-_PARTIAL_CHANNELS: Final = frozenset(
-    f"depth{n}{speed}".encode() for n in (5, 10, 20) for speed in ("", "@100ms")
-)
-"""The partial-depth channels as bytes, as a combined frame's stream name ends."""
-
-BINANCE_SPOT_LIMITS: Final = RateLimits(
-    connections=300,
-    connections_interval_s=300.0,
-    messages_per_second=5.0,
-    streams_per_connection=1024,
-    streams_per_message=200,
-    snapshots_per_second=5.0,
-)
-"""Spot: 300 connections per 5 minutes per IP, 5 incoming messages per second per
-connection (pings and pongs included), 1024 streams per connection."""
-
-BINANCE_FUTURES_LIMITS: Final = RateLimits(
-    connections=300,
-    connections_interval_s=300.0,
-    messages_per_second=10.0,
-    streams_per_connection=1024,
-    streams_per_message=200,
-    snapshots_per_second=5.0,
-)
-"""USD-M futures: 10 incoming messages per second per connection, 1024 streams."""
-
-# Where the REST API of a known stream host lives (a snapshot must come from the same venue).
-_REST_HOSTS: Final = {
-    "stream.binance.com": "https://api.binance.com",
-    "data-stream.binance.vision": "https://data-api.binance.vision",
-    "stream.testnet.binance.vision": "https://testnet.binance.vision",
-    "fstream.binance.com": "https://fapi.binance.com",
-    "stream.binancefuture.com": "https://testnet.binancefuture.com",
-    "fstream.binancefuture.com": "https://testnet.binancefuture.com",
-}
-
-
-# -- wire types (field names are Binance's one-letter keys) ------------------------------
-# Fields are declared in the order Binance writes them, including ones we do not use:
-# msgspec then matches each key on its first guess instead of skipping unknown keys,
-# measured about 20 % faster per frame.
-class _Trade(msgspec.Struct, tag_field="e", tag="trade", gc=False):
-    E: int
-    s: str
-    t: int
-    p: str
-    q: str
-    T: int
-    m: bool
-    M: bool = True
-
-
-class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
-    E: int
-    s: str
-    a: int
-    p: str
-    q: str
-    f: int
-    l: int  # noqa: E741 - Binance's key
-    T: int
-    m: bool
-    M: bool = True
-
-
-class _DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
-    """Spot diff depth (no ``pu``; ``T`` and ``pu`` keep their defaults)."""
-
-    E: int
-    s: str
-    U: int
-    u: int
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
-    T: int = 0
-    pu: int = -1
-    """Futures only: the ``u`` of the previous event of this stream."""
-
-
-class _FuturesDepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False, kw_only=True):
-    """USD-M futures diff depth: the same fields as ``_DepthUpdate`` in the order
-    ``fstream`` writes them (``e``, ``E``, ``T``, ``s``, ``U``, ``u``, ``pu``, ``b``, ``a``)."""
-
-    E: int
-    T: int = 0
-    s: str
-    U: int
-    u: int
-    pu: int = -1
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
-
-
-class _FuturesBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
-    # e, u, s, b, B, a, A, T, E: the order fstream writes them in
-    u: int
-    s: str
-    b: str
-    B: str
-    a: str
-    A: str
-    T: int
-    E: int
-
-
-class _KlineBody(msgspec.Struct, gc=False):
-    t: int
-    T: int
-    s: str
-    i: str
-    o: str
-    c: str
-    h: str
-    low: str = msgspec.field(name="l")
-    v: str = "0"
-    x: bool = False
-
-
-class _Kline(msgspec.Struct, tag_field="e", tag="kline", gc=False):
-    """Candles carry no tick type: parsed to check their shape, then counted as ignored."""
-
-    E: int
-    s: str
-    k: _KlineBody
-
-
-class _ServerShutdownEvent(msgspec.Struct, tag_field="e", tag="serverShutdown", gc=False):
-    E: int = 0
-
-
-_Event = _Trade | _AggTrade | _DepthUpdate | _FuturesBookTicker | _Kline | _ServerShutdownEvent
-_FuturesEvent = (
-    _Trade | _AggTrade | _FuturesDepthUpdate | _FuturesBookTicker | _Kline | _ServerShutdownEvent
-)
-_AnyEvent = _Event | _FuturesEvent
-_AnyDepth = _DepthUpdate | _FuturesDepthUpdate
-
-
-class _BookTicker(msgspec.Struct, gc=False):
-    """Spot ``bookTicker``: the one stream without an ``e`` field (and without a time)."""
-
-    u: int
-    s: str
-    b: str
-    B: str
-    a: str
-    A: str
-
-
-class _Combined(msgspec.Struct, gc=False):
-    stream: str
-    data: msgspec.Raw
-
-
-# A combined-stream frame decoded in one pass, its payload straight into the event
-# union (decoding ``data`` as Raw and then again cost a third more per frame).
-class _CombinedEvent(msgspec.Struct, gc=False):
-    stream: str
-    data: _Event
-
-
-class _CombinedFuturesEvent(msgspec.Struct, gc=False):
-    stream: str
-    data: _FuturesEvent
-
-
-class _CombinedBookTicker(msgspec.Struct, gc=False):
-    stream: str
-    data: _BookTicker
-
-
-class _DepthSnapshot(msgspec.Struct, gc=False):
-    """REST ``/api/v3/depth`` (and ``/fapi/v1/depth``) and the partial-depth stream."""
-
-    lastUpdateId: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
-    E: int = 0
-    T: int = 0
-
-
-class _ErrorBody(msgspec.Struct, gc=False):
-    code: int = 0
-    msg: str = ""
-
-
-class _EventType(msgspec.Struct, gc=False):
-    e: str
-
-
-_NO_RAW: Final = msgspec.Raw(b"")
-
-
-class _Envelope(msgspec.Struct, gc=False):
-    """Any other JSON object: replies, errors, wrapped events, keys in another order."""
-
-    e: str | None = None
-    stream: str | None = None
-    # Raw cannot share a union with None: an absent key is an empty Raw
-    data: msgspec.Raw = _NO_RAW
-    event: msgspec.Raw = _NO_RAW
-    id: int | str | None = None
-    result: msgspec.Raw = _NO_RAW
-    error: _ErrorBody | None = None
-    code: int | None = None
-    msg: str | None = None
-    u: int | None = None
-    lastUpdateId: int | None = None
-
-
-_DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, DecodeError, ValueError)
-
-
-def stream_name(symbol: str, channel: str) -> str:
-    """Binance's stream name: lower-case symbol, ``@``, channel (``btcusdt@trade``)."""
-    return f"{symbol.lower()}@{channel}"
-
-
-def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
-    return [(parse_fixed(p), parse_fixed(q)) for p, q in pairs]
-
-
-# shared by every session: msgspec decoders and encoders hold no per-call state, and
-# an idle connection should not carry its own copies
-_DEC_EVENT: Final = msgspec.json.Decoder(_Event)
-_DEC_FUTURES_EVENT: Final = msgspec.json.Decoder(_FuturesEvent)
-_DEC_COMBINED_EVENT: Final = msgspec.json.Decoder(_CombinedEvent)
-_DEC_COMBINED_FUTURES_EVENT: Final = msgspec.json.Decoder(_CombinedFuturesEvent)
-_DEC_COMBINED_BOOK_TICKER: Final = msgspec.json.Decoder(_CombinedBookTicker)
-_DEC_BOOK_TICKER: Final = msgspec.json.Decoder(_BookTicker)
-_DEC_COMBINED: Final = msgspec.json.Decoder(_Combined)
-_DEC_SNAPSHOT: Final = msgspec.json.Decoder(_DepthSnapshot)
-_DEC_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_DEC_EVENT_TYPE: Final = msgspec.json.Decoder(_EventType)
-_ENC: Final = msgspec.json.Encoder()
 
 
 class _BookSync:
@@ -838,102 +625,3 @@ class BinanceSession(DialectSession):
         """The local book of ``symbol`` once synced (tests and diagnostics)."""
         st = self._books.get(symbol)
         return st.book if st is not None and st.synced else None
-
-
-_KNOWN_EVENTS: Final = frozenset(
-    {"trade", "aggTrade", "depthUpdate", "bookTicker", "kline", "serverShutdown"}
-)
-
-
-def _streams_in_url(endpoint: str) -> list[str]:
-    """Streams named in the URL itself: ``/ws/<stream>`` or ``/stream?streams=a/b``."""
-    parts = urlsplit(endpoint)
-    out: list[str] = []
-    path = parts.path.rstrip("/")
-    if path.startswith("/ws/"):
-        out.extend(s for s in path[4:].split("/") if s)
-    for value in parse_qs(parts.query).get("streams", []):
-        out.extend(s for s in value.split("/") if s)
-    return out
-
-
-class BinanceDialect(Dialect):
-    """Binance spot market streams (``wss://stream.binance.com:9443/ws``)."""
-
-    name = "binance"
-    description = "Binance spot: trade, aggTrade, bookTicker, diff depth with a local book"
-    limits = BINANCE_SPOT_LIMITS
-    channels: tuple[str, ...] = (
-        "trade",
-        "aggTrade",
-        "bookTicker",
-        "depth",
-        "depth@100ms",
-        "depth@1000ms",
-        "depth5",
-        "depth10",
-        "depth20",
-        "depth5@100ms",
-        "depth10@100ms",
-        "depth20@100ms",
-    )
-    default_channels: tuple[str, ...] = ("trade", "bookTicker")
-    depth_path = "/api/v3/depth"
-    futures = False
-
-    def validate_symbol(self, symbol: str) -> str:
-        if not _SYMBOL_RE.fullmatch(symbol):
-            hint = " (write it in upper case)" if _SYMBOL_RE.fullmatch(symbol.upper()) else ""
-            raise ValueError(f"{symbol!r} is not a {self.name} symbol{hint}")
-        return symbol
-
-    def validate_endpoint(self, endpoint: str) -> None:
-        path = urlsplit(endpoint).path
-        if not (path == "/ws" or path.startswith("/ws/") or path.rstrip("/") == "/stream"):
-            raise ValueError(
-                f"{endpoint!r}: a {self.name} stream URL ends in /ws (raw streams) or "
-                "/stream (combined streams), e.g. wss://stream.binance.com:9443/ws"
-            )
-
-    def default_rest_url(self, endpoint: str) -> str:
-        parts = urlsplit(endpoint)
-        host = (parts.hostname or "").lower()
-        known = _REST_HOSTS.get(host)
-        if known is not None:
-            return known
-        # an unknown host (the simulator, a proxy): REST on the same host and port
-        scheme = "https" if parts.scheme == "wss" else "http"
-        return f"{scheme}://{parts.netloc}"
-
-    def new_session(self, sink: Sink, config: SessionConfig) -> BinanceSession:
-        partial = [ch for ch in config.channels if _PARTIAL_RE.fullmatch(ch)]
-        if partial and urlsplit(config.endpoint).path.rstrip("/") != "/stream":
-            # a raw stream's partial-depth payload does not say which symbol it is
-            raise ValueError(
-                f"channels {partial} need the combined endpoint (.../stream), "
-                "whose frames name their stream"
-            )
-        return BinanceSession(
-            sink, config, futures=self.futures, depth_path=self.depth_path, limits=self.limits
-        )
-
-
-class BinanceFuturesDialect(BinanceDialect):
-    """Binance USD-M futures market streams (``wss://fstream.binance.com/ws``)."""
-
-    name = "binance-futures"
-    description = "Binance USD-M futures: aggTrade, bookTicker, diff depth (pu chain)"
-    limits = BINANCE_FUTURES_LIMITS
-    channels = (
-        "trade",
-        "aggTrade",
-        "bookTicker",
-        "depth",
-        "depth@100ms",
-        "depth@250ms",
-        "depth@500ms",
-        "depth@0ms",
-    )
-    default_channels = ("aggTrade", "bookTicker")
-    depth_path = "/fapi/v1/depth"
-    futures = True
