@@ -488,8 +488,49 @@ def coverage_problems(
             f"(windows: {[str(w) for w in windows]})"
         )
     for w in uncovered(windows, events, GAP_TOLERANCE_NS):
+        if exchange in REPLAYING and not replay_problems(events, exchange, w):
+            continue  # the venue replayed the window: nothing was missed
         problems.append(f"blind window with no Gap: {w} ({describe_gaps(events, exchange, w)})")
+    if exchange in REPLAYING:
+        problems += duplicate_problems(events, exchange)
     return problems
+
+
+REPLAYING = frozenset({"glbx"})
+"""Connections whose venue replays what a dropped session missed (Databento): a blind
+window there needs no Gap when the sequence numbers show nothing was lost across it.
+The gateway simulator numbers each schema on its own, across instruments, and the
+connection takes every symbol, so its trades' sequence numbers are contiguous."""
+
+
+def _trades(events: Sequence[Mapping[str, Any]], exchange: str) -> list[Mapping[str, Any]]:
+    return [e for e in events if e.get("type") == "Trade" and e.get("exchange") == exchange]
+
+
+def replay_problems(events: Sequence[Mapping[str, Any]], exchange: str, w: Window) -> list[str]:
+    """Problems with a window a replay is to fill: the last trade before it and the first
+    after it must have consecutive sequence numbers."""
+    trades = _trades(events, exchange)
+    before = [t for t in trades if int(t["ts_recv"]) <= w.start_ns]
+    after = [t for t in trades if int(t["ts_recv"]) >= w.end_ns]
+    if not before or not after:
+        return [f"no trades on both sides of {w}"]
+    last, first = int(before[-1]["sequence"]), int(after[0]["sequence"])
+    if first != last + 1:
+        return [f"trade sequence jumps from {last} to {first} across {w} with no Gap"]
+    return []
+
+
+def duplicate_problems(events: Sequence[Mapping[str, Any]], exchange: str) -> list[str]:
+    """A replay must drop what was already delivered: no trade sequence number twice."""
+    seen: set[int] = set()
+    twice = []
+    for t in _trades(events, exchange):
+        seq = int(t["sequence"])
+        if seq in seen:
+            twice.append(seq)
+        seen.add(seq)
+    return [f"trades delivered twice (sequence {twice[:5]})"] if twice else []
 
 
 def describe_gaps(events: Sequence[Mapping[str, Any]], exchange: str, w: Window) -> str:

@@ -250,6 +250,19 @@ class Sink(Protocol):
     def map_symbol(self, instrument_id: int, symbol: str) -> None:
         """Tell the DBN decoder which symbol ``instrument_id`` is."""
 
+    @property
+    def dbn_pending(self) -> int:
+        """Bytes of a partial DBN record ``feed_dbn`` keeps for the next call (the next
+        buffer's first record starts that record's length minus this into it)."""
+        ...
+
+    def recover_blind(self) -> tuple[int, str]:
+        """Call before the new session's first data when the venue will replay what the
+        connection missed: the blind window the hub opened at the drop is taken away (no
+        ``Gap``). Returns its ``(start ns, reason)`` (``(0, "")``: none open); if the
+        replay falls short, publish a ``Gap`` for what is missing with ``gap``."""
+        ...
+
     def ignore_instrument(self, instrument_id: int, on: bool = True) -> None:
         """Stop (``on``) or resume publishing the market records of ``instrument_id`` that
         ``feed_dbn`` decodes: unsubscribing on a venue that cannot unsubscribe within a

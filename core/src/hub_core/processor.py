@@ -531,6 +531,12 @@ class ConnectionSink(RecordHandler):
         return self._decoder.feed(data, ts_recv)
 
     @property
+    def dbn_pending(self) -> int:
+        """Bytes of a partial DBN record ``feed_dbn`` keeps for the next call: the next
+        buffer's first record boundary is that record's length minus this."""
+        return self._decoder.pending
+
+    @property
     def dbn(self) -> DbnDecoder:
         """The decoder: its ``symbols`` map, ``check_sequence`` switch, ``reset()``."""
         return self._decoder
@@ -675,6 +681,17 @@ class ConnectionSink(RecordHandler):
         if isinstance(tick, BookClear):
             return tick.ts_recv
         return 0
+
+    def recover_blind(self) -> tuple[int, str]:
+        """The plugin recovers what the connection missed (a venue's replay): the open
+        blind window is taken away, so no ``Gap`` comes when data flows again. Returns the
+        window's ``(start ns, reason)``, ``(0, "")`` when none is open. A plugin whose
+        recovery falls short publishes a ``Gap`` for what is missing (``gap``)."""
+        start, reason = self.blind_since_ns, self.blind_reason
+        self.blind_since_ns = 0
+        self.blind_reason = ""
+        self._attention = self.holding
+        return start, reason
 
     def end_blind(self, end_ns: int) -> None:
         """Close the open blind window (if any) with a ``Gap`` ending at ``end_ns``."""

@@ -22,6 +22,7 @@ class TestDatabentoConformance(ConformanceSuite):
     # the gateway numbers records with the venue's sequence, shared by every schema and
     # instrument: one subscription sees a subset, so contiguity cannot be checked
     has_sequence = False
+    recovers_on_reconnect = True  # resubscribes with an intraday replay from the seam
 
     @pytest.fixture
     async def simulator(self) -> AsyncIterator[GatewaySimulator]:

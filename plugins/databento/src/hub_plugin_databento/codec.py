@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -65,11 +66,16 @@ __all__ = [
     "LineTooLong",
     "MetadataReader",
     "NeedData",
+    "ReplayFilter",
+    "Resume",
+    "StreamTail",
     "SessionStart",
     "Subscription",
     "cram_response",
     "format_line",
     "parse_line",
+    "record_start_ts",
+    "schema_rtype",
     "verify_cram",
 ]
 
@@ -416,3 +422,195 @@ class MetadataReader:
         self.header = bytes(buf[:end])
         self._buffer = b""
         return bytes(buf[end:])
+
+
+# -- gap-free reconnect: where the last session ended, and the seam of the next ---------
+RTYPE_SYSTEM: Final = 0x17
+RTYPE_ERROR: Final = 0x15
+RTYPE_SYMBOL_MAPPING: Final = 0x16
+_RECV_FILTERED: Final = frozenset((0xC3, 0xC4, 0xC0, 0xC1, 0xC2))
+"""BBO and CBBO rtypes: the gateway's ``start`` filters them on ``ts_recv``, not ``ts_event``."""
+_CONTROL_RTYPES: Final = frozenset((RTYPE_SYSTEM, RTYPE_ERROR, RTYPE_SYMBOL_MAPPING))
+_SCHEMA_RTYPES: Final = {
+    "trades": 0x00,
+    "tbbo": 0x01,
+    "mbp-1": 0x01,
+    "mbp-10": 0x0A,
+    "mbo": 0xA0,
+    "bbo-1s": 0xC3,
+    "bbo-1m": 0xC4,
+}
+"""The rtype of each schema's records (tbbo and mbp-1 share one)."""
+
+
+def schema_rtype(schema: str) -> int:
+    """The DBN rtype a schema's records carry."""
+    return _SCHEMA_RTYPES[schema]
+
+
+def record_start_ts(record: bytes) -> int:
+    """The time the gateway's ``start`` filters ``record`` on: ``ts_recv`` for BBO and
+    CBBO records, ``ts_event`` (header) for the others."""
+    if record[1] in _RECV_FILTERED:
+        return int.from_bytes(record[32:40], "little")
+    return int.from_bytes(record[8:16], "little")
+
+
+def _whole_records(data: bytes, start: int) -> tuple[list[tuple[int, int]], int]:
+    """``(offset, length)`` of every whole record from ``start``, and where the first
+    incomplete one begins."""
+    out: list[tuple[int, int]] = []
+    pos, n = start, len(data)
+    while pos < n:
+        length = data[pos] * 4
+        if length < 16 or pos + length > n:
+            break
+        out.append((pos, length))
+        pos += length
+    return out, pos
+
+
+@dataclass
+class Resume:
+    """Where a connection's stream stopped, kept across its sessions.
+
+    ``seams`` is the last record received of each rtype (its bytes: a replayed copy
+    is byte for byte the same record); ``window_start_ts`` the start time of the oldest
+    record of the retained tail (a schema absent from the tail replays from there).
+    """
+
+    seams: dict[int, bytes]
+    window_start_ts: int
+
+    def start_for(self, schema: str) -> int:
+        """The ``start`` that replays ``schema`` from its last record received."""
+        seam = self.seams.get(schema_rtype(schema))
+        return record_start_ts(seam) if seam is not None else self.window_start_ts
+
+
+class StreamTail:
+    """The last buffers of the record stream, by reference, so the end of a session can
+    be found without looking at any record while the session runs.
+
+    ``note(buffer, first)`` after each buffer given to the decoder (``first``: where its
+    first whole record begins); ``resume()`` walks the retained buffers once, when the
+    session is over. At least ``keep_bytes`` are retained.
+    """
+
+    def __init__(self, keep_bytes: int = 1024 * 1024) -> None:
+        self._keep = keep_bytes
+        self._buffers: deque[tuple[bytes, int]] = deque()
+        self._held = 0
+
+    def note(self, buffer: bytes, first: int) -> None:
+        """Retain ``buffer`` (no copy), whose first record boundary is at ``first``."""
+        self._buffers.append((buffer, first))
+        self._held += len(buffer)
+        while self._held - len(self._buffers[0][0]) >= self._keep:
+            old, _ = self._buffers.popleft()
+            self._held -= len(old)
+
+    def resume(self) -> Resume | None:
+        """The last record of each rtype in the retained tail (control records left
+        out), or None if it holds no market record."""
+        if not self._buffers:
+            return None
+        first = self._buffers[0][1]
+        data = b"".join(b for b, _ in self._buffers)[first:]
+        records, _ = _whole_records(data, 0)
+        seams: dict[int, bytes] = {}
+        window_start = 0
+        for pos, length in records:
+            rtype = data[pos + 1]
+            if rtype in _CONTROL_RTYPES:
+                continue
+            record = data[pos : pos + length]
+            if not window_start:
+                window_start = record_start_ts(record)
+            seams[rtype] = record
+        if not seams:
+            return None
+        return Resume(seams, window_start)
+
+
+class ReplayFilter:
+    """Drops the records a replay sends again, exactly, at the seam of two sessions.
+
+    A replay of each schema starts at the time of the last record the previous session
+    received of it (``Resume.seams``), so the records before that one in the replay
+    (same time, earlier in the stream) and the record itself (the same bytes) are
+    duplicates. Records of an rtype at the seam's time are held until the seam shows:
+    then they are dropped. A record of that rtype past the seam's time, or the end of
+    that schema's replay (system code 3), means the replay does not hold the seam (the
+    venue lost its history): what was held is new and is passed on, and the rtype goes
+    to ``missed`` (the caller reports what could not be replayed). ``feed(data)``
+    returns the bytes to decode; ``done`` once no seam is awaited.
+    """
+
+    def __init__(self, seams: Mapping[int, bytes]) -> None:
+        self._seams = dict(seams)
+        self._seam_ts = {rtype: record_start_ts(r) for rtype, r in self._seams.items()}
+        self._held: dict[int, list[bytes]] = {rtype: [] for rtype in self._seams}
+        self._tail = b""
+        self._out: list[bytes] = []
+        self.dropped = 0
+        """Duplicates dropped at the seam."""
+        self.missed: list[int] = []
+        """rtypes whose replay did not hold their seam record."""
+
+    @property
+    def done(self) -> bool:
+        """No seam awaited: what follows is passed on untouched."""
+        return not self._seams
+
+    def take_tail(self) -> bytes:
+        """The partial record held back (to go in front of the next bytes once done)."""
+        tail, self._tail = self._tail, b""
+        return tail
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes of ``data`` (after what was held back) that are not duplicates."""
+        if self._tail:
+            data = self._tail + data
+        records, end = _whole_records(data, 0)
+        self._tail = data[end:]
+        out = self._out
+        for pos, length in records:
+            record = data[pos : pos + length]
+            rtype = record[1]
+            seam = self._seams.get(rtype)
+            if seam is not None:
+                if record == seam:
+                    # the seam: it and what was held before it were delivered already
+                    self.dropped += len(self._held.pop(rtype)) + 1
+                    del self._seams[rtype]
+                    continue
+                if record_start_ts(record) <= self._seam_ts[rtype]:
+                    self._held[rtype].append(record)
+                    continue
+                self.give_up(rtype)  # past the seam's time without it
+            elif rtype == RTYPE_SYSTEM and record[-1] == SYS_REPLAY_COMPLETED:
+                self._replay_ended(record)
+            out.append(record)
+        self._out = []
+        return b"".join(out)
+
+    def give_up(self, rtype: int | None = None) -> None:
+        """Stop waiting for the seam of ``rtype`` (every seam: None): its replay was
+        refused. Those rtypes go to ``missed``."""
+        for r in [rtype] if rtype is not None else list(self._seams):
+            if self._seams.pop(r, None) is not None:
+                self.missed.append(r)
+                self._out.extend(self._held.pop(r))  # new records after all: deliver them
+
+    def _replay_ended(self, record: bytes) -> None:
+        # "Finished mbp-1 replay": that schema's seam was never reached. A notice that
+        # names no schema we know ends the wait for every seam: holding back a live
+        # schema's records for a seam that cannot come would lose them.
+        text = record[16:-1].split(b"\0", 1)[0].decode("utf-8", "replace")
+        named = [rtype for schema, rtype in _SCHEMA_RTYPES.items() if f" {schema} " in f" {text} "]
+        if named:
+            for rtype in named:
+                self.give_up(rtype)
+        else:
+            self.give_up()

@@ -56,6 +56,8 @@ _HINT_KEY = (
     "licensed for this dataset"
 )
 _HINT_NOT_GATEWAY = "the peer does not speak Databento's live gateway protocol"
+_REPLAY_MARGIN_NS = 60 * 1_000_000_000
+"""A replay start this close to the 24-hour edge is not asked for (it may age out)."""
 _ACK_ID = re.compile(r"request (\d+)")
 _RESOLVE = re.compile(r"resolve symbol:?\s*(\S+)", re.IGNORECASE)
 
@@ -78,6 +80,14 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"{endpoint!r}: port must be 1..65535")
     return host, port
+
+
+class ResumeStore:
+    """Where one connection's stream stopped, carried from a session to the next (the
+    factory keeps one per exchange)."""
+
+    def __init__(self) -> None:
+        self.resume: c.Resume | None = None
 
 
 class _Gateway(DatabentoLiveProtocol):
@@ -120,7 +130,13 @@ class _Gateway(DatabentoLiveProtocol):
 class DatabentoConnection:
     """One session with a Databento live gateway (``ExchangeConnection``)."""
 
-    def __init__(self, config: ExchangeConfig, sink: Sink, options: DatabentoOptions) -> None:
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        sink: Sink,
+        options: DatabentoOptions,
+        resume: ResumeStore | None = None,
+    ) -> None:
         self._config = config
         self._sink = sink
         self._options = options
@@ -143,6 +159,16 @@ class DatabentoConnection:
         self._started = False
         self._last_feed_ns = 0
         self._prev_feed_ns = 0
+        self._resume_store = ResumeStore() if resume is None else resume
+        self._stream_tail = c.StreamTail()
+        self._pending = 0
+        self._pending_len = 0
+        self._replay: c.ReplayFilter | None = None
+        self._schema_of: dict[int, str] = {}
+        self._recovered: tuple[int, str] = (0, "")
+        """The blind window taken away for a replay: (start ns, reason)."""
+        self.replay_failures = 0
+        """Replays this session that could not fill the blind window (each a Gap)."""
         self._subscribed: set[str] = set()
         self._muted: set[str] = set()
         """Unsubscribed symbols whose records the gateway still sends (skipped)."""
@@ -321,16 +347,19 @@ class DatabentoConnection:
         pending: list[Pending] = []
         ids: list[int] = []
         opts = self._options
+        starts = self._replay_starts() if not self._started else {}
         for schema in opts.schemas:
             req_id = self._take_id()
             ids.append(req_id)
             pending.append(self._requests.open(req_id, tuple(wanted)))
             self._awaiting[req_id] = tuple(wanted)
+            self._schema_of[req_id] = schema
             protocol.subscribe(
                 schema=schema,
                 symbols=wanted,
                 stype_in=opts.stype_in,
-                snapshot=opts.snapshot and schema == "mbo",
+                start=starts.get(schema),
+                snapshot=opts.snapshot and schema == "mbo" and schema not in starts,
                 subscription_id=req_id,
             )
         if not self._started:
@@ -349,6 +378,37 @@ class DatabentoConnection:
             for req_id in ids:
                 self._awaiting.pop(req_id, None)
         self._accepted(wanted)
+
+    def _replay_starts(self) -> dict[str, int]:
+        """``start`` per schema to replay what the last session missed, and the blind
+        window taken away when the replay can fill it all (it is a Gap otherwise)."""
+        resume = self._resume_store.resume
+        if resume is None:
+            return {}
+        opts = self._options
+        now = time.time_ns()
+        starts: dict[str, int] = {}
+        whole = True
+        for schema in opts.schemas:
+            start = resume.start_for(schema)
+            if schema == "mbo" and opts.snapshot:
+                whole = False  # the book restarts from a snapshot: its events are missed
+            elif now - start >= c.REPLAY_WINDOW_NS - _REPLAY_MARGIN_NS:
+                whole = False  # older than the gateway's intraday window
+            else:
+                starts[schema] = start
+        if not starts:
+            return {}
+        seams = {
+            c.schema_rtype(s): resume.seams[c.schema_rtype(s)]
+            for s in starts
+            if c.schema_rtype(s) in resume.seams
+        }
+        self._replay = c.ReplayFilter(seams)
+        if whole:
+            self._recovered = self._sink.recover_blind()
+        log.info("[%s] resubscribing with replay from %s", self._exchange, min(starts.values()))
+        return starts
 
     def _accepted(self, symbols: list[str]) -> None:
         self._subscribed.update(symbols)
@@ -382,6 +442,7 @@ class DatabentoConnection:
         self._closing = True
         self._connected = False
         self._detail = "closed"
+        self._keep_resume()
         self._abort()
         if self._lost is not None:
             self._lost.set()
@@ -428,22 +489,97 @@ class DatabentoConnection:
             data = rest
             if not data:
                 return
+        replay = self._replay
+        if replay is not None:
+            data = replay.feed(data)
+            if replay.done:
+                data += replay.take_tail()
+                self._replay_over(replay)
         sink = self._sink
         now = time.time_ns()
         self._prev_feed_ns, self._last_feed_ns = self._last_feed_ns or now, now
+        # where this buffer's first whole record starts: after the rest of the partial
+        # record the decoder kept from the last one
+        pending = self._pending
+        first = self._pending_len - pending if pending else 0
         sink.feed_dbn(data, now)
+        self._stream_tail.note(data, first)
+        pending = sink.dbn_pending
+        if pending and pending <= len(data):
+            self._pending_len = data[len(data) - pending] * 4
+        self._pending = pending
         if sink.backpressured and self._transport is not None:
             # a consumer chose overflow="block": stop reading (TCP then holds the gateway
             # back) until it catches up
             self._transport.pause_reading()
             sink.add_capacity_waiter(self._resume_reading)
 
+    def _replay_over(self, replay: c.ReplayFilter) -> None:
+        """Every replayed schema reached its seam, or ended without it: the latter is a
+        ``Gap`` for the blind window the replay was to fill."""
+        self._replay = None
+        if replay.missed:
+            rtypes = ", ".join(f"0x{r:02x}" for r in replay.missed)
+            self._unrecovered(
+                f"the gateway's replay did not reach back to the last record received "
+                f"(rtype {rtypes})"
+            )
+        else:
+            log.info(
+                "[%s] replayed the blind window: %d duplicates dropped at the seam",
+                self._exchange,
+                replay.dropped,
+            )
+
+    def _replay_refused(self, text: str) -> None:
+        """The gateway will not replay from that far back: what was missed is a Gap, and
+        the schema is asked for again from now (the refused request counts as answered)."""
+        log.warning("[%s] gateway: %s", self._exchange, text)
+        m = _ACK_ID.search(text)
+        req_id = int(m.group(1)) if m else -1
+        schema = self._schema_of.get(req_id)
+        replay = self._replay
+        if replay is not None:
+            replay.give_up(c.schema_rtype(schema) if schema else None)
+            if replay.done:
+                self._replay = None
+        self._resume_store.resume = None  # never ask for that start again
+        self._unrecovered(f"the gateway refused the replay: {text}")
+        symbols = self._awaiting.pop(req_id, None)
+        if schema is None or symbols is None or self._protocol is None:
+            return
+        self._requests.acknowledge(req_id)
+        opts = self._options
+        self._protocol.subscribe(
+            schema=schema,
+            symbols=list(symbols),
+            stype_in=opts.stype_in,
+            snapshot=opts.snapshot and schema == "mbo",
+        )
+
+    def _unrecovered(self, why: str) -> None:
+        """Publish the Gap the replay was to make unnecessary (once per session)."""
+        start, reason = self._recovered
+        if not start:
+            return
+        self._recovered = (0, "")
+        self.replay_failures += 1
+        self._sink.gap("", start, time.time_ns(), f"{reason}; {why}")
+
     def _resume_reading(self) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
 
+    def _keep_resume(self) -> None:
+        """Remember where this session's stream stopped, for the next one (a session
+        that received nothing keeps the previous session's point)."""
+        resume = self._stream_tail.resume()
+        if resume is not None:
+            self._resume_store.resume = resume
+
     def _on_lost(self, exc: Exception | None) -> None:
+        self._keep_resume()
         if exc is not None and not self._lost_reason:
             self._lost_reason = str(exc) or type(exc).__name__
         if self._lost is not None:
@@ -465,6 +601,9 @@ class DatabentoConnection:
             self._on_system(number, text)
 
     def _on_error(self, code: int, text: str) -> None:
+        if code == c.ERR_REPLAY_AGED_OUT:
+            self._replay_refused(text)
+            return
         if code == c.ERR_SYMBOL_RESOLUTION_FAILED:
             m = _RESOLVE.search(text)
             symbol = m.group(1).strip(".,'\"") if m else ""
@@ -482,12 +621,11 @@ class DatabentoConnection:
         if code == c.ERR_SKIPPED_RECORDS:
             # the gateway dropped records for this slow reader: nothing tells what, so
             # the sink opens and closes a blind window around them
-            self._sink.venue_error(code, text)
+            # (the sink counted the error record itself)
             reason = f"the gateway skipped records after slow reading: {text}"
             for symbol in sorted(self._subscribed):
                 self._sink.gap(symbol, self._prev_feed_ns, self._last_feed_ns, reason)
             return
-        self._sink.venue_error(code, text)
         log.warning("[%s] gateway error (code %d): %s", self._exchange, code, text)
 
     def _on_system(self, code: int, text: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub_core.plugin import ConnectionFactory, ExchangeConfig, SimulatorSpec, Sink
-from hub_plugin_databento.connection import DatabentoConnection, split_endpoint
+from hub_plugin_databento.connection import DatabentoConnection, ResumeStore, split_endpoint
 from hub_plugin_databento.options import DatabentoOptions
 from hub_plugin_databento.simulator import DEFAULT_DATASET, DEFAULT_SYMBOLS, serve_simulator
 
@@ -45,10 +45,17 @@ class DatabentoFactory(ConnectionFactory):
         if endpoint:
             split_endpoint(endpoint)
 
+    def __init__(self) -> None:
+        self._resume: dict[str, ResumeStore] = {}
+
     def create(self, config: ExchangeConfig, sink: Sink) -> DatabentoConnection:
-        """A new, unconnected connection; raises pydantic ``ValidationError`` for bad options."""
+        """A new, unconnected connection; raises pydantic ``ValidationError`` for bad options.
+
+        Each exchange's connections share one ``ResumeStore``: a session resubscribes
+        with a replay from where the previous one's stream stopped."""
         options = DatabentoOptions.model_validate(config.options)
-        return DatabentoConnection(config, sink, options)
+        store = self._resume.setdefault(sink.exchange, ResumeStore())
+        return DatabentoConnection(config, sink, options, store)
 
     def simulator(self) -> SimulatorSpec:
         """The loopback gateway (``hub sim databento``, ``hub demo``)."""

@@ -189,7 +189,10 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         self.records: deque[Record] = deque(maxlen=history)
         """The latest records made, oldest first: what ``start=`` replays from."""
         self.replay_window_ns = int(replay_window_s * 1e9)
-        self.sequence = 0
+        self.sequences: dict[str, int] = dict.fromkeys(SERVED_SCHEMAS, 0)
+        """The last sequence number of each schema: every schema is a channel of its own,
+        numbered across instruments, so a session that takes a schema for every symbol
+        sees it contiguous."""
         self.sessions_started = 0
         self.replays = 0
         """Subscriptions served with ``start=`` (a replay) so far."""
@@ -200,9 +203,10 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         self._next_order = 1
 
     # -- the records -----------------------------------------------------------------
-    def _take_seq(self) -> int:
-        self.sequence += 1
-        return self.sequence
+    def _take_seq(self, schema: str) -> int:
+        seq = self.sequences[schema] + 1
+        self.sequences[schema] = seq
+        return seq
 
     def _emit(self, schema: str, instrument_id: int, ts: int, data: bytes) -> None:
         record = Record(ts, schema, instrument_id, data)
@@ -227,7 +231,7 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             0,
             ts + RECV_DELAY_NS,
             flags=F_LAST,
-            sequence=self._take_seq(),
+            sequence=self._take_seq("trades"),
         )
         return bytes(msg)
 
@@ -245,7 +249,7 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             0,
             ts + RECV_DELAY_NS,
             flags=F_LAST,
-            sequence=self._take_seq(),
+            sequence=self._take_seq("mbp-1"),
             levels=level,  # type: ignore[arg-type]  # the stub says a list: it takes one pair
         )
         return bytes(msg)
@@ -272,12 +276,16 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             0,
             ts + RECV_DELAY_NS,
             flags=F_LAST,
-            sequence=self._take_seq(),
+            sequence=self._take_seq("mbp-10"),
             levels=levels,
         )
         return bytes(msg)
 
-    def _mbo(self, iid: int, ts: int, order_id: int, what: _What, flags: int) -> bytes:
+    def _mbo(
+        self, iid: int, ts: int, order_id: int, what: _What, flags: int, sequence: int = 0
+    ) -> bytes:
+        """An mbo record; ``sequence`` 0 takes the channel's next number (a snapshot's
+        records carry the book's current one instead)."""
         msg = dbn.MBOMsg(
             PUBLISHER_ID,
             iid,
@@ -289,7 +297,7 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             _SIDES[what.side],
             ts + RECV_DELAY_NS,
             flags=flags,
-            sequence=self._take_seq(),
+            sequence=sequence or self._take_seq("mbo"),
         )
         return bytes(msg)
 
@@ -337,11 +345,12 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         bids, asks = self.market.book(symbol).levels()
         orders = [_What("A", "B", p, q) for p, q in bids] + [_What("A", "A", p, q) for p, q in asks]
         clear = _What("R", "N", _UNDEF_PRICE, 0)
-        s.send(self._mbo(iid, ts, 0, clear, F_SNAPSHOT | (0 if orders else F_LAST)))
+        seq = max(self.sequences["mbo"], 1)
+        s.send(self._mbo(iid, ts, 0, clear, F_SNAPSHOT | (0 if orders else F_LAST), seq))
         for i, what in enumerate(orders):
             flags = F_SNAPSHOT | (F_LAST if i == len(orders) - 1 else 0)
             order_id = self._order_id(symbol, what.side, what.price, False)
-            s.send(self._mbo(iid, ts, order_id, what, flags))
+            s.send(self._mbo(iid, ts, order_id, what, flags, seq))
 
     # -- faults ---------------------------------------------------------------------------
     async def send_malformed(self) -> None:
