@@ -46,6 +46,22 @@ from hub_core.streams import wait_for_capacity
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
 
 
+def split_host_port(endpoint: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)``; ``ValueError`` saying what
+    is wrong (for ``ConnectionFactory.check_endpoint`` and ``connect``)."""
+    host, sep, port_text = endpoint.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"{endpoint!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{endpoint!r}: port must be 1..65535")
+    return host, port
+
+
 def connect_failure(exc: BaseException) -> str:
     """Why a TCP connect failed, in words, for ``f"cannot connect: {connect_failure(exc)}"``.
 
@@ -406,5 +422,6 @@ __all__ = [
     "receive_counted",
     "redact_endpoint",
     "redact_text",
+    "split_host_port",
     "wait_for_capacity",
 ]

@@ -38,6 +38,7 @@ from hub_core.plugin import (
     SubscriptionError,
     connect_failure,
     redact_endpoint,
+    split_host_port,
 )
 from hub_plugin_databento import codec as c
 from hub_plugin_databento.options import DatabentoOptions
@@ -67,19 +68,8 @@ def gateway_of(dataset: str) -> str:
     return f"{dataset.lower().replace('.', '-')}.lsg.databento.com:13000"
 
 
-def split_endpoint(endpoint: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)``; raises ``ValueError``."""
-    host, sep, port_text = endpoint.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{endpoint!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"{endpoint!r}: port must be 1..65535")
-    return host, port
+split_endpoint = split_host_port
+"""``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)`` (the kit's ``split_host_port``)."""
 
 
 class ResumeStore:

@@ -29,6 +29,7 @@ from hub_core.plugin import (
     SubscriptionError,
     connect_failure,
     redact_endpoint,
+    split_host_port,
     wait_for_capacity,
 )
 from hub_plugin_ninjatrader import codec as c
@@ -48,19 +49,8 @@ _HINT_NOT_HUBFEED = (
 )
 
 
-def split_endpoint(endpoint: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)``; raises ``ValueError``."""
-    host, sep, port_text = endpoint.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{endpoint!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"{endpoint!r}: port must be 1..65535")
-    return host, port
+split_endpoint = split_host_port
+"""``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)`` (the kit's ``split_host_port``)."""
 
 
 class NinjaTraderConnection:

@@ -32,8 +32,8 @@ import anyio
 from hub_core.simulation import (
     LOOPBACK_HOSTS,
     PRICE_SCALE,
-    UNDEF_PRICE,
     UNDEF_TIMESTAMP,
+    BookClear,
     BookUpdate,
     ClientLink,
     Instrument,
@@ -42,6 +42,7 @@ from hub_core.simulation import (
     MarketUpdate,
     OptionParser,
     VenueClient,
+    encode_book_clear,
     encode_book_update,
     encode_error,
     encode_heartbeat,
@@ -157,11 +158,19 @@ class _Session(VenueClient[str]):
             self.send(encode_book_update(update, sub.instrument_id))
             self.records_sent += 1
 
+    def clear(self, symbol: str, ts: int) -> None:
+        """The book of ``symbol`` is gone (the record a ``BookClear`` decodes from)."""
+        sub = self._room("mbo", symbol)
+        if sub is not None:
+            seq = self.take_seq()
+            self.send(encode_book_clear(BookClear("", symbol, ts, ts, seq), sub.instrument_id))
+            self.records_sent += 1
+
     def snapshot(self, market: MarketModel, symbol: str, schemas: frozenset[str], ts: int) -> None:
         """Current state after a subscribe: the book (clear + one add a level), then the
         quote, the order of every market event (depth first, top of book after)."""
         if "mbo" in schemas:
-            self.level(symbol, "N", UNDEF_PRICE, 0, "R", ts)
+            self.clear(symbol, ts)
             bids, asks = market.book(symbol).levels()
             for side, levels in (("B", bids), ("A", asks)):
                 for price, size in levels:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from hub_core.simulation import OptionParser, simulator_options as convert_options
+from hub_core.simulation import OptionParser, parse_list, simulator_options as convert_options
 from hub_plugin_websocket.simulators.base import WebSocketVenue
 from hub_plugin_websocket.simulators.binance import DEFAULT_SYMBOLS, BinanceSimulator
 from hub_plugin_websocket.simulators.coinbase import COINBASE_SYMBOLS, CoinbaseSimulator
@@ -15,10 +15,6 @@ __all__ = ["DIALECTS", "serve_simulator", "simulator_options"]
 
 DIALECTS: Final = ("binance", "binance-futures", "coinbase", "kraken")
 """The venues ``hub sim websocket --dialect NAME`` runs."""
-
-
-def _text_list(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 _FROM_TEXT: Final[dict[str, tuple[OptionParser, str]]] = {
@@ -33,7 +29,7 @@ _FROM_TEXT: Final[dict[str, tuple[OptionParser, str]]] = {
     "shutdown_grace_s": (float, "a number"),
     "subscribe_deadline_s": (float, "a number"),
     "heartbeat_interval_s": (float, "a number"),
-    "refuse_symbols": (_text_list, "a comma-separated list"),
+    "refuse_symbols": (parse_list, "a comma-separated list"),
     "refuse_resyncs": (int, "an integer (-1: all)"),
     "replay": (str, "a file"),
     "upgrade_status": (int, "an HTTP status (0: accept upgrades)"),
