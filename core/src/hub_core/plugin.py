@@ -46,19 +46,22 @@ from hub_core.streams import wait_for_capacity
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
 
 
-def split_host_port(endpoint: str) -> tuple[str, int]:
+def split_host_port(endpoint: str, *, shown: str = "", form: str = "host:port") -> tuple[str, int]:
     """``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)``; ``ValueError`` saying what
-    is wrong (for ``ConnectionFactory.check_endpoint`` and ``connect``)."""
+    is wrong (for ``ConnectionFactory.check_endpoint`` and ``connect``). ``shown`` is
+    the endpoint as the user wrote it and ``form`` what it should look like, for the
+    message (a plugin with a scheme passes what follows ``://``)."""
+    shown = shown or endpoint
     host, sep, port_text = endpoint.rpartition(":")
     if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{endpoint!r} is not host:port")
+        raise ValueError(f"{shown!r} is not {form}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
+        raise ValueError(f"{shown!r}: write an IPv6 address as [addr]:port")
     port = int(port_text)
     if not 0 < port < 65536:
-        raise ValueError(f"{endpoint!r}: port must be 1..65535")
+        raise ValueError(f"{shown!r}: port must be 1..65535")
     return host, port
 
 

@@ -36,6 +36,7 @@ from hub_core.plugin import (
     SubscriptionError,
     connect_failure,
     redact_endpoint,
+    split_host_port,
     wait_for_capacity,
 )
 from hub_plugin_fix import codec as c
@@ -102,17 +103,7 @@ def parse_endpoint(endpoint: str) -> EndpointParts:
         if scheme not in ("fix", "fixs"):
             raise ValueError(f"{endpoint!r}: the scheme must be fix:// or fixs:// (TLS)")
         tls = scheme == "fixs"
-    rest = rest.rstrip("/")
-    host, sep, port_text = rest.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{endpoint!r} is not fix://host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{endpoint!r}: write an IPv6 address as [addr]:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"{endpoint!r}: port must be 1..65535")
+    host, port = split_host_port(rest.rstrip("/"), shown=endpoint, form="fix://host:port")
     return EndpointParts(host, port, tls)
 
 
