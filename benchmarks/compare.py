@@ -240,6 +240,12 @@ def bench_book_section() -> None:
     bench_book(report, Result, median_time)
 
 
+def bench_databento_section() -> None:
+    from databento_compare import bench_databento
+
+    bench_databento(report, Result, median_time)
+
+
 def bench_fix_section() -> None:
     from fix_compare import bench_fix
 
@@ -258,6 +264,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "ws-e2e": bench_ws_e2e_section,
     "ws-memory": bench_ws_memory_section,
     "fix": bench_fix_section,
+    "databento": bench_databento_section,
 }
 
 

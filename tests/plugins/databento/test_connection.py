@@ -342,3 +342,19 @@ async def test_a_replay_after_a_drop_delivers_every_trade_once() -> None:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         quotes = [q.sequence for q in rec.of(Quote)]
         assert len(set(quotes)) == len(quotes)
+
+
+async def test_bench_mode_streams_real_shaped_batches() -> None:
+    """``bench=True`` (what benchmarks/databento_compare.py drives): batches of trades,
+    mbp-1 and mbp-10 records as fast as the socket takes them, decoded cleanly."""
+    async with GatewaySimulator(SYMBOLS, rate=0, bench=True, bench_batch=400) as sim:
+        got = Collected()
+        schemas = ["trades", "mbp-1", "mbp-10"]
+        async with running(sim, got, schemas=schemas) as (conn, errors):
+            await conn.subscribe(SYMBOLS)
+            await until(lambda: len(got.events) >= 2_000)
+        assert errors == []
+        kinds = {type(e).__name__ for e in got.events}
+        assert {"Trade", "Quote", "BookSnapshot"} <= kinds
+        assert {e.symbol for e in got.events} == set(SYMBOLS)
+        assert got.sink.malformed_count == 0

@@ -45,6 +45,7 @@ from hub_core.simulation import (
     MarketUpdate,
     OptionParser,
     VenueClient,
+    parse_bool,
     parse_list,
     simulator_options,
 )
@@ -175,6 +176,8 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         history: int = _HISTORY,
         replay_window_s: float = c.REPLAY_WINDOW_NS / 1e9,
         refuse_symbols: Sequence[str] = (),
+        bench: bool = False,
+        bench_batch: int = 8192,
     ) -> None:
         if not 1 <= depth_levels <= 10:
             raise ValueError(f"depth_levels must be 1..10, got {depth_levels}")
@@ -196,6 +199,10 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         self.sessions_started = 0
         self.replays = 0
         """Subscriptions served with ``start=`` (a replay) so far."""
+        self.bench = bench
+        """Instead of the market: pre-built record batches as fast as the socket takes
+        them (for benchmarks), to every started session."""
+        self.bench_batch = max(16, bench_batch)
         self._skip_in_replay = 0
         self._skip_live = 0
         self._skipped = anyio.Event()
@@ -334,6 +341,8 @@ class GatewaySimulator(LoopbackVenue[_Session]):
                 self._emit("mbp-1", iid, ts, self._mbp1(iid, ts, update.top, what))
 
     def market_symbols(self) -> list[str]:
+        if self.bench:
+            return []
         # the venue's market runs with or without listeners: a session that reconnects
         # replays what it made meanwhile
         return list(self.market.symbols)
@@ -471,6 +480,38 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         client.send(metadata.encode())
         for sub in client.requests:
             self._serve_subscription(client, sub, ts)
+        if self.bench:
+            client.start_soon(self._blast, client)
+
+    async def _blast(self, client: _Session) -> None:
+        """Bench mode: one batch of real-shaped records (for what the session took:
+        trades, mbp-1, mbp-10 in 25/60/15 shares), built once, sent again and again;
+        the next batch is queued once the writer has sent the last."""
+        wanted = [(iid, sub.schemas) for iid, sub in client.subs.items()]
+        if not wanted:
+            return
+        parts: list[bytes] = []
+        ts = time.time_ns()
+        for i in range(self.bench_batch):
+            iid, schemas = wanted[i % len(wanted)]
+            symbol = next(s for s, v in self.instrument_ids.items() if v == iid)
+            book = self.market.book(symbol)
+            top = book.top()
+            kind = i % 20
+            if kind < 5 and "trades" in schemas:
+                t = MarketTrade(top[2], PRICE_SCALE * (1 + i % 3), "B", i)
+                parts.append(self._trade(iid, ts + i, t))
+            elif kind < 17 and "mbp-1" in schemas:
+                what = _What("A", "B", top[0], top[1])
+                parts.append(self._mbp1(iid, ts + i, top, what))
+            elif "mbp-10" in schemas:
+                what = _What("M", "A", top[2], top[3])
+                parts.append(self._mbp10(symbol, iid, ts + i, what))
+        batch = b"".join(parts)
+        while True:
+            client.records_sent += len(parts)
+            client.send(batch)
+            await client.drained()
 
     def _serve_subscription(self, client: _Session, sub: c.Subscription, ts: int) -> None:
         req = f"Subscription request {sub.id or 0}"
@@ -547,6 +588,8 @@ _OPTION_PARSERS: dict[str, tuple[OptionParser, str] | None] = {
         parse_list,
         "a comma-separated list of symbols",
     ),
+    "bench": (parse_bool, "true or false"),
+    "bench_batch": (int, "a whole number of records"),
 }
 
 
@@ -562,7 +605,7 @@ async def serve_simulator(
 
     ``kwargs`` are ``hub sim -o KEY=VALUE`` options (text, converted here): ``dataset``,
     ``api_keys``, ``depth_levels``, ``seed``, ``history``, ``replay_window_s``,
-    ``refuse_symbols``.
+    ``refuse_symbols``, ``bench``, ``bench_batch``.
     """
     options = simulator_options("databento", kwargs, _OPTION_PARSERS)
     sim = GatewaySimulator(symbols or DEFAULT_SYMBOLS, rate, host=host, port=port, **options)  # type: ignore[arg-type]
