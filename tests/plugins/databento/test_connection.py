@@ -358,3 +358,29 @@ async def test_bench_mode_streams_real_shaped_batches() -> None:
         assert {"Trade", "Quote", "BookSnapshot"} <= kinds
         assert {e.symbol for e in got.events} == set(SYMBOLS)
         assert got.sink.malformed_count == 0
+
+
+async def test_the_mbo_book_equals_the_gateways_book_also_after_a_drop() -> None:
+    """``hub.book()`` on an mbo feed (orders aggregated into levels by the core's
+    ``MboBook``), started from the gateway's snapshot: once the market stops it is the
+    simulator's book, level for level; after a drop the new session's snapshot makes it
+    so again."""
+    async with GatewaySimulator([ES], rate=300, seed=4) as sim:
+        hub, rec = await _hub_on(sim)
+        config = ExchangeConfig.databento(
+            "GLBX.MDP3", api_key=KEY, endpoint=sim.endpoint, symbols=[ES],
+            reconnect_delay_ms=50, reconnect_max_delay_ms=100, options={"schemas": ["mbo"]},
+        )  # fmt: skip
+        async with hub:
+            book = hub.book("glbx", ES)
+            await hub.connect_exchange("glbx", config)
+            for _ in range(2):
+                await rec.wait_for(lambda: len(rec.of(BookUpdate)) >= 200, 10, "mbo updates")
+                sim.rate = 0
+                await anyio.sleep(0.3)  # what is in flight lands
+                bids, asks = sim.market.book(ES).levels()
+                assert book.valid and not book.stale, book.reason
+                assert book.levels() == (tuple(bids), tuple(asks))
+                sim.rate = 300
+                rec.events.clear()
+                await sim.drop_connections()
