@@ -130,6 +130,13 @@ async def test_depth_schemas_become_snapshots_and_order_updates(sim: GatewaySimu
     snaps = got.of(BookSnapshot)
     assert all(s.symbol == ES and 0 < len(s.bids) <= 10 for s in snaps)
     assert all(s.bids[0][0] < s.asks[0][0] for s in snaps)
+    # every level exactly as databento-dbn reads the gateway's record (empty ones left out)
+    made = {r.sequence: r for r in _decoded(sim, "mbp-10")}
+    for snap in snaps:
+        levels = made[snap.sequence].levels
+        bids = tuple((lv.bid_px, lv.bid_sz * SCALE) for lv in levels if lv.bid_sz)
+        asks = tuple((lv.ask_px, lv.ask_sz * SCALE) for lv in levels if lv.ask_sz)
+        assert (snap.bids, snap.asks) == (bids, asks)
     # snapshot=True: the book starts with a clear, then one order per level
     first_clear = next(i for i, e in enumerate(got.events) if isinstance(e, BookClear))
     first_update = next(i for i, e in enumerate(got.events) if isinstance(e, BookUpdate))
