@@ -1225,3 +1225,28 @@ def test_ignored_instruments_are_skipped_but_their_mappings_arrive() -> None:
     dec.ignore(1)
     dec.reset()
     assert dec.ignored == set()
+
+
+def test_an_mbp1_trade_record_is_also_a_trade_when_asked() -> None:
+    """``mbp1_trades``: Databento's mbp-1 and tbbo records of a trade (action ``T``)
+    publish the Trade, then the Quote; off (the default), only the Quote."""
+    import databento_dbn as d
+
+    level = d.BidAskPair(99 * PRICE_SCALE, 101 * PRICE_SCALE, 4, 6, 1, 1)
+    rec = d.MBP1Msg(
+        1, 1, 5, 100 * PRICE_SCALE, 2, d.Action.from_str("T"), d.Side.from_str("A"), 0, 6,
+        flags=128, sequence=9, levels=level,  # type: ignore[arg-type]
+    )  # fmt: skip
+    data = encode_symbol_mapping(1, "ES", 1, 1, 2**64 - 1) + bytes(rec)
+    for on, kinds in ((True, ["Trade", "Quote"]), (False, ["Quote"])):
+        got = Collector()
+        dec = DbnDecoder("x", got)
+        dec.mbp1_trades = on
+        dec.feed(data, 0)
+        ticks = [e[1] for e in got.events if e[0] == "tick"]
+        assert [type(t).__name__ for t in ticks] == kinds
+        if on:
+            t = ticks[0]
+            assert (t.price, t.size, t.side, t.sequence) == (
+                100 * PRICE_SCALE, 2 * PRICE_SCALE, "A", 9,
+            )  # fmt: skip

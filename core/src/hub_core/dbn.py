@@ -278,6 +278,9 @@ class DbnDecoder:
     venue that cannot unsubscribe); see ``ignore``."""
     check_sequence: bool
     """When True, records' ``sequence`` must be contiguous (gaps -> ``on_sequence_gap``)."""
+    mbp1_trades: bool
+    """When True, an mbp-1 record whose action is a trade (``T``: Databento's mbp-1 and
+    tbbo schemas) is also a ``Trade``, published before its ``Quote``."""
     next_sequence: int
     """The sequence expected next; 0 = unknown (the next sequenced record sets it)."""
     max_record_len: int
@@ -290,6 +293,7 @@ class DbnDecoder:
         self.symbols = {}
         self.ignored = set()
         self.check_sequence = False
+        self.mbp1_trades = False
         self.next_sequence = 0
         self.max_record_len = max_record_len
         self._tail = b""
@@ -503,6 +507,19 @@ class DbnDecoder:
             seq = _u32(read_i32_le(data, pos + 44))
             if kind == 1 and self.check_sequence:
                 self._sequence(seq, ts_event)
+        if kind == 1 and self.mbp1_trades and data[pos + 28] == 84:  # action 'T'
+            self.handler.on_trade(
+                Trade(
+                    self.exchange,
+                    symbol,
+                    read_i64_le(data, pos + 16),
+                    _u32(read_i32_le(data, pos + 24)) * PRICE_SCALE,
+                    _CHARS[data[pos + 29]],
+                    ts_event,
+                    ts_recv,
+                    seq,
+                )
+            )
         bid_px = read_i64_le(data, pos + 48)
         ask_px = read_i64_le(data, pos + 56)
         bid_sz: i64 = 0

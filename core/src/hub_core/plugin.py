@@ -287,8 +287,13 @@ class Sink(Protocol):
         ``feed_dbn`` decodes: unsubscribing on a venue that cannot unsubscribe within a
         session. A new session (``reset_session``) forgets it."""
 
-    def configure_dbn(self, check_sequence: bool, max_record_len: int) -> None:
-        """Whether ``feed_dbn`` checks sequence numbers, and the largest record it takes."""
+    def configure_dbn(
+        self, check_sequence: bool, max_record_len: int, mbp1_trades: bool = False
+    ) -> None:
+        """Whether ``feed_dbn`` checks sequence numbers, the largest record it takes, and
+        whether an mbp-1 record whose action is a trade is also a ``Trade`` (Databento's
+        mbp-1 and tbbo schemas carry the trades; leave it off when a trades schema
+        already does)."""
 
     def gap(
         self,

@@ -541,11 +541,15 @@ class ConnectionSink(RecordHandler):
         """The decoder: its ``symbols`` map, ``check_sequence`` switch, ``reset()``."""
         return self._decoder
 
-    def configure_dbn(self, check_sequence: bool, max_record_len: int) -> None:
+    def configure_dbn(
+        self, check_sequence: bool, max_record_len: int, mbp1_trades: bool = False
+    ) -> None:
         """How ``feed_dbn`` decodes: check record sequence numbers (a break is a
-        ``Gap``), and the largest record accepted (a bigger length is malformed)."""
+        ``Gap``), the largest record accepted (a bigger length is malformed), and
+        whether an mbp-1 record of a trade is also a ``Trade``."""
         self._decoder.check_sequence = check_sequence
         self._decoder.max_record_len = max_record_len
+        self._decoder.mbp1_trades = mbp1_trades
 
     def map_symbol(self, instrument_id: int, symbol: str) -> None:
         """Tell the DBN decoder which symbol ``instrument_id`` is."""

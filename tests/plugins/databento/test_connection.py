@@ -76,11 +76,13 @@ async def running(
 
 def _decoded(sim: GatewaySimulator, schema: str) -> list[Any]:
     """What the gateway made for ``schema``, decoded by databento-dbn (the oracle)."""
-    decoder = dbn.DBNDecoder(has_metadata=False)
+    decoder = dbn.DBNDecoder()
+    raw, iid = dbn.SType.from_str("raw_symbol"), dbn.SType.from_str("instrument_id")
+    decoder.write(dbn.Metadata("GLBX.MDP3", 0, raw, iid, None).encode())
     for r in sim.records:
         if r.schema == schema:
             decoder.write(r.data)
-    return list(decoder.decode())
+    return [r for r in decoder.decode() if not isinstance(r, dbn.Metadata)]
 
 
 async def test_connection_satisfies_the_contract(sim: GatewaySimulator) -> None:
@@ -391,3 +393,58 @@ async def test_the_mbo_book_equals_the_gateways_book_also_after_a_drop() -> None
                 sim.rate = 300
                 rec.events.clear()
                 await sim.drop_connections()
+
+
+async def test_tbbo_is_a_trade_and_its_quote_as_the_gateway_sent_them(
+    sim: GatewaySimulator,
+) -> None:
+    """tbbo (each trade with the top of book, in the mbp-1 layout): a Trade, then a
+    Quote, both exactly as databento-dbn reads the gateway's record."""
+    got = Collected()
+    async with running(sim, got, schemas=["tbbo"]) as (conn, _):
+        await conn.subscribe(SYMBOLS)
+        await until(lambda: len(got.of(Trade)) >= 5, timeout=5)
+    tbbo = {r.sequence: r for r in _decoded(sim, "tbbo")}
+    trades, quotes = got.of(Trade), got.of(Quote)
+    assert [t.sequence for t in trades] == [q.sequence for q in quotes][: len(trades)]
+    for t in trades:
+        r = tbbo[t.sequence]
+        assert (t.price, t.size, t.side, t.ts_event) == (
+            r.price, r.size * SCALE, r.side.value, r.ts_event,
+        )  # fmt: skip
+    for q in quotes:
+        level = tbbo[q.sequence].levels[0]
+        assert (q.bid_price, q.ask_price) == (level.bid_px, level.ask_px)
+    # each trade comes right before its quote
+    kinds = [type(e).__name__ for e in got.events if isinstance(e, Trade | Quote)]
+    assert kinds[: 2 * len(trades)] == ["Trade", "Quote"] * len(trades)
+
+
+async def test_bbo_1s_is_the_top_sampled_at_every_whole_second(sim: GatewaySimulator) -> None:
+    got = Collected()
+    async with running(sim, got, schemas=["bbo-1s"]) as (conn, _):
+        await conn.subscribe(SYMBOLS)
+        await until(lambda: len(got.of(Quote)) >= 2, timeout=5)
+    assert got.of(Trade) == []  # a bbo record's last trade is not a new trade
+    bbo = {r.sequence: r for r in _decoded(sim, "bbo-1s")}
+    for q in got.of(Quote):
+        level = bbo[q.sequence].levels[0]
+        assert (q.bid_price, q.ask_price, q.bid_size, q.ask_size) == (
+            level.bid_px, level.ask_px, level.bid_sz * SCALE, level.ask_sz * SCALE,
+        )  # fmt: skip
+        assert q.ts_event % 1_000_000_000 == 0
+
+
+async def test_trades_come_once_when_trades_and_mbp_1_are_both_taken(
+    sim: GatewaySimulator,
+) -> None:
+    got = Collected()
+    async with running(sim, got, schemas=["trades", "mbp-1"]) as (conn, _):
+        await conn.subscribe(SYMBOLS)
+        await until(lambda: len(got.of(Trade)) >= 10)
+    made = {r.sequence: (r.ts_event, r.price, r.size * SCALE) for r in _decoded(sim, "trades")}
+    # every trade is a trades record (an mbp-1 trade would carry the mbp-1 channel's
+    # sequence, whose trades record says something else)
+    assert all(made.get(t.sequence) == (t.ts_event, t.price, t.size) for t in got.of(Trade))
+    seqs = [t.sequence for t in got.of(Trade)]
+    assert seqs == sorted(set(seqs))

@@ -440,7 +440,7 @@ _SCHEMA_RTYPES: Final = {
     "bbo-1s": 0xC3,
     "bbo-1m": 0xC4,
 }
-"""The rtype of each schema's records (tbbo and mbp-1 share one)."""
+"""The rtype of each schema's records (tbbo and mbp-1 share the mbp-1 layout and rtype)."""
 
 
 def schema_rtype(schema: str) -> int:

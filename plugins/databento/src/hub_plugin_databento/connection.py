@@ -234,7 +234,10 @@ class DatabentoConnection:
         self.session_id = session_id or ""
         sink = self._sink
         sink.reset_session()
-        sink.configure_dbn(self._options.check_sequence, self._options.max_record_len)
+        opts = self._options
+        # mbp-1 and tbbo records of trades are Trades too, unless a trades schema has them
+        mbp1_trades = "trades" not in opts.schemas
+        sink.configure_dbn(opts.check_sequence, opts.max_record_len, mbp1_trades)
         sink.control = self._on_control
         self._connected = True
         self._last_activity_ns = time.monotonic_ns()

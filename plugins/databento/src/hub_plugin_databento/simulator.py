@@ -75,9 +75,11 @@ _PRICES: Final = {"ES": (6000.0, 0.25), "NQ": (21000.0, 0.25), "CL": (70.0, 0.01
 _SIDES: Final[dict[str, dbn.Side]] = {k: dbn.Side.from_str(k) for k in "BAN"}
 _ACTIONS: Final[dict[str, dbn.Action]] = {k: dbn.Action.from_str(k) for k in "AMCTR"}
 _RAW_SYMBOL: Final = dbn.SType.from_str("raw_symbol")
+_BBO_INTERVALS: Final = {"bbo-1s": 1_000_000_000, "bbo-1m": 60_000_000_000}
+_BBO_RTYPES: Final = {"bbo-1s": 0xC3, "bbo-1m": 0xC4}
 _INSTRUMENT_ID: Final = dbn.SType.from_str("instrument_id")
 
-SERVED_SCHEMAS: Final = ("trades", "mbp-1", "mbp-10", "mbo")
+SERVED_SCHEMAS: Final = ("trades", "tbbo", "mbp-1", "mbp-10", "mbo", "bbo-1s", "bbo-1m")
 """The schemas the simulator makes; others are refused with error code 5."""
 MALFORMED_UNKNOWN_RTYPE: Final = bytes([8, 0xEE]) + bytes(30)
 """A 32-byte record of an rtype no DBN version defines: skipped by its length."""
@@ -207,6 +209,8 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         self._skip_live = 0
         self._skipped = anyio.Event()
         self._orders: dict[tuple[str, str, int], int] = {}
+        self._last_trade: dict[int, tuple[int, int, str]] = {}
+        self._bbo_at: dict[str, int] = dict.fromkeys(_BBO_INTERVALS, 0)
         self._next_order = 1
 
     # -- the records -----------------------------------------------------------------
@@ -242,7 +246,14 @@ class GatewaySimulator(LoopbackVenue[_Session]):
         )
         return bytes(msg)
 
-    def _mbp1(self, iid: int, ts: int, top: tuple[int, int, int, int], what: _What) -> bytes:
+    def _mbp1(
+        self,
+        iid: int,
+        ts: int,
+        top: tuple[int, int, int, int],
+        what: _What,
+        schema: str = "mbp-1",
+    ) -> bytes:
         bid, bid_sz, ask, ask_sz = top
         level = dbn.BidAskPair(bid, ask, bid_sz // PRICE_SCALE, ask_sz // PRICE_SCALE, 1, 1)
         msg = dbn.MBP1Msg(
@@ -256,7 +267,7 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             0,
             ts + RECV_DELAY_NS,
             flags=F_LAST,
-            sequence=self._take_seq("mbp-1"),
+            sequence=self._take_seq(schema),
             levels=level,  # type: ignore[arg-type]  # the stub says a list: it takes one pair
         )
         return bytes(msg)
@@ -324,6 +335,8 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             traded = _What("T", t.side, t.price, t.size)
             self._emit("trades", iid, ts, self._trade(iid, ts, t))
             self._emit("mbp-1", iid, ts, self._mbp1(iid, ts, update.top, traded))
+            self._emit("tbbo", iid, ts, self._mbp1(iid, ts, update.top, traded, "tbbo"))
+            self._last_trade[iid] = (t.price, t.size, t.side)
             self._emit("mbo", iid, ts, self._mbo(iid, ts, 0, traded, 0))
         changes = update.changes
         for i, ch in enumerate(changes):
@@ -339,6 +352,39 @@ class GatewaySimulator(LoopbackVenue[_Session]):
             self._emit("mbp-10", iid, ts, self._mbp10(sym, iid, ts, what))
             if update.top_changed and t is None:
                 self._emit("mbp-1", iid, ts, self._mbp1(iid, ts, update.top, what))
+
+    def after_market_step(self, ts: int) -> None:
+        """At each whole interval of ``bbo-1s`` and ``bbo-1m``: every instrument's top of
+        book with its last trade, as the gateway samples them."""
+        for schema, interval in _BBO_INTERVALS.items():
+            boundary = ts - ts % interval
+            if boundary <= self._bbo_at[schema]:
+                continue
+            first = self._bbo_at[schema] == 0
+            self._bbo_at[schema] = boundary
+            if first:
+                continue  # start sampling at the next whole interval
+            for symbol, iid in self.instrument_ids.items():
+                self._emit(schema, iid, boundary, self._bbo(schema, symbol, iid, boundary))
+
+    def _bbo(self, schema: str, symbol: str, iid: int, ts: int) -> bytes:
+        bid, bid_sz, ask, ask_sz = self.market.book(symbol).top()
+        price, size, side = self._last_trade.get(iid, (_UNDEF_PRICE, 0, "N"))
+        level = dbn.BidAskPair(bid, ask, bid_sz // PRICE_SCALE, ask_sz // PRICE_SCALE, 1, 1)
+        msg = dbn.BBOMsg(
+            _BBO_RTYPES[schema],
+            PUBLISHER_ID,
+            iid,
+            ts,
+            price,
+            size // PRICE_SCALE,
+            _SIDES[side],
+            ts + RECV_DELAY_NS,
+            flags=F_LAST,
+            sequence=self._take_seq(schema),
+            levels=level,  # type: ignore[arg-type]  # the stub says a list: it takes one pair
+        )
+        return bytes(msg)
 
     def market_symbols(self) -> list[str]:
         if self.bench:
