@@ -485,6 +485,13 @@ class DbnDecoder:
             seq = _u32(read_i32_le(data, pos + 44))
             if self.check_sequence:
                 self._sequence(seq, ts_event)
+        self._publish_trade(data, pos, symbol, ts_event, ts_recv, seq)
+
+    def _publish_trade(
+        self, data: bytes, pos: i64, symbol: str, ts_event: int, ts_recv: int, seq: i64
+    ) -> None:
+        """The Trade of a record whose price, size and side sit where trades (mbp-0)
+        and mbp-1 records keep them (offsets 16, 24, 29)."""
         self.handler.on_trade(
             Trade(
                 self.exchange,
@@ -508,18 +515,7 @@ class DbnDecoder:
             if kind == 1 and self.check_sequence:
                 self._sequence(seq, ts_event)
         if kind == 1 and self.mbp1_trades and data[pos + 28] == 84:  # action 'T'
-            self.handler.on_trade(
-                Trade(
-                    self.exchange,
-                    symbol,
-                    read_i64_le(data, pos + 16),
-                    _u32(read_i32_le(data, pos + 24)) * PRICE_SCALE,
-                    _CHARS[data[pos + 29]],
-                    ts_event,
-                    ts_recv,
-                    seq,
-                )
-            )
+            self._publish_trade(data, pos, symbol, ts_event, ts_recv, seq)
         bid_px = read_i64_le(data, pos + 48)
         ask_px = read_i64_le(data, pos + 56)
         bid_sz: i64 = 0
