@@ -125,9 +125,12 @@ class ConnectionSink(RecordHandler):
         self.data_count += 1
         self.last_recv_ns = ts_recv
         if (self.data_count & _SAMPLE_MASK) == 0:
-            ns = time.time_ns() - ts_recv
-            self._latency.record(ns)  # the hub's, across connections
-            self.latency.record(ns)  # this connection's
+            self._record_latency(ts_recv)
+
+    def _record_latency(self, ts_recv: int) -> None:
+        ns = time.time_ns() - ts_recv
+        self._latency.record(ns)  # the hub's, across connections
+        self.latency.record(ns)  # this connection's
 
     # -- RecordHandler: what the DBN decoder (and the value methods) emit ---
     # Each checks for an open blind window first (one int test per tick): the first
@@ -419,8 +422,26 @@ class ConnectionSink(RecordHandler):
         for p, q in asks:
             parsed.append(parse_fixed(p))
             parsed.append(parse_fixed(q))
+        return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
+
+    def _apply_levels(
+        self,
+        symbol: str,
+        book: OrderBook,
+        parsed: list[int],
+        n_bids: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int,
+    ) -> int:
+        """``parsed`` (price, size, price, size, ...; bids before index ``n_bids``) into
+        ``book``, a ``BookUpdate`` published per level that changed it."""
+        book._writable()  # the hub's read-only book raises HubError
         exchange = self.exchange
+        bus = self._bus
         published = 0
+        direct = 0
+        last: BookUpdate | None = None
         i = 0
         n = len(parsed)
         side = _BID
@@ -429,16 +450,35 @@ class ConnectionSink(RecordHandler):
                 side = _ASK
             price = parsed[i]
             size = parsed[i + 1]
-            action = book.apply(side, price, size)
+            action = book._set(side, price, size, 0, 0)
             if action:
-                self.on_book_update(
-                    new_book_update(
-                        exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
-                    )
+                tick = BookUpdate(
+                    exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
                 )
+                if self._attention:  # holding, or the first tick after a blind window
+                    self.on_book_update(tick)
+                else:
+                    bus.publish_book_update(tick)
+                    direct += 1
+                    last = tick
                 published += 1
             i += 2
-        book.stamp(ts_event, sequence)
+        book._last_update_ns = ts_event
+        book._last_sequence = sequence
+        if last is not None:
+            # on_book_update's accounting, once for the ticks published directly: the
+            # counters end the same, and the symbol's last tick is the message's last
+            self.book_updates += direct
+            self.last_by_symbol[symbol] = last
+            before = self.data_count
+            after = before + direct
+            self.data_count = after
+            self.last_recv_ns = ts_recv
+            # a sample each time the count passed a multiple of SAMPLE_EVERY, as per tick
+            passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
+            while passed > 0:
+                self._record_latency(ts_recv)
+                passed -= 1
         return published
 
     def book_snapshot(
