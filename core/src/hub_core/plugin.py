@@ -235,6 +235,21 @@ class Sink(Protocol):
         with ``ts_event`` and ``sequence``."""
         ...
 
+    def book_levels_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: bytes,
+        asks: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """``book_levels_text`` with each side still as the bytes of a JSON array of
+        ``["price", "size"]`` strings (no ``str`` pair built per level); any other
+        shape raises ``MalformedNumber`` before anything is applied."""
+        ...
+
     def book_snapshot(
         self,
         symbol: str,

@@ -24,7 +24,7 @@ from hub_core.factories import (
     trade_from_bytes,
     trade_from_text,
 )
-from hub_core.fixed import parse_fixed
+from hub_core.fixed import parse_fixed, parse_pairs_json
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookSnapshot,
@@ -422,6 +422,30 @@ class ConnectionSink(RecordHandler):
         for p, q in asks:
             parsed.append(parse_fixed(p))
             parsed.append(parse_fixed(q))
+        return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
+
+    def book_levels_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: bytes,
+        asks: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """``book_levels_text`` with the levels still as JSON: ``bids`` and ``asks`` are
+        each the bytes of a JSON array of ``["price", "size"]`` decimal strings (as
+        Binance writes them; e.g. a ``msgspec.Raw`` field, ``bytes(raw)``).
+
+        The same contract: everything parsed first (``MalformedNumber`` for a bad
+        number or any other shape: nothing applied, nothing published), then bids,
+        then asks, in order. Cheaper than decoding the levels into ``str`` pairs
+        first: no string or tuple per level is ever built."""
+        parsed: list[int] = []
+        parse_pairs_json(bids, parsed)
+        n_bids = len(parsed)
+        parse_pairs_json(asks, parsed)
         return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
 
     def _apply_levels(

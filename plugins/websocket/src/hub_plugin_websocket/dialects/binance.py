@@ -133,8 +133,9 @@ class _DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
     s: str
     U: int
     u: int
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: msgspec.Raw
+    """The bid levels as JSON (``[["price","size"],...]``): the sink parses them."""
+    a: msgspec.Raw
     T: int = 0
     pu: int = -1
     """Futures only: the ``u`` of the previous event of this stream."""
@@ -150,8 +151,9 @@ class _FuturesDepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=F
     U: int
     u: int
     pu: int = -1
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: msgspec.Raw
+    """The levels as JSON, parsed by the sink (see ``_DepthUpdate``)."""
+    a: msgspec.Raw
 
 
 class _FuturesBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
@@ -283,6 +285,11 @@ def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
     return [(parse_fixed(p), parse_fixed(q)) for p, q in pairs]
 
 
+def _raw_levels(raw: msgspec.Raw) -> list[tuple[int, int]]:
+    """A depth event's side (kept as JSON) as fixed-point pairs, off the hot path."""
+    return _levels(_DEC_LEVELS.decode(raw))
+
+
 # shared by every session: msgspec decoders and encoders hold no per-call state, and
 # an idle connection should not carry its own copies
 _DEC_EVENT: Final = msgspec.json.Decoder(_Event)
@@ -293,6 +300,7 @@ _DEC_COMBINED_BOOK_TICKER: Final = msgspec.json.Decoder(_CombinedBookTicker)
 _DEC_BOOK_TICKER: Final = msgspec.json.Decoder(_BookTicker)
 _DEC_COMBINED: Final = msgspec.json.Decoder(_Combined)
 _DEC_SNAPSHOT: Final = msgspec.json.Decoder(_DepthSnapshot)
+_DEC_LEVELS: Final = msgspec.json.Decoder(list[tuple[str, str]])
 _DEC_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _DEC_EVENT_TYPE: Final = msgspec.json.Decoder(_EventType)
 _ENC: Final = msgspec.json.Encoder()
@@ -441,9 +449,9 @@ class BinanceSession(DialectSession):
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
-        # one compiled call per depth message; a sink of an older hub-core lacks it, and
-        # the levels then go one by one
-        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_text", None)
+        # one compiled call per depth message, the levels as the frame's JSON bytes; a
+        # sink of an older hub-core lacks it, and the levels then go one by one
+        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_json", None)
 
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
@@ -717,16 +725,15 @@ class BinanceSession(DialectSession):
         ts_event = ev.E * _NS_PER_MS
         seq = ev.u  # the venue's update id is the book's sequence
         book_levels = self._book_levels
-        parse = parse_fixed
         try:
             if book_levels is not None:
                 # parse, apply, publish and stamp in the core's compiled code
-                book_levels(ev.s, book, ev.b, ev.a, ts_event, ts_recv, seq)
+                book_levels(ev.s, book, bytes(ev.b), bytes(ev.a), ts_event, ts_recv, seq)
                 return None
             # every level parsed before any is applied: an unreadable one changes nothing
-            bids = [(parse(p), parse(q)) for p, q in ev.b]
-            asks = [(parse(p), parse(q)) for p, q in ev.a]
-        except DecodeError as exc:
+            bids = _raw_levels(ev.b)
+            asks = _raw_levels(ev.a)
+        except _DECODE_ERRORS as exc:
             # the event is lost: the book cannot be trusted past it
             self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
             return self._break(st, ev, f"update {ev.U}..{ev.u} unreadable")
@@ -808,11 +815,11 @@ class BinanceSession(DialectSession):
                     st, ev, f"buffered update {ev.U}..{ev.u} does not follow {prev}"
                 )
             try:
-                for price, size in _levels(ev.b):
+                for price, size in _raw_levels(ev.b):
                     book.apply(_BID, price, size)
-                for price, size in _levels(ev.a):
+                for price, size in _raw_levels(ev.a):
                     book.apply(_ASK, price, size)
-            except DecodeError as exc:
+            except _DECODE_ERRORS as exc:
                 self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
                 return self._resync_from_snapshot(st, ev, f"update {ev.U}..{ev.u} unreadable")
             prev = ev.u
