@@ -40,24 +40,28 @@ _LOG_EVERY: Final = 1000
 
 
 def _find(keys: list[int], k: int) -> i64:
-    """First index of ``keys`` (ascending) whose value is >= ``k``.
-
-    The last slot (the best level, where most updates land) is tried first."""
-    hi: i64 = len(keys)
-    if hi == 0:
-        return 0
-    last: int = keys[hi - 1]
+    """The index of ``k`` in ``keys`` (ascending), or ``-1 - i`` when it is not there and
+    ``i`` is where it would go. The last slot (the best level, where most updates
+    land) is tried first; each probe reads and unboxes one slot, so equality ends
+    the search instead of costing another read."""
+    n: i64 = len(keys)
+    if n == 0:
+        return -1
+    last: int = keys[n - 1]
     if k >= last:
-        return hi if k > last else hi - 1
+        return n - 1 if k == last else -1 - n
     lo: i64 = 0
-    hi -= 1
+    hi: i64 = n - 1  # keys[hi] > k throughout
     while lo < hi:
         mid = (lo + hi) >> 1
-        if keys[mid] < k:
+        v: int = keys[mid]
+        if v < k:
             lo = mid + 1
-        else:
+        elif v > k:
             hi = mid
-    return lo
+        else:
+            return mid
+    return -1 - lo
 
 
 @final
@@ -89,9 +93,8 @@ class _Side:
         """Set one level (0 removes it); the DBN action, or "" when nothing changed."""
         k = price if self.bid else -price
         keys = self.keys
-        n: i64 = len(keys)
         i = _find(keys, k)
-        if i < n and keys[i] == k:
+        if i >= 0:
             sizes = self.sizes
             old: int = sizes[i]
             if old == size:
@@ -108,7 +111,8 @@ class _Side:
             return "M"
         if size == 0:
             return ""
-        if i == n:
+        i = -1 - i
+        if i == len(keys):
             keys.append(k)  # a new best level: the commonest insertion
             self.sizes.append(size)
         else:
@@ -121,11 +125,8 @@ class _Side:
     def get(self, price: int) -> int:
         """The size at ``price``; 0 when there is no such level."""
         k = price if self.bid else -price
-        keys = self.keys
-        i = _find(keys, k)
-        if i < len(keys) and keys[i] == k:
-            return self.sizes[i]
-        return 0
+        i = _find(self.keys, k)
+        return self.sizes[i] if i >= 0 else 0
 
     def clear(self) -> None:
         self.keys.clear()
