@@ -590,3 +590,33 @@ def test_book_levels_text_held_while_the_sink_holds() -> None:
         ("A", 101 * P, 3 * P, "A"),
     ]
     assert sink.book_updates == 3 and (book.last_update_ns, book.last_sequence) == (5, 7)
+
+
+def test_book_level_sets_the_plugins_book_and_publishes_one_update() -> None:
+    """``sink.book_level``: the book's action is published (nothing when it is ""), unless
+    the venue states its own action, which is published whatever the book says."""
+    from hub_core.processor import EventProcessor
+
+    bus = TypedEventBus()
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink = EventProcessor(bus).sink_for("ex")
+    book = OrderBook()
+    assert sink.book_level("SYM", book, "B", 99 * P, P, 10, 11) == "A"
+    assert sink.book_level("SYM", book, "B", 99 * P, P, 12, 13) == ""  # as it was
+    assert sink.book_level("SYM", book, "A", 101 * P, 2 * P, 14, 15, "M", 9) == "A"
+    assert sink.book_level("SYM", book, "A", 101 * P, 2 * P, 16, 17, "M", 10) == ""
+    assert sink.book_level("SYM", book, "B", 99 * P, 0, 18, 19, "", 11) == "C"
+    assert [(u.side, u.price, u.size, u.action, u.ts_event, u.sequence) for u in seen] == [
+        ("B", 99 * P, P, "A", 10, 0),
+        ("A", 101 * P, 2 * P, "M", 14, 9),
+        ("A", 101 * P, 2 * P, "M", 16, 10),
+        ("B", 99 * P, 0, "C", 18, 11),
+    ]
+    assert book.snapshot() == ((), ((101 * P, 2 * P),))
+    assert (book.last_update_ns, book.last_sequence) == (18, 11)
+    assert sink.book_updates == 4
+    hub, _bus = hub_and_bus()
+    with pytest.raises(HubError, match="read-only"):
+        sink.book_level("SYM", hub.book("ex", "SYM"), "B", 99 * P, P, 1, 1)
+    assert sink.book_updates == 4

@@ -218,6 +218,24 @@ class Sink(Protocol):
     ) -> None:
         """Publish one price level from decimal ASCII bytes."""
 
+    def book_level(
+        self,
+        symbol: str,
+        book: OrderBook,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "",
+        sequence: int = 0,
+    ) -> str:
+        """Set one level of the plugin's own ``book`` and publish it as a ``BookUpdate``
+        in one call; returns the book's action (``""``: the level was as sent).
+        ``action`` ``""`` publishes the book's action (nothing when ``""``); a venue's
+        own action letter is published whatever the book says."""
+        ...
+
     def book_levels_text(
         self,
         symbol: str,

@@ -393,6 +393,38 @@ class ConnectionSink(RecordHandler):
             )
         )
 
+    def book_level(
+        self,
+        symbol: str,
+        book: OrderBook,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "",
+        sequence: int = 0,
+    ) -> str:
+        """Set one level of the plugin's own ``book`` (``size`` 0 removes it) and publish
+        it as a ``BookUpdate``, in one call: for a plugin compiled on its own, each
+        call into the core is a Python-level call, and this saves one per level.
+
+        Returns the book's action (``A``/``M``/``C``, ``""`` when the level already
+        was as sent). With ``action`` ``""`` that is what is published, and nothing
+        when it is ``""``; a venue that states its own action (FIX's MDUpdateAction)
+        passes it, and the update is published with it whatever the book says. The
+        book is stamped with ``ts_event`` and ``sequence``."""
+        book._writable()  # the hub's read-only book raises HubError
+        got = book._set(side, price, size, ts_event, sequence)
+        letter = action if action else got
+        if letter:
+            self.on_book_update(
+                BookUpdate(
+                    self.exchange, symbol, side, price, size, ts_event, ts_recv, letter, 0, sequence
+                )
+            )
+        return got
+
     def book_levels_text(
         self,
         symbol: str,
