@@ -127,6 +127,20 @@ class Sink(Protocol):
     ) -> None:
         """Publish a trade from decimal text."""
 
+    def trade_text_ms(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event_ms: int,
+        ts_recv: int,
+        trade_id: int,
+    ) -> None:
+        """``trade_text`` for a venue with millisecond times and numbered trades:
+        ``ts_event`` = ``ts_event_ms`` * 1e6, ``sequence`` = ``trade_id``, and the
+        ``trade_id`` text is its decimal form, made in compiled code."""
+
     def trade_bytes(
         self,
         symbol: str,

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
+from mypy_extensions import i64
+
 from hub_core.book import OrderBook
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import DbnDecoder, RecordHandler
@@ -43,6 +45,8 @@ _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 _HOLD_MAX: Final = 100_000
 """Ticks held back at most while a session subscribes; past it they flow (in order)."""
 _UNDEF_PRICE: Final = 9_223_372_036_854_775_807  # DBN's "no price": what a book clear carries
+_MS_I64_MAX: Final = 9_223_372_036_854
+"""Milliseconds whose nanoseconds still fit an i64."""
 _BID: Final = "B"
 _ASK: Final = "A"
 
@@ -240,6 +244,32 @@ class ConnectionSink(RecordHandler):
         self.on_trade(
             trade_from_text(
                 self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence, trade_id
+            )
+        )
+
+    def trade_text_ms(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event_ms: int,
+        ts_recv: int,
+        trade_id: int,
+    ) -> None:
+        """``trade_text`` for a venue that stamps trades in milliseconds and numbers them
+        (Binance's ``T`` and ``a``/``t``): ``ts_event`` is ``ts_event_ms`` * 1e6,
+        ``sequence`` is ``trade_id`` and ``trade_id`` its decimal text. The product
+        and the text are made here, in compiled code, instead of per tick by the
+        plugin (raises ``MalformedNumber``)."""
+        if -_MS_I64_MAX <= ts_event_ms <= _MS_I64_MAX:
+            ms: i64 = ts_event_ms
+            ts_event: int = ms * 1_000_000  # i64: a tagged-int product this big is slow
+        else:
+            ts_event = ts_event_ms * 1_000_000
+        self.on_trade(
+            trade_from_text(
+                self.exchange, symbol, price, size, side, ts_event, ts_recv, trade_id, str(trade_id)
             )
         )
 

@@ -447,11 +447,20 @@ class BinanceSession(DialectSession):
         # bound once: the hot path makes one attribute-free call per tick
         self._sink = sink
         self._trade_text = sink.trade_text
+        self._trade_ms: Callable[[str, str, str, str, int, int, int], object] = getattr(
+            sink, "trade_text_ms", self._trade_ms_fallback
+        )
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
         # one compiled call per depth message, the levels as the frame's JSON bytes; a
         # sink of an older hub-core lacks it, and the levels then go one by one
         self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_json", None)
+
+    def _trade_ms_fallback(
+        self, symbol: str, price: str, size: str, side: str, ms: int, ts_recv: int, tid: int
+    ) -> None:
+        """``sink.trade_text_ms`` for a sink of an older hub-core, which lacks it."""
+        self._trade_text(symbol, price, size, side, ms * _NS_PER_MS, ts_recv, tid, str(tid))
 
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
@@ -479,7 +488,7 @@ class BinanceSession(DialectSession):
         decode_book_ticker = self._dec_book_ticker.decode
         decode_combined_book_ticker = _DEC_COMBINED_BOOK_TICKER.decode
         decode_combined = self._dec_combined.decode
-        trade_text = self._trade_text
+        trade_ms = self._trade_ms
         quote_text = self._quote_text
         on_event = self._on_event
         on_depth = self._on_depth
@@ -543,30 +552,13 @@ class BinanceSession(DialectSession):
                     )
                     return None
                 if type(ev) is trade_type:
-                    tid = ev.t  # the trade id: sequence and trade_id, as elsewhere
-                    trade_text(
-                        ev.s,
-                        ev.p,
-                        ev.q,
-                        "A" if ev.m else "B",
-                        ev.T * 1_000_000,
-                        ts_recv,
-                        tid,
-                        str(tid),
-                    )
+                    # the trade id: sequence and trade_id, as elsewhere
+                    trade_ms(ev.s, ev.p, ev.q, "A" if ev.m else "B", ev.T, ts_recv, ev.t)
                     return None
                 if type(ev) is agg_trade_type:
-                    tid = ev.a  # the aggregate's id: sequence and trade_id
-                    trade_text(
-                        ev.s,
-                        ev.p,
-                        ev.q,
-                        "A" if ev.m else "B",
-                        ev.T * 1_000_000,
-                        ts_recv,
-                        tid,
-                        str(tid),
-                    )
+                    # the aggregate's id is sequence and trade_id; the sink makes the
+                    # text and the ns time in compiled code
+                    trade_ms(ev.s, ev.p, ev.q, "A" if ev.m else "B", ev.T, ts_recv, ev.a)
                     return None
                 if type(ev) is depth_type or type(ev) is spot_depth_type:
                     return on_depth(ev, ts_recv)
