@@ -538,3 +538,80 @@ def test_book_levels_text_refuses_the_hubs_read_only_book() -> None:
     with pytest.raises(HubError, match="read-only"):
         sink.book_levels_text("SYM", book, [("99", "1")], [], 1, 1, 1)
     assert sink.book_updates == 0
+
+
+def test_book_levels_text_accounts_like_one_tick_at_a_time() -> None:
+    """One depth message is counted, sampled and remembered (``last_by_symbol``) as the
+    same updates published one by one would be."""
+    import time
+
+    from hub_core.processor import EventProcessor
+
+    bids = [(_text(1000 - k), str(k % 3 + 1)) for k in range(40)]
+    asks = [(_text(1001 + k), str(k % 4 + 1)) for k in range(50)]
+    by_message = EventProcessor(TypedEventBus()).sink_for("ex")
+    one_by_one = EventProcessor(TypedEventBus()).sink_for("ex")
+    ts_recv = time.time_ns()
+    for n in range(1, 4):  # 90 levels a message: the count passes multiples of 64
+        book = OrderBook()
+        by_message.book_levels_text("SYM", book, bids, asks, n, ts_recv, n)
+        for side, levels in (("B", bids), ("A", asks)):
+            for p, q in levels:
+                one_by_one.book_update_text("SYM", side, p, q, n, ts_recv, "A", n)
+    for sink in (by_message, one_by_one):
+        assert (sink.book_updates, sink.data_count, sink.last_recv_ns) == (270, 270, ts_recv)
+        assert sink.latency.count == 270 // 64
+    last = by_message.last_by_symbol["SYM"]
+    assert isinstance(last, BookUpdate) and (last.side, last.price) == ("A", 1050 * P // 100)
+    assert last == one_by_one.last_by_symbol["SYM"]
+
+
+def test_book_levels_text_held_while_the_sink_holds() -> None:
+    """While a session subscribes (``hold``), a depth message's updates wait, in order."""
+    from hub_core.processor import EventProcessor
+
+    bus = TypedEventBus()
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink = EventProcessor(bus).sink_for("ex")
+    book = OrderBook()
+    sink.hold()
+    assert sink.book_levels_text("SYM", book, [("99", "1"), ("98", "2")], [("101", "3")], 5, 6, 7)
+    assert not seen and len(book) == 3  # the plugin's book is current; the ticks wait
+    sink.release()
+    assert [(u.side, u.price, u.size, u.action) for u in seen] == [
+        ("B", 99 * P, P, "A"),
+        ("B", 98 * P, 2 * P, "A"),
+        ("A", 101 * P, 3 * P, "A"),
+    ]
+    assert sink.book_updates == 3 and (book.last_update_ns, book.last_sequence) == (5, 7)
+
+
+def test_book_level_sets_the_plugins_book_and_publishes_one_update() -> None:
+    """``sink.book_level``: the book's action is published (nothing when it is ""), unless
+    the venue states its own action, which is published whatever the book says."""
+    from hub_core.processor import EventProcessor
+
+    bus = TypedEventBus()
+    seen: list[BookUpdate] = []
+    bus.subscribe(BookUpdate, seen.append)
+    sink = EventProcessor(bus).sink_for("ex")
+    book = OrderBook()
+    assert sink.book_level("SYM", book, "B", 99 * P, P, 10, 11) == "A"
+    assert sink.book_level("SYM", book, "B", 99 * P, P, 12, 13) == ""  # as it was
+    assert sink.book_level("SYM", book, "A", 101 * P, 2 * P, 14, 15, "M", 9) == "A"
+    assert sink.book_level("SYM", book, "A", 101 * P, 2 * P, 16, 17, "M", 10) == ""
+    assert sink.book_level("SYM", book, "B", 99 * P, 0, 18, 19, "", 11) == "C"
+    assert [(u.side, u.price, u.size, u.action, u.ts_event, u.sequence) for u in seen] == [
+        ("B", 99 * P, P, "A", 10, 0),
+        ("A", 101 * P, 2 * P, "M", 14, 9),
+        ("A", 101 * P, 2 * P, "M", 16, 10),
+        ("B", 99 * P, 0, "C", 18, 11),
+    ]
+    assert book.snapshot() == ((), ((101 * P, 2 * P),))
+    assert (book.last_update_ns, book.last_sequence) == (18, 11)
+    assert sink.book_updates == 4
+    hub, _bus = hub_and_bus()
+    with pytest.raises(HubError, match="read-only"):
+        sink.book_level("SYM", hub.book("ex", "SYM"), "B", 99 * P, P, 1, 1)
+    assert sink.book_updates == 4

@@ -317,3 +317,23 @@ def test_the_default_endpoint_check_refuses_an_empty_endpoint() -> None:
     with pytest.raises(ValueError, match="must not be empty"):
         Bare().check_endpoint("")
     Bare().check_endpoint("anything:1")
+
+
+def test_trade_text_ms_is_trade_text_with_the_time_and_id_made_by_the_sink() -> None:
+    """``sink.trade_text_ms``: ns = ms * 1e6, sequence = the id, trade_id its text; a time
+    past i64 nanoseconds still gives the exact product (it is not wrapped)."""
+    from hub_core import Trade
+
+    got: dict[str, list[Trade]] = {"ms": [], "text": []}
+    sinks = {}
+    for name, ticks in got.items():
+        bus = TypedEventBus()
+        bus.subscribe(Trade, ticks.append)
+        sinks[name] = EventProcessor(bus).sink_for("x")
+    for ms, tid in ((1_718_000_000_123, 1_800_000_007), (0, 0), (10**16, 2**70)):
+        sinks["ms"].trade_text_ms("AAA", "60000.1", "0.002", "A", ms, 5, tid)
+        sinks["text"].trade_text("AAA", "60000.1", "0.002", "A", ms * 1_000_000, 5, tid, str(tid))
+    assert got["ms"] == got["text"] and len(got["ms"]) == 3
+    assert got["ms"][0].ts_event == 1_718_000_000_123_000_000
+    assert got["ms"][0].trade_id == "1800000007" and got["ms"][0].sequence == 1_800_000_007
+    assert sinks["ms"].trades == 3

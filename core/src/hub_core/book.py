@@ -1,12 +1,12 @@
 """Order books as objects, compiled with mypyc.
 
 ``OrderBook`` is a price-level book (L2): one size per price and side, in the
-ticks' fixed-point ints (``PRICE_SCALE``). Each side keeps a ``price -> size``
-dict and the same prices in a sorted list whose *last* element is the best
-(bids ascending; asks as negated prices, ascending), so a change at an
-existing level is one dict store, a new or removed level near the top of the
-book moves only the few list slots above it, and the best price is the last
-slot. ``top(n)`` walks the list from the end.
+ticks' fixed-point ints (``PRICE_SCALE``). Each side keeps its prices in a
+sorted list whose *last* element is the best (bids ascending; asks as negated
+prices, ascending) and the sizes in a parallel list, so a change is one
+bisection (the best slot tried first), a new or removed level near the top of
+the book moves only the few slots above it, and ``top(n)`` walks the lists
+from the end. There is no dict: see ``_Side``.
 
 ``MboBook`` is an order-by-order book (L3, Databento's ``mbo``): orders by id,
 aggregated into an ``OrderBook`` of levels plus an order count per level.
@@ -17,7 +17,7 @@ to a read-only ``OrderBook`` and checks its integrity at message boundaries.
 """
 
 import logging
-from typing import Final, cast, final
+from typing import Final, final
 
 from mypy_extensions import i64
 
@@ -36,130 +36,146 @@ _LOG_FIRST: Final = 5
 _LOG_EVERY: Final = 1000
 
 
-def _bisect(keys: list[int], k: int) -> i64:
-    """First index of ``keys`` (ascending) whose value is >= ``k``."""
+def _find(keys: list[int], k: int) -> i64:
+    """The index of ``k`` in ``keys`` (ascending), or ``-1 - i`` when it is not there and
+    ``i`` is where it would go. The last slot (the best level, where most updates
+    land) is tried first; each probe reads and unboxes one slot, so equality ends
+    the search instead of costing another read."""
+    n: i64 = len(keys)
+    if n == 0:
+        return -1
+    last: int = keys[n - 1]
+    if k >= last:
+        return n - 1 if k == last else -1 - n
     lo: i64 = 0
-    hi: i64 = len(keys)
+    hi: i64 = n - 1  # keys[hi] > k throughout
     while lo < hi:
         mid = (lo + hi) >> 1
-        if keys[mid] < k:
+        v: int = keys[mid]
+        if v < k:
             lo = mid + 1
-        else:
+        elif v > k:
             hi = mid
-    return lo
+        else:
+            return mid
+    return -1 - lo
 
 
 @final
 class _Side:
-    """One side of a book: size per price, and the prices sorted best-last."""
+    """One side of a book: the levels as two parallel lists sorted best-last.
 
-    sizes: dict[int, int]
+    No dict: fixed-point prices are multiples of the tick (10**7 for a 0.01 tick),
+    so their low hash bits are all zero and a dict keyed by them probes long chains
+    (measured: a lookup cost more than the bisection that replaces it)."""
+
     keys: list[int]
-    """``sign * price`` ascending: the best price is ``keys[-1] * sign``."""
-    sign: Final[int]
+    """The prices ascending, negated on the ask side: the best is the last slot.
+
+    Negated, never multiplied by a sign: mypyc multiplies ints of 2**31 and more
+    (every fixed-point price) through Python's long arithmetic, negation stays native."""
+    sizes: list[int]
+    """The size of the level at the same index of ``keys``."""
+    bid: Final[bool]
     negative: int
     """How many levels hold a negative size (an integrity failure ``check`` reports)."""
 
-    def __init__(self, sign: int) -> None:
-        self.sizes = {}
+    def __init__(self, bid: bool) -> None:
         self.keys = []
-        self.sign = sign
+        self.sizes = []
+        self.bid = bid
         self.negative = 0
 
     def set(self, price: int, size: int) -> str:
         """Set one level (0 removes it); the DBN action, or "" when nothing changed."""
-        # The dict is used through ``object`` keys and values: mypyc then boxes the
-        # two ints once, instead of once per dict operation (halves the cost).
-        sizes = cast(dict[object, object], self.sizes)
-        key: object = price
-        if size == 0:
-            gone = sizes.pop(key, None)
-            if gone is None:
+        k = price if self.bid else -price
+        keys = self.keys
+        i = _find(keys, k)
+        if i >= 0:
+            sizes = self.sizes
+            old: int = sizes[i]
+            if old == size:
                 return ""
-            if self.negative and cast(int, gone) < 0:
+            if self.negative and old < 0:
                 self.negative -= 1
-            self._remove_key(price * self.sign)
-            return "C"
-        value: object = size
-        old = sizes.get(key)
-        sizes[key] = value
-        if old is None:
+            if size == 0:
+                keys.pop(i)
+                sizes.pop(i)
+                return "C"
+            sizes[i] = size
             if size < 0:
                 self.negative += 1
-            self._insert_key(price * self.sign)
-            return "A"
-        if old == value:
+            return "M"
+        if size == 0:
             return ""
-        if self.negative and cast(int, old) < 0:
-            self.negative -= 1
+        i = -1 - i
+        if i == len(keys):
+            keys.append(k)  # a new best level: the commonest insertion
+            self.sizes.append(size)
+        else:
+            keys.insert(i, k)
+            self.sizes.insert(i, size)
         if size < 0:
             self.negative += 1
-        return "M"
+        return "A"
 
-    def _insert_key(self, k: int) -> None:
-        keys = self.keys
-        n = len(keys)
-        if n == 0 or k > keys[n - 1]:
-            keys.append(k)  # a new best level: the commonest insertion
-        else:
-            keys.insert(_bisect(keys, k), k)
-
-    def _remove_key(self, k: int) -> None:
-        keys = self.keys
-        n = len(keys)
-        if keys[n - 1] == k:
-            keys.pop()
-        else:
-            del keys[_bisect(keys, k)]
+    def get(self, price: int) -> int:
+        """The size at ``price``; 0 when there is no such level."""
+        k = price if self.bid else -price
+        i = _find(self.keys, k)
+        return self.sizes[i] if i >= 0 else 0
 
     def clear(self) -> None:
-        self.sizes.clear()
         self.keys.clear()
+        self.sizes.clear()
         self.negative = 0
 
     def load(self, levels: Levels) -> None:
         """Replace the side with ``levels`` (any order; size 0 left out; last one wins)."""
-        self.clear()
-        sizes = self.sizes
+        last: dict[int, int] = {}
         for price, size in levels:
-            if size != 0:
-                sizes[price] = size
-            elif price in sizes:
-                del sizes[price]
-        sign = self.sign
-        keys = [p * sign for p in sizes]
-        keys.sort()
-        self.keys = keys
+            last[price] = size
+        bid = self.bid
+        pairs = [(p if bid else -p, s) for p, s in last.items() if s != 0]
+        pairs.sort()
+        self.keys = [k for k, _ in pairs]
+        self.sizes = [s for _, s in pairs]
         neg = 0
-        for s in sizes.values():
+        for _, s in pairs:
             if s < 0:
                 neg += 1
         self.negative = neg
 
+    def as_dict(self) -> dict[int, int]:
+        """``{price: size}`` of every level (for inspection, not a hot path)."""
+        bid = self.bid
+        return {k if bid else -k: s for k, s in zip(self.keys, self.sizes, strict=True)}
+
     def best_price(self) -> int:
         """The best price; the side must not be empty."""
-        return self.keys[len(self.keys) - 1] * self.sign
+        k = self.keys[len(self.keys) - 1]
+        return k if self.bid else -k
 
     def best(self) -> tuple[int, int] | None:
         keys = self.keys
         n = len(keys)
         if n == 0:
             return None
-        p = keys[n - 1] * self.sign
-        return (p, self.sizes[p])
+        k = keys[n - 1]
+        return (k if self.bid else -k, self.sizes[n - 1])
 
     def top(self, n: int) -> Levels:
         keys = self.keys
         sizes = self.sizes
-        sign = self.sign
+        bid = self.bid
         m: i64 = len(keys)
         want: i64 = n if n < m else m  # one i64 branch: a conditional on mixed types boxes
         stop: i64 = m - want if want > 0 else m
         out: list[tuple[int, int]] = []
         i: i64 = m - 1
         while i >= stop:
-            p = keys[i] * sign
-            out.append((p, sizes[p]))
+            k = keys[i]
+            out.append((k if bid else -k, sizes[i]))
             i -= 1
         return tuple(out)
 
@@ -169,15 +185,16 @@ class _Side:
         extra = len(keys) - depth
         if extra <= 0:
             return []
-        sign = self.sign
+        bid = self.bid
         sizes = self.sizes
         gone: list[int] = []
-        for k in keys[:extra]:
-            p = k * sign
-            if sizes.pop(p) < 0:
+        for j in range(extra):
+            if sizes[j] < 0:
                 self.negative -= 1
-            gone.append(p)
+            k = keys[j]
+            gone.append(k if bid else -k)
         del keys[:extra]
+        del sizes[:extra]
         return gone
 
     def first_negative(self) -> tuple[int, int]:
@@ -186,10 +203,10 @@ class _Side:
         sizes = self.sizes
         i = len(keys) - 1
         while i >= 0:
-            p = keys[i] * self.sign
-            s = sizes[p]
+            s = sizes[i]
             if s < 0:
-                return (p, s)
+                k = keys[i]
+                return (k if self.bid else -k, s)
             i -= 1
         return (0, 0)
 
@@ -218,8 +235,8 @@ class OrderBook:
     def __init__(self, exchange: str = "", symbol: str = "") -> None:
         self.exchange = exchange
         self.symbol = symbol
-        self._bids = _Side(1)
-        self._asks = _Side(-1)
+        self._bids = _Side(True)
+        self._asks = _Side(False)
         self._last_update_ns = 0
         self._last_sequence = 0
         self._read_only = False
@@ -411,12 +428,10 @@ class OrderBook:
     def size_at(self, side: str, price: int) -> int:
         """The size at ``price`` on ``side``; 0 when there is no such level."""
         if side == _BID:
-            s = self._bids.sizes.get(price)
-        elif side == _ASK:
-            s = self._asks.sizes.get(price)
-        else:
-            raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
-        return 0 if s is None else s
+            return self._bids.get(price)
+        if side == _ASK:
+            return self._asks.get(price)
+        raise ValueError(f"book side must be 'B' (bid) or 'A' (ask), got {side!r}")
 
     def count(self, side: str) -> int:
         """How many levels ``side`` has."""
@@ -429,12 +444,12 @@ class OrderBook:
     @property
     def bids(self) -> dict[int, int]:
         """A copy of the bids as ``{price: size}`` (for inspection, not a hot path)."""
-        return dict(self._bids.sizes)
+        return self._bids.as_dict()
 
     @property
     def asks(self) -> dict[int, int]:
         """A copy of the asks as ``{price: size}`` (for inspection, not a hot path)."""
-        return dict(self._asks.sizes)
+        return self._asks.as_dict()
 
     def check(self) -> str | None:
         """``None`` when the book is consistent, else why not: a crossed book (best

@@ -57,6 +57,10 @@ _I64_POW10: Final[tuple[i64, ...]] = (
     100_000_000_000_000_000,
     1_000_000_000_000_000_000,
 )
+_I64_MAX_OVER_POW10: Final[tuple[i64, ...]] = tuple(
+    [_I64_MAX_NATIVE // _I64_POW10[k] for k in range(SCALE_DIGITS + 1)]
+)
+"""The largest mantissa that ``10**k`` scales within i64, per ``k`` (0..9)."""
 # Up to 18 significant digits fit an i64 mantissa; longer text (or an
 # exponent) takes the exact arbitrary-precision path.
 _FAST_DIGITS: Final = 18
@@ -98,27 +102,31 @@ def parse_fixed(text: str) -> int:
         i += 1
     if not any_digit:
         raise MalformedNumber(f"not a decimal number: {text!r}")
-    return _scale_fast(mant, frac, neg, text)
+    return _scale_fast(mant, frac, neg, text, 0, -1)
 
 
 def parse_fixed_bytes(text: bytes) -> int:
     """Parse decimal ASCII bytes to an int scaled by ``PRICE_SCALE``, exactly."""
-    n: i64 = len(text)
-    if n == 0:
+    return parse_fixed_span(text, 0, len(text))
+
+
+def parse_fixed_span(data: bytes, start: i64, end: i64) -> int:
+    """``parse_fixed_bytes(data[start:end])`` without the slice."""
+    if end <= start:
         raise MalformedNumber("empty number")
-    i: i64 = 0
+    i: i64 = start
     neg = False
-    c: i64 = text[0]
+    c: i64 = data[i]
     if c == 45 or c == 43:
         neg = c == 45
-        i = 1
+        i += 1
     mant: i64 = 0
     sig: i64 = 0
     frac: i64 = 0
     any_digit = False
     dot = False
-    while i < n:
-        c = text[i]
+    while i < end:
+        c = data[i]
         if 48 <= c <= 57:
             any_digit = True
             if dot:
@@ -126,38 +134,111 @@ def parse_fixed_bytes(text: bytes) -> int:
             if mant != 0 or c != 48:
                 sig += 1
                 if sig > _FAST_DIGITS:
-                    return _parse_exact(text.decode("ascii", "replace"))
+                    return _parse_exact(data[start:end].decode("ascii", "replace"))
             mant = mant * 10 + (c - 48)
         elif c == 46 and not dot:
             dot = True
         elif c == 101 or c == 69:
-            return _parse_exact(text.decode("ascii", "replace"))
+            return _parse_exact(data[start:end].decode("ascii", "replace"))
         else:
-            raise MalformedNumber(f"not a decimal number: {text!r}")
+            raise MalformedNumber(f"not a decimal number: {data[start:end]!r}")
         i += 1
     if not any_digit:
-        raise MalformedNumber(f"not a decimal number: {text!r}")
-    return _scale_fast(mant, frac, neg, text)
+        raise MalformedNumber(f"not a decimal number: {data[start:end]!r}")
+    return _scale_fast(mant, frac, neg, data, start, end)
 
 
-def _scale_fast(mant: i64, frac: i64, neg: bool, text: object) -> int:
-    """``mant * 10**(9 - frac)`` in i64, refusing inexact or out-of-range results."""
+def parse_pairs_json(data: bytes, out: list[int]) -> None:
+    """Append to ``out`` the numbers of ``data``, a JSON array of ``["price", "size"]``
+    decimal strings (a depth message's levels as Binance writes them), in order:
+    price, size, price, size, ... Raises ``MalformedNumber`` for any other shape
+    (``out`` may then hold part of it). No ``str`` or tuple is built per level."""
+    n: i64 = len(data)
+    i = _token(data, _skip_ws(data, 0, n), n, 91)  # [
+    if i < n and data[i] == 93:  # ] an empty array
+        i += 1
+    else:
+        while True:
+            i = _token(data, i, n, 91)  # [ of a pair
+            i = _number_string(data, _skip_ws(data, i, n), n, out)
+            i = _token(data, i, n, 44)  # ,
+            i = _number_string(data, i, n, out)
+            i = _token(data, i, n, 93)  # ] of the pair
+            if i < n and data[i] == 44:  # , another pair
+                i = _skip_ws(data, i + 1, n)
+                continue
+            i = _token(data, i, n, 93)  # ] of the array
+            break
+    if _skip_ws(data, i, n) != n:
+        raise _not_pairs(data)
+
+
+def _skip_ws(data: bytes, i: i64, n: i64) -> i64:
+    while i < n:
+        c: i64 = data[i]
+        if c != 32 and c != 10 and c != 13 and c != 9:
+            break
+        i += 1
+    return i
+
+
+def _token(data: bytes, i: i64, n: i64, want: i64) -> i64:
+    """The index past the byte ``want`` at ``i`` and the whitespace after it."""
+    if i >= n or data[i] != want:
+        raise _not_pairs(data)
+    return _skip_ws(data, i + 1, n)
+
+
+def _number_string(data: bytes, i: i64, n: i64, out: list[int]) -> i64:
+    """Parse the JSON string at ``i`` as a decimal number into ``out``; the index past it
+    and the whitespace after it."""
+    if i >= n or data[i] != 34:  # "
+        raise _not_pairs(data)
+    start = i + 1
+    j = start
+    while j < n:
+        c: i64 = data[j]
+        if c == 34:
+            break
+        if c == 92:  # a backslash: no number is written with escapes
+            raise _not_pairs(data)
+        j += 1
+    if j >= n:
+        raise _not_pairs(data)
+    out.append(parse_fixed_span(data, start, j))
+    return _skip_ws(data, j + 1, n)
+
+
+def _not_pairs(data: bytes) -> MalformedNumber:
+    return MalformedNumber(f"not a JSON array of [price, size] strings: {data[:80]!r}")
+
+
+def _scale_fast(mant: i64, frac: i64, neg: bool, text: object, start: i64, end: i64) -> int:
+    """``mant * 10**(9 - frac)`` in i64, refusing inexact or out-of-range results.
+
+    ``text`` is only for the error message (``text[start:end]`` when ``end`` >= 0)."""
     if frac <= SCALE_DIGITS:
-        mul = _I64_POW10[SCALE_DIGITS - frac]
-        if mant > _I64_MAX_NATIVE // mul:
-            raise MalformedNumber(f"number out of range: {text!r}")
-        value = mant * mul
+        k = SCALE_DIGITS - frac
+        if mant > _I64_MAX_OVER_POW10[k]:  # a table, not a division per number
+            raise MalformedNumber(f"number out of range: {_shown(text, start, end)!r}")
+        value = mant * _I64_POW10[k]
     else:
         extra = frac - SCALE_DIGITS
         if extra > _FAST_DIGITS:
             if mant == 0:
                 return 0
-            raise MalformedNumber(f"more precision than 1e-9 in {text!r}")
+            raise MalformedNumber(f"more precision than 1e-9 in {_shown(text, start, end)!r}")
         div = _I64_POW10[extra]
         value = mant // div
         if value * div != mant:
-            raise MalformedNumber(f"more precision than 1e-9 in {text!r}")
+            raise MalformedNumber(f"more precision than 1e-9 in {_shown(text, start, end)!r}")
     return -value if neg else value
+
+
+def _shown(text: object, start: i64, end: i64) -> object:
+    if end >= 0 and isinstance(text, bytes):
+        return text[start:end]
+    return text
 
 
 def _parse_exact(text: str) -> int:

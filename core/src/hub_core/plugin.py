@@ -136,6 +136,20 @@ class Sink(Protocol):
     ) -> None:
         """Publish a trade from decimal text."""
 
+    def trade_text_ms(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event_ms: int,
+        ts_recv: int,
+        trade_id: int,
+    ) -> None:
+        """``trade_text`` for a venue with millisecond times and numbered trades:
+        ``ts_event`` = ``ts_event_ms`` * 1e6, ``sequence`` = ``trade_id``, and the
+        ``trade_id`` text is its decimal form, made in compiled code."""
+
     def trade_bytes(
         self,
         symbol: str,
@@ -227,6 +241,24 @@ class Sink(Protocol):
     ) -> None:
         """Publish one price level from decimal ASCII bytes."""
 
+    def book_level(
+        self,
+        symbol: str,
+        book: OrderBook,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "",
+        sequence: int = 0,
+    ) -> str:
+        """Set one level of the plugin's own ``book`` and publish it as a ``BookUpdate``
+        in one call; returns the book's action (``""``: the level was as sent).
+        ``action`` ``""`` publishes the book's action (nothing when ``""``); a venue's
+        own action letter is published whatever the book says."""
+        ...
+
     def book_levels_text(
         self,
         symbol: str,
@@ -242,6 +274,21 @@ class Sink(Protocol):
         many. All numbers are parsed first (``MalformedNumber``: nothing applied,
         nothing published), then bids, then asks, in order; the book is stamped
         with ``ts_event`` and ``sequence``."""
+        ...
+
+    def book_levels_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: bytes,
+        asks: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """``book_levels_text`` with each side still as the bytes of a JSON array of
+        ``["price", "size"]`` strings (no ``str`` pair built per level); any other
+        shape raises ``MalformedNumber`` before anything is applied."""
         ...
 
     def book_snapshot(

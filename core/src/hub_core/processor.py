@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
+from mypy_extensions import i64
+
 from hub_core.book import OrderBook
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import DbnDecoder, RecordHandler
@@ -24,7 +26,7 @@ from hub_core.factories import (
     trade_from_bytes,
     trade_from_text,
 )
-from hub_core.fixed import parse_fixed
+from hub_core.fixed import parse_fixed, parse_pairs_json
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookClear,
@@ -43,6 +45,8 @@ _LOG_EVERY: Final = 1000
 _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 _HOLD_MAX: Final = 100_000
 """Ticks held back at most while a session subscribes; past it they flow (in order)."""
+_MS_I64_MAX: Final = 9_223_372_036_854
+"""Milliseconds whose nanoseconds still fit an i64."""
 _BID: Final = "B"
 _ASK: Final = "A"
 _CLEAR: Final = "R"  # DBN's clear-book action: such an update is published as a BookClear
@@ -128,9 +132,12 @@ class ConnectionSink(RecordHandler):
         self.data_count += 1
         self.last_recv_ns = ts_recv
         if (self.data_count & _SAMPLE_MASK) == 0:
-            ns = time.time_ns() - ts_recv
-            self._latency.record(ns)  # the hub's, across connections
-            self.latency.record(ns)  # this connection's
+            self._record_latency(ts_recv)
+
+    def _record_latency(self, ts_recv: int) -> None:
+        ns = time.time_ns() - ts_recv
+        self._latency.record(ns)  # the hub's, across connections
+        self.latency.record(ns)  # this connection's
 
     # -- RecordHandler: what the DBN decoder (and the value methods) emit ---
     # Each checks for an open blind window first (one int test per tick): the first
@@ -251,6 +258,32 @@ class ConnectionSink(RecordHandler):
         self.on_trade(
             trade_from_text(
                 self.exchange, symbol, price, size, side, ts_event, ts_recv, sequence, trade_id
+            )
+        )
+
+    def trade_text_ms(
+        self,
+        symbol: str,
+        price: str,
+        size: str,
+        side: str,
+        ts_event_ms: int,
+        ts_recv: int,
+        trade_id: int,
+    ) -> None:
+        """``trade_text`` for a venue that stamps trades in milliseconds and numbers them
+        (Binance's ``T`` and ``a``/``t``): ``ts_event`` is ``ts_event_ms`` * 1e6,
+        ``sequence`` is ``trade_id`` and ``trade_id`` its decimal text. The product
+        and the text are made here, in compiled code, instead of per tick by the
+        plugin (raises ``MalformedNumber``)."""
+        if -_MS_I64_MAX <= ts_event_ms <= _MS_I64_MAX:
+            ms: i64 = ts_event_ms
+            ts_event: int = ms * 1_000_000  # i64: a tagged-int product this big is slow
+        else:
+            ts_event = ts_event_ms * 1_000_000
+        self.on_trade(
+            trade_from_text(
+                self.exchange, symbol, price, size, side, ts_event, ts_recv, trade_id, str(trade_id)
             )
         )
 
@@ -415,6 +448,38 @@ class ConnectionSink(RecordHandler):
             )
         )
 
+    def book_level(
+        self,
+        symbol: str,
+        book: OrderBook,
+        side: str,
+        price: int,
+        size: int,
+        ts_event: int,
+        ts_recv: int,
+        action: str = "",
+        sequence: int = 0,
+    ) -> str:
+        """Set one level of the plugin's own ``book`` (``size`` 0 removes it) and publish
+        it as a ``BookUpdate``, in one call: for a plugin compiled on its own, each
+        call into the core is a Python-level call, and this saves one per level.
+
+        Returns the book's action (``A``/``M``/``C``, ``""`` when the level already
+        was as sent). With ``action`` ``""`` that is what is published, and nothing
+        when it is ``""``; a venue that states its own action (FIX's MDUpdateAction)
+        passes it, and the update is published with it whatever the book says. The
+        book is stamped with ``ts_event`` and ``sequence``."""
+        book._writable()  # the hub's read-only book raises HubError
+        got = book._set(side, price, size, ts_event, sequence)
+        letter = action if action else got
+        if letter:
+            self.on_book_update(
+                BookUpdate(
+                    self.exchange, symbol, side, price, size, ts_event, ts_recv, letter, 0, sequence
+                )
+            )
+        return got
+
     def book_levels_text(
         self,
         symbol: str,
@@ -444,8 +509,50 @@ class ConnectionSink(RecordHandler):
         for p, q in asks:
             parsed.append(parse_fixed(p))
             parsed.append(parse_fixed(q))
+        return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
+
+    def book_levels_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        bids: bytes,
+        asks: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+    ) -> int:
+        """``book_levels_text`` with the levels still as JSON: ``bids`` and ``asks`` are
+        each the bytes of a JSON array of ``["price", "size"]`` decimal strings (as
+        Binance writes them; e.g. a ``msgspec.Raw`` field, ``bytes(raw)``).
+
+        The same contract: everything parsed first (``MalformedNumber`` for a bad
+        number or any other shape: nothing applied, nothing published), then bids,
+        then asks, in order. Cheaper than decoding the levels into ``str`` pairs
+        first: no string or tuple per level is ever built."""
+        parsed: list[int] = []
+        parse_pairs_json(bids, parsed)
+        n_bids = len(parsed)
+        parse_pairs_json(asks, parsed)
+        return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
+
+    def _apply_levels(
+        self,
+        symbol: str,
+        book: OrderBook,
+        parsed: list[int],
+        n_bids: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int,
+    ) -> int:
+        """``parsed`` (price, size, price, size, ...; bids before index ``n_bids``) into
+        ``book``, a ``BookUpdate`` published per level that changed it."""
+        book._writable()  # the hub's read-only book raises HubError
         exchange = self.exchange
+        bus = self._bus
         published = 0
+        direct = 0
+        last: BookUpdate | None = None
         i = 0
         n = len(parsed)
         side = _BID
@@ -454,16 +561,35 @@ class ConnectionSink(RecordHandler):
                 side = _ASK
             price = parsed[i]
             size = parsed[i + 1]
-            action = book.apply(side, price, size)
+            action = book._set(side, price, size, 0, 0)
             if action:
-                self.on_book_update(
-                    new_book_update(
-                        exchange, symbol, side, price, size, ts_event, ts_recv, action, sequence
-                    )
+                tick = BookUpdate(
+                    exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
                 )
+                if self._attention:  # holding, or the first tick after a blind window
+                    self.on_book_update(tick)
+                else:
+                    bus.publish_book_update(tick)
+                    direct += 1
+                    last = tick
                 published += 1
             i += 2
-        book.stamp(ts_event, sequence)
+        book._last_update_ns = ts_event
+        book._last_sequence = sequence
+        if last is not None:
+            # on_book_update's accounting, once for the ticks published directly: the
+            # counters end the same, and the symbol's last tick is the message's last
+            self.book_updates += direct
+            self.last_by_symbol[symbol] = last
+            before = self.data_count
+            after = before + direct
+            self.data_count = after
+            self.last_recv_ns = ts_recv
+            # a sample each time the count passed a multiple of SAMPLE_EVERY, as per tick
+            passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
+            while passed > 0:
+                self._record_latency(ts_recv)
+                passed -= 1
         return published
 
     def book_snapshot(

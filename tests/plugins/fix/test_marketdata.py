@@ -276,3 +276,40 @@ def test_fixed_at_agrees_with_the_core(text: str) -> None:
             fixed_at(padded, 2, 2 + len(raw))
     else:
         assert fixed_at(padded, 2, 2 + len(raw)) == expected
+
+
+def test_the_books_are_the_cores_order_books_kept_in_one_call_a_level() -> None:
+    """Each symbol's book is a ``hub_core.OrderBook`` (valid, stamped with the message);
+    the ticks and books are the same through ``sink.book_level`` (one call into the core
+    a level) as through a sink without it (``apply`` then ``book_update``)."""
+    from hub_core import OrderBook
+
+    messages = [
+        incremental(1, [level(0, 0, "99", 10), level(0, 1, "100", 5), level(0, 0, "98", 3)]),
+        incremental(2, [level(1, 0, "99", 25), level(0, 1, "100.5", 7), trade("99.5", 2)]),
+        incremental(3, [level(2, 0, "99"), level(2, 1, "100"), level(2, 0, "97")]),
+        incremental(4, [level(0, 0, "98.5", 1), level(2, 1, "100.5"), level(0, 1, "101", 4)]),
+    ]
+    outcomes = []
+    for batch in (True, False):
+        collected = Collected()
+        md = MarketDataDecoder(collected.sink)
+        if not batch:
+            md._book_level = None  # as on a sink of an older hub-core
+        for i, m in enumerate(messages, 1):
+            md.apply(frame_of(m), i)
+        book = md.book("ES")
+        assert isinstance(book, OrderBook) and md.books["ES"] is book
+        assert book.check() is None and book.snapshot() == (
+            ((98_500_000_000, P), (98 * P, 3 * P)),
+            ((101 * P, 4 * P),),
+        )
+        outcomes.append([(type(t).__name__, t.as_dict()) for t in collected.events])
+        q = collected.of(Quote)[-1]
+        assert (q.bid_price, q.bid_size, q.ask_price, q.ask_size) == (
+            98_500_000_000,
+            P,
+            101 * P,
+            4 * P,
+        )
+    assert outcomes[0] == outcomes[1]

@@ -118,7 +118,7 @@ def _replay(
     """Feed the recording. The recording has no REST snapshots, so each one asked for is
     an empty book just before the update that asked (its ``U`` - 1): the book is then
     exactly what the updates from there on build. ``batch=False``: as on a sink without
-    ``book_levels_text`` (an older hub-core), one call per level."""
+    ``book_levels_json`` (an older hub-core), one call per level."""
     s = session(sink, ("depth@100ms", "bookTicker", "aggTrade"), recording.url)
     if not batch:
         s._book_levels = None
@@ -506,7 +506,7 @@ def test_futures_payloads_in_fstream_order_raw_and_combined(
 
 
 def test_depth_without_the_sinks_batch_call_gives_the_same_ticks(recording: Recording) -> None:
-    """A sink of an older hub-core has no ``book_levels_text``: the levels then go one call
+    """A sink of an older hub-core has no ``book_levels_json``: the levels then go one call
     at a time, with the same ticks, books and malformed counting."""
     from hub_core import TypedEventBus
     from hub_core.processor import EventProcessor

@@ -702,17 +702,21 @@ class ConformanceSuite:
         """A consumer of an ``overflow="block"`` stream (maxsize 5) stops reading: once
         the stream is full the reader pauses (after 0.1 s for what it had already read,
         in the next ``hold`` = min(0.3 s, ``stale_after_ms``/3) at most a quarter of the
-        ticks the feed delivered in a ``hold`` before, which must be at least 12);
+        ticks the feed delivers in a ``hold``, averaged over four before, which must be
+        at least 12);
         when the consumer drains it, the reader resumes, nothing was dropped, every trade
         is still exactly what the simulator sent, and the link was not recycled."""
         hub, rec, sim = running
         await self._trades_for_every_symbol(rec)
         hold = max(0.1, min(0.3, self.stale_after_ms / 3000))
+        # the feed's pace, over four holds (a loaded machine delivers unevenly): what
+        # arrives in one hold while nothing blocks
         start = len(rec.events)
-        await anyio.sleep(hold)
-        flowing = len(_data_after(rec.events, start))
+        await anyio.sleep(4 * hold)
+        flowing = len(_data_after(rec.events, start)) // 4
         assert flowing >= 12, (
-            f"only {flowing} ticks in {hold} s: run the simulator faster for this case"
+            f"only {flowing} ticks a {hold} s on average: run the simulator faster for "
+            "this case"
         )
         mark = len(rec.events)
         stream = hub.bus.stream(Trade, maxsize=5, overflow="block")

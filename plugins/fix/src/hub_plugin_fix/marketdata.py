@@ -12,7 +12,7 @@ What is published (``sink`` is the connection's ``hub_core.plugin.Sink``):
 
 * trade entries (269=2) of 35=X: ``Trade``, aggressor side from AggressorSide
   (2446, or CME's 5797): 1 -> ``B``, 2 -> ``A``, else ``N``;
-* bid/offer entries (269=0/1) of 35=X: the local book is updated and a
+* bid/offer entries (269=0/1) of 35=X: the symbol's ``OrderBook`` (the core's) is updated and a
   ``BookUpdate`` published (action ``A``/``M``/``C`` for MDUpdateAction
   0/1/2, size 0 when the level goes); then one ``Quote`` per symbol whose top
   of book the message touched;
@@ -29,7 +29,7 @@ from typing import Any, Final, final
 
 from mypy_extensions import i64
 
-from hub_core.plugin import MalformedNumber, parse_fixed_bytes
+from hub_core.plugin import MalformedNumber, OrderBook, parse_fixed_bytes
 from hub_plugin_fix.errors import MalformedMessage
 from hub_plugin_fix.scanner import (
     Frame,
@@ -68,6 +68,8 @@ TAG_AGGRESSOR_SIDE_CME: Final = 5797
 _ACTION_NEW: Final = 48
 _ACTION_CHANGE: Final = 49
 _ACTION_DELETE: Final = 50
+_BID: Final = "B"  # Side.BID
+_ASK: Final = "A"  # Side.ASK
 
 
 def _core_fixed(text: bytes) -> int:
@@ -117,13 +119,18 @@ def fixed_at(buf: bytes, s: int, e: int) -> int:
 
 
 @final
-class Book:
-    """One symbol's price-level book: price -> size per side, best kept current."""
+class _BookState:
+    """One symbol's book (the core's ``OrderBook``) and what the decoder tracks beside it.
 
-    bids: dict[int, int]
-    asks: dict[int, int]
+    The best levels are kept here, not asked of the book: the book lives in the
+    core's compilation unit, so every call into it is a Python-level call. That is
+    one per entry (``apply``), and one more only when the best level goes."""
+
+    book: OrderBook
     best_bid: int
+    best_bid_size: int
     best_ask: int
+    best_ask_size: int
     has_bid: bool
     has_ask: bool
     touched: bool
@@ -131,86 +138,64 @@ class Book:
     entry_ids: dict[bytes, tuple[bool, int]]
     """MDEntryID (278) -> (is_bid, price), for venues that delete by id."""
 
-    def __init__(self) -> None:
-        self.bids = {}
-        self.asks = {}
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
         self.best_bid = 0
+        self.best_bid_size = 0
         self.best_ask = 0
+        self.best_ask_size = 0
         self.has_bid = False
         self.has_ask = False
         self.touched = False
         self.entry_ids = {}
 
     def clear(self) -> None:
-        self.bids.clear()
-        self.asks.clear()
+        self.book.clear()
         self.entry_ids.clear()
         self.has_bid = False
         self.has_ask = False
         self.touched = True
 
     def set_level(self, is_bid: bool, price: int, size: int) -> None:
-        """Set the size at ``price`` (0 removes the level); track the best price."""
+        """Set the size at ``price`` (0 removes the level); track the best level."""
+        self.track(is_bid, price, size, self.book.apply(_BID if is_bid else _ASK, price, size))
+
+    def track(self, is_bid: bool, price: int, size: int, action: str) -> None:
+        """Follow the best level after the book took ``price``/``size`` (``action``:
+        what ``OrderBook.apply`` said)."""
+        has = self.has_bid if is_bid else self.has_ask
+        best = self.best_bid if is_bid else self.best_ask
+        if size > 0:
+            if not has or (price >= best if is_bid else price <= best):
+                self._set_best(is_bid, price, size, True)
+                self.touched = True
+        elif action != "" and has and price == best:
+            self.touched = True  # the best level went: the next one is the book's
+            top = self.book.best_bid() if is_bid else self.book.best_ask()
+            if top is None:
+                self._set_best(is_bid, 0, 0, False)
+            else:
+                self._set_best(is_bid, top[0], top[1], True)
+
+    def _set_best(self, is_bid: bool, price: int, size: int, has: bool) -> None:
         if is_bid:
-            levels = self.bids
-            if size > 0:
-                levels[price] = size
-                if not self.has_bid or price >= self.best_bid:
-                    self.best_bid = price
-                    self.has_bid = True
-                    self.touched = True
-            elif price in levels:
-                del levels[price]
-                if self.has_bid and price == self.best_bid:
-                    self.touched = True
-                    if levels:
-                        self.best_bid = max(levels)
-                    else:
-                        self.has_bid = False
+            self.best_bid = price
+            self.best_bid_size = size
+            self.has_bid = has
         else:
-            levels = self.asks
-            if size > 0:
-                levels[price] = size
-                if not self.has_ask or price <= self.best_ask:
-                    self.best_ask = price
-                    self.has_ask = True
-                    self.touched = True
-            elif price in levels:
-                del levels[price]
-                if self.has_ask and price == self.best_ask:
-                    self.touched = True
-                    if levels:
-                        self.best_ask = min(levels)
-                    else:
-                        self.has_ask = False
+            self.best_ask = price
+            self.best_ask_size = size
+            self.has_ask = has
 
     def top(self) -> tuple[int, int, int, int]:
         """(bid price, bid size, ask price, ask size); an empty side is
         ``(UNDEF_PRICE, 0)``."""
-        if self.has_bid:
-            bp = self.best_bid
-            bs = self.bids[bp]
-        else:
-            bp = UNDEF_PRICE
-            bs = 0
-        if self.has_ask:
-            ap = self.best_ask
-            az = self.asks[ap]
-        else:
-            ap = UNDEF_PRICE
-            az = 0
+        bp, bs = (self.best_bid, self.best_bid_size) if self.has_bid else (UNDEF_PRICE, 0)
+        ap, az = (self.best_ask, self.best_ask_size) if self.has_ask else (UNDEF_PRICE, 0)
         return bp, bs, ap, az
 
-    def levels(self, is_bid: bool, depth: int) -> tuple[tuple[int, int], ...]:
-        """Levels of one side, best first, at most ``depth`` (0 = all)."""
-        side = self.bids if is_bid else self.asks
-        prices = sorted(side, reverse=is_bid)
-        if depth > 0:
-            prices = prices[:depth]
-        return tuple([(p, side[p]) for p in prices])
 
-
-_NO_BOOK: Final = Book()
+_NO_BOOK: Final = _BookState(OrderBook())
 """Placeholder before the first book of a message is looked up (never written)."""
 
 
@@ -256,7 +241,8 @@ class MarketDataDecoder:
     want_bids: bool
     want_offers: bool
     want_trades: bool
-    books: dict[str, Book]
+    books: dict[str, OrderBook]
+    """Each symbol's book, the core's ``OrderBook`` (read it, never change it)."""
     req_symbols: dict[bytes, str]
     """MDReqID (262) -> symbol, for entries that carry no Symbol (55)."""
     ignored: set[str]
@@ -280,6 +266,7 @@ class MarketDataDecoder:
         self.want_offers = want_offers
         self.want_trades = want_trades
         self.books = {}
+        self._states: dict[str, _BookState] = {}
         self.req_symbols = {}
         self.ignored = set()
         self.pending = set()
@@ -287,20 +274,28 @@ class MarketDataDecoder:
         self._symbols: dict[bytes, str] = {}
         self._last_key = b""
         self._last_symbol = ""
+        self._book_level: Any = getattr(sink, "book_level", None)
+        """``sink.book_level`` (apply and publish in one call); None on an older hub-core."""
         self._pool: list[_Entry] = []
         """Entry objects reused message after message (no allocation per entry)."""
 
-    def book(self, symbol: str) -> Book:
+    def book(self, symbol: str) -> OrderBook:
         """The local book of ``symbol`` (created empty on first use)."""
-        b = self.books.get(symbol)
-        if b is None:
-            b = Book()
-            self.books[symbol] = b
-        return b
+        return self._state(symbol).book
+
+    def _state(self, symbol: str) -> _BookState:
+        st = self._states.get(symbol)
+        if st is None:
+            book = OrderBook(str(getattr(self.sink, "exchange", "")), symbol)
+            st = _BookState(book)
+            self._states[symbol] = st
+            self.books[symbol] = book
+        return st
 
     def reset(self) -> None:
         """Forget every book (a new session: the venue sends fresh snapshots)."""
         self.books.clear()
+        self._states.clear()
 
     def _symbol(self, buf: bytes, s: int, e: int) -> str:
         last = self._last_key
@@ -447,7 +442,8 @@ class MarketDataDecoder:
         sink = self.sink
         ignored = self.ignored
         pool = self._pool
-        touched: list[tuple[str, Book]] = []
+        touched: list[tuple[str, _BookState]] = []
+        book_level = self._book_level
         book_sym = ""
         book = _NO_BOOK
         for k in range(n):
@@ -479,7 +475,7 @@ class MarketDataDecoder:
             else:
                 continue  # other entry types (opening, settlement, volume...) are not ticks
             if sym is not book_sym:  # entries of one message mostly share a symbol
-                book = self.book(sym)
+                book = self._state(sym)
                 book_sym = sym
             price = e.price
             action = e.action
@@ -506,19 +502,18 @@ class MarketDataDecoder:
                     size = 0
                     letter = "C"
             was = book.touched
-            book.set_level(is_bid, price, size)
+            side = _BID if is_bid else _ASK
+            ts = self._entry_ts(e, ts_msg, msg_date)
+            got: str
+            if book_level is not None:
+                # the book and the tick in one call into the core (each is Python-level)
+                got = book_level(sym, book.book, side, price, size, ts, ts_recv, letter, seq)
+            else:  # a sink of an older hub-core
+                got = book.book.apply(side, price, size)
+                sink.book_update(sym, side, price, size, ts, ts_recv, letter, seq)
+            book.track(is_bid, price, size, got)
             if book.touched and not was:
                 touched.append((sym, book))
-            sink.book_update(
-                sym,
-                "B" if is_bid else "A",
-                price,
-                size,
-                self._entry_ts(e, ts_msg, msg_date),
-                ts_recv,
-                letter,
-                seq,
-            )
         for sym, book in touched:
             book.touched = False
             bp, bs, ap, az = book.top()
@@ -528,17 +523,17 @@ class MarketDataDecoder:
         sink = self.sink
         ignored = self.ignored
         pool = self._pool
-        books: list[tuple[str, Book]] = []
+        books: list[tuple[str, _BookState]] = []
         ts = ts_msg
         for k in range(n):
             e = pool[k]
             sym = e.symbol
             if not sym or sym in ignored:
                 continue
-            book = self.books.get(sym)
+            book = self._states.get(sym)
             if book is None or not any(s == sym for s, _ in books):
                 # a snapshot is the whole state: whatever the book held is gone
-                book = self.book(sym)
+                book = self._state(sym)
                 book.clear()
                 books.append((sym, book))
             t = e.entry_type
@@ -558,8 +553,7 @@ class MarketDataDecoder:
         depth = self.depth
         for sym, book in books:
             book.touched = False
-            bids = book.levels(True, depth)
-            asks = book.levels(False, depth)
+            bids, asks = book.book.levels(depth)
             sink.book_snapshot(sym, bids, asks, ts, ts_recv, seq)
             bp, bs, ap, az = book.top()
             sink.quote(sym, bp, bs, ap, az, ts, ts_recv, seq)

@@ -22,7 +22,7 @@ from typing import Final
 
 import msgspec
 
-from hub_core.plugin import DecodeError, OrderBook, Side, Sink, parse_fixed
+from hub_core.plugin import OrderBook, Side, Sink
 from hub_plugin_websocket.codec import (
     Ack,
     DialectEvent,
@@ -65,6 +65,7 @@ from hub_plugin_websocket.dialects.binance.wire import (
     _FuturesDepthUpdate,
     _Kline,
     _levels,
+    _raw_levels,
     _streams_in_url,
     _Trade,
     stream_name,
@@ -226,11 +227,20 @@ class BinanceSession(DialectSession):
         # bound once: the hot path makes one attribute-free call per tick
         self._sink = sink
         self._trade_text = sink.trade_text
+        self._trade_ms: Callable[[str, str, str, str, int, int, int], object] = getattr(
+            sink, "trade_text_ms", self._trade_ms_fallback
+        )
         self._quote_text = sink.quote_text
         self._book_update = sink.book_update
-        # one compiled call per depth message; a sink of an older hub-core lacks it, and
-        # the levels then go one by one
-        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_text", None)
+        # one compiled call per depth message, the levels as the frame's JSON bytes; a
+        # sink of an older hub-core lacks it, and the levels then go one by one
+        self._book_levels: Callable[..., int] | None = getattr(sink, "book_levels_json", None)
+
+    def _trade_ms_fallback(
+        self, symbol: str, price: str, size: str, side: str, ms: int, ts_recv: int, tid: int
+    ) -> None:
+        """``sink.trade_text_ms`` for a sink of an older hub-core, which lacks it."""
+        self._trade_text(symbol, price, size, side, ms * _NS_PER_MS, ts_recv, tid, str(tid))
 
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (the connector's gap-free rotation)."""
@@ -258,7 +268,7 @@ class BinanceSession(DialectSession):
         decode_book_ticker = self._dec_book_ticker.decode
         decode_combined_book_ticker = _DEC_COMBINED_BOOK_TICKER.decode
         decode_combined = self._dec_combined.decode
-        trade_text = self._trade_text
+        trade_ms = self._trade_ms
         quote_text = self._quote_text
         on_event = self._on_event
         on_depth = self._on_depth
@@ -322,30 +332,13 @@ class BinanceSession(DialectSession):
                     )
                     return None
                 if type(ev) is trade_type:
-                    tid = ev.t  # the trade id: sequence and trade_id, as elsewhere
-                    trade_text(
-                        ev.s,
-                        ev.p,
-                        ev.q,
-                        "A" if ev.m else "B",
-                        ev.T * 1_000_000,
-                        ts_recv,
-                        tid,
-                        str(tid),
-                    )
+                    # the trade id: sequence and trade_id, as elsewhere
+                    trade_ms(ev.s, ev.p, ev.q, "A" if ev.m else "B", ev.T, ts_recv, ev.t)
                     return None
                 if type(ev) is agg_trade_type:
-                    tid = ev.a  # the aggregate's id: sequence and trade_id
-                    trade_text(
-                        ev.s,
-                        ev.p,
-                        ev.q,
-                        "A" if ev.m else "B",
-                        ev.T * 1_000_000,
-                        ts_recv,
-                        tid,
-                        str(tid),
-                    )
+                    # the aggregate's id is sequence and trade_id; the sink makes the
+                    # text and the ns time in compiled code
+                    trade_ms(ev.s, ev.p, ev.q, "A" if ev.m else "B", ev.T, ts_recv, ev.a)
                     return None
                 if type(ev) is depth_type or type(ev) is spot_depth_type:
                     return on_depth(ev, ts_recv)
@@ -504,16 +497,15 @@ class BinanceSession(DialectSession):
         ts_event = ev.E * _NS_PER_MS
         seq = ev.u  # the venue's update id is the book's sequence
         book_levels = self._book_levels
-        parse = parse_fixed
         try:
             if book_levels is not None:
                 # parse, apply, publish and stamp in the core's compiled code
-                book_levels(ev.s, book, ev.b, ev.a, ts_event, ts_recv, seq)
+                book_levels(ev.s, book, bytes(ev.b), bytes(ev.a), ts_event, ts_recv, seq)
                 return None
             # every level parsed before any is applied: an unreadable one changes nothing
-            bids = [(parse(p), parse(q)) for p, q in ev.b]
-            asks = [(parse(p), parse(q)) for p, q in ev.a]
-        except DecodeError as exc:
+            bids = _raw_levels(ev.b)
+            asks = _raw_levels(ev.a)
+        except _DECODE_ERRORS as exc:
             # the event is lost: the book cannot be trusted past it
             self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
             return self._break(st, ev, f"update {ev.U}..{ev.u} unreadable")
@@ -595,11 +587,11 @@ class BinanceSession(DialectSession):
                     st, ev, f"buffered update {ev.U}..{ev.u} does not follow {prev}"
                 )
             try:
-                for price, size in _levels(ev.b):
+                for price, size in _raw_levels(ev.b):
                     book.apply(_BID, price, size)
-                for price, size in _levels(ev.a):
+                for price, size in _raw_levels(ev.a):
                     book.apply(_ASK, price, size)
-            except DecodeError as exc:
+            except _DECODE_ERRORS as exc:
                 self._sink.malformed(f"binance: depthUpdate {ev.s} {ev.U}..{ev.u}: {exc}")
                 return self._resync_from_snapshot(st, ev, f"update {ev.U}..{ev.u} unreadable")
             prev = ev.u

@@ -60,8 +60,9 @@ class _DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
     s: str
     U: int
     u: int
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: msgspec.Raw
+    """The bid levels as JSON (``[["price","size"],...]``): the sink parses them."""
+    a: msgspec.Raw
     T: int = 0
     pu: int = -1
     """Futures only: the ``u`` of the previous event of this stream."""
@@ -77,8 +78,9 @@ class _FuturesDepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=F
     U: int
     u: int
     pu: int = -1
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: msgspec.Raw
+    """The levels as JSON, parsed by the sink (see ``_DepthUpdate``)."""
+    a: msgspec.Raw
 
 
 class _FuturesBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
@@ -210,6 +212,11 @@ def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
     return [(parse_fixed(p), parse_fixed(q)) for p, q in pairs]
 
 
+def _raw_levels(raw: msgspec.Raw) -> list[tuple[int, int]]:
+    """A depth event's side (kept as JSON) as fixed-point pairs, off the hot path."""
+    return _levels(_DEC_LEVELS.decode(raw))
+
+
 # shared by every session: msgspec decoders and encoders hold no per-call state, and
 # an idle connection should not carry its own copies
 _DEC_EVENT: Final = msgspec.json.Decoder(_Event)
@@ -220,6 +227,7 @@ _DEC_COMBINED_BOOK_TICKER: Final = msgspec.json.Decoder(_CombinedBookTicker)
 _DEC_BOOK_TICKER: Final = msgspec.json.Decoder(_BookTicker)
 _DEC_COMBINED: Final = msgspec.json.Decoder(_Combined)
 _DEC_SNAPSHOT: Final = msgspec.json.Decoder(_DepthSnapshot)
+_DEC_LEVELS: Final = msgspec.json.Decoder(list[tuple[str, str]])
 _DEC_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _DEC_EVENT_TYPE: Final = msgspec.json.Decoder(_EventType)
 _ENC: Final = msgspec.json.Encoder()
