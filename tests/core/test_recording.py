@@ -14,10 +14,12 @@ from hub_core.dbn import PRICE_SCALE
 from hub_core.recording import (
     GAP_SYSTEM_CODE,
     HOUR_NS,
+    SIZE_DECIMALS_CODE,
     Recorder,
     gap_text,
     hour_name,
     parse_gap_text,
+    parse_size_decimals_text,
 )
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Trade
 
@@ -170,3 +172,21 @@ def test_a_path_that_is_a_file_is_an_oserror(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(OSError):
         Recorder.check_directory(tmp_path / "f")
+
+
+def test_fractional_sizes_are_written_in_announced_decimals(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path)
+    px = PRICE_SCALE
+    rec.take(Trade("bin", "BTCUSDT", 90_000 * px, 2 * px, "B", T0, T0))  # whole: plain DBN
+    rec.take(Trade("bin", "BTCUSDT", 90_000 * px, px // 1000, "B", T0, T0 + 1))  # 0.001
+    rec.take(Quote("bin", "BTCUSDT", px, 15 * px // 10, 2 * px, px // 100, T0, T0 + 2))
+    rec.close()
+    _, records = read_dbn(tmp_path / "bin" / f"{hour_name(T0)}.dbn.zst")
+    kinds = [type(r).__name__ for r in records]
+    assert kinds == ["SymbolMappingMsg", "TradeMsg", "SystemMsg", "TradeMsg", "MBP1Msg"]
+    _, whole, note, milli, quote = records
+    assert whole.size == 2
+    assert note.code == SIZE_DECIMALS_CODE
+    assert parse_size_decimals_text(note.msg) == (whole.instrument_id, 3)
+    assert milli.size == 1  # in thousandths from the note on
+    assert (quote.levels[0].bid_sz, quote.levels[0].ask_sz) == (1500, 10)

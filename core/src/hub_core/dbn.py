@@ -281,6 +281,12 @@ class DbnDecoder:
     next_sequence: int
     """The sequence expected next; 0 = unknown (the next sequenced record sets it)."""
     max_record_len: int
+    size_divisors: dict[int, int]
+    """instrument_id -> divisor of its record sizes (``10 ** decimals``), for files whose
+    sizes are in fractions of a unit (``hub.size_decimals`` records; sdk-docs/dbn.md)."""
+    record_ts_recv: bool
+    """When True, a tick's ``ts_recv`` is the record's own ``ts_recv`` field, not the one
+    passed to ``feed`` (replaying a file: the time it was received, not now)."""
 
     def __init__(self, exchange: str, handler: RecordHandler, max_record_len: int = 1024) -> None:
         if max_record_len < HEADER_LEN:
@@ -292,6 +298,8 @@ class DbnDecoder:
         self.check_sequence = False
         self.next_sequence = 0
         self.max_record_len = max_record_len
+        self.record_ts_recv = False
+        self.size_divisors = {}
         self._tail = b""
         # True after a framing error until a plausible record boundary is found
         self._resyncing = False
@@ -308,6 +316,7 @@ class DbnDecoder:
         self.next_sequence = 0
         self.symbols.clear()
         self.ignored.clear()
+        self.size_divisors.clear()
 
     def ignore(self, instrument_id: int, on: bool = True) -> None:
         """Skip (``on``) or decode again the market records of ``instrument_id``; its
@@ -455,6 +464,15 @@ class DbnDecoder:
     def _ts_event(self, data: bytes, pos: i64) -> int:
         return _u64(read_i64_le(data, pos + 8))
 
+    def _size(self, data: bytes, pos: i64, at: i64) -> int:
+        """The fixed-point size of the u32 count at ``pos + at``."""
+        size: int = _u32(read_i32_le(data, pos + at)) * PRICE_SCALE
+        if len(self.size_divisors) > 0:
+            div = self.size_divisors.get(_u32(read_i32_le(data, pos + 4)), 1)
+            if div != 1:
+                size = size // div
+        return size
+
     def _sequence(self, seq: i64, ts_event: int) -> None:
         """Check contiguity; 0 means "not sequenced" and is ignored."""
         if seq == 0:
@@ -475,6 +493,8 @@ class DbnDecoder:
 
     def _trade(self, data: bytes, pos: i64, ts_recv: int, sequenced: bool) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq: i64 = 0
         if sequenced:
@@ -486,7 +506,7 @@ class DbnDecoder:
                 self.exchange,
                 symbol,
                 read_i64_le(data, pos + 16),
-                _u32(read_i32_le(data, pos + 24)) * PRICE_SCALE,
+                self._size(data, pos, 24),
                 _CHARS[data[pos + 29]],
                 ts_event,
                 ts_recv,
@@ -497,6 +517,8 @@ class DbnDecoder:
     def _quote(self, data: bytes, pos: i64, ts_recv: int, kind: i64) -> None:
         """kind: 1 = mbp-1 (checked sequence), 2 = bbo (sequence, unchecked), 0 = none."""
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq: i64 = 0
         if kind != 0:
@@ -511,17 +533,19 @@ class DbnDecoder:
         if bid_px == UNDEF_PRICE:
             bid_px = 0
         else:
-            bid_sz = _u32(read_i32_le(data, pos + 64)) * PRICE_SCALE
+            bid_sz = self._size(data, pos, 64)
         if ask_px == UNDEF_PRICE:
             ask_px = 0
         else:
-            ask_sz = _u32(read_i32_le(data, pos + 68)) * PRICE_SCALE
+            ask_sz = self._size(data, pos, 68)
         self.handler.on_quote(
             Quote(self.exchange, symbol, bid_px, bid_sz, ask_px, ask_sz, ts_event, ts_recv, seq)
         )
 
     def _mbo(self, data: bytes, pos: i64, ts_recv: int) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 40))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq = _u32(read_i32_le(data, pos + 52))
         if self.check_sequence:
@@ -537,7 +561,7 @@ class DbnDecoder:
                 symbol,
                 _CHARS[data[pos + 39]],
                 read_i64_le(data, pos + 24),
-                _u32(read_i32_le(data, pos + 32)) * PRICE_SCALE,
+                self._size(data, pos, 32),
                 ts_event,
                 ts_recv,
                 _CHARS[action],
@@ -548,12 +572,18 @@ class DbnDecoder:
 
     def _mbp10(self, data: bytes, pos: i64, ts_recv: int) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq = _u32(read_i32_le(data, pos + 44))
         if self.check_sequence:
             self._sequence(seq, ts_event)
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
+        unit: int = PRICE_SCALE
+        div: int = 1
+        if len(self.size_divisors) > 0:
+            div = self.size_divisors.get(_u32(read_i32_le(data, pos + 4)), 1)
         lvl: i64 = pos + 48
         stop: i64 = pos + MBP10_LEN
         while lvl < stop:
@@ -561,11 +591,11 @@ class DbnDecoder:
             px = read_i64_le(data, lvl)
             sz = _u32(read_i32_le(data, lvl + 16))
             if px != UNDEF_PRICE and sz != 0:
-                bids.append((px, sz * PRICE_SCALE))
+                bids.append((px, sz * unit if div == 1 else sz * unit // div))
             px = read_i64_le(data, lvl + 8)
             sz = _u32(read_i32_le(data, lvl + 20))
             if px != UNDEF_PRICE and sz != 0:
-                asks.append((px, sz * PRICE_SCALE))
+                asks.append((px, sz * unit if div == 1 else sz * unit // div))
             lvl += 32
         self.handler.on_snapshot(
             BookSnapshot(self.exchange, symbol, tuple(bids), tuple(asks), ts_event, ts_recv, seq)

@@ -32,6 +32,7 @@ from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap
 
 if TYPE_CHECKING:
     from hub_core.recording import Recorder
+    from hub_core.replay import Progress, ReplayStats
 
 log = logging.getLogger("hub_core.hub")
 
@@ -176,6 +177,29 @@ class ExchangeHub:
         recorder, self.recorder = self.recorder, None
         if recorder is not None:
             recorder.close()
+
+    async def replay(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        speed: float | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> ReplayStats:
+        """Publish the ticks and ``Gap``s of DBN files on this hub's bus, as their
+        connections published them live (same types, exchange names, symbols,
+        ``ts_recv``); returns when every record is published.
+
+        ``paths``: files or directories (every ``*.dbn`` / ``*.dbn.zst`` in them),
+        merged across exchanges by ``ts_recv``. ``speed`` None is as fast as possible,
+        else X times the recorded pace. Files of ``record()`` and Databento's own
+        (zstd or plain, DBN v1-v3) replay. ``progress(bytes_read, bytes_total,
+        records)`` is called as it goes. Raises ``ReplayError`` (one line: missing,
+        unreadable, not DBN, nothing to replay). Needs no ``async with``.
+        """
+        from hub_core.replay import Replayer
+
+        items = [paths] if isinstance(paths, str | Path) else list(paths)
+        return await Replayer(self._processor, items, speed=speed, progress=progress).run()
 
     # -- connections ------------------------------------------------------------------
     async def connect_exchange(

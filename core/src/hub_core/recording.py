@@ -51,6 +51,11 @@ GAP_SYSTEM_CODE: Final = 71
 system codes are 0-4)."""
 GAP_PREFIX: Final = "hub.gap "
 """How the text of a recorded ``Gap`` starts."""
+SIZE_DECIMALS_CODE: Final = 68
+"""The system-record code (``ord("D")``) saying in what fraction of a unit an
+instrument's sizes are from here on: DBN sizes are whole numbers, a crypto venue's
+are not (see ``size_decimals_text``)."""
+SIZE_DECIMALS_PREFIX: Final = "hub.size_decimals "
 MAX_QUEUE: Final = 200_000
 """Ticks waiting for the writer at most; past it they are dropped (counted, a ``Gap``)."""
 HOUR_NS: Final = 3_600_000_000_000
@@ -62,6 +67,7 @@ _DATASET_MAX: Final = 15
 _LOG_FIRST: Final = 5
 _LOG_EVERY: Final = 10_000
 _RECORDED = (Trade, Quote, BookUpdate, BookSnapshot, BookClear, Gap)
+_STEP: Final = tuple(10 ** (9 - d) for d in range(10))
 
 
 def gap_text(gap: Gap, instrument_id: int) -> str:
@@ -71,6 +77,93 @@ def gap_text(gap: Gap, instrument_id: int) -> str:
         f"{GAP_PREFIX}instrument_id={instrument_id} start_ts={gap.start_ts} end_ts={gap.end_ts} "
         f"start_seq={gap.start_seq} end_seq={gap.end_seq} ts_recv={gap.ts_recv} "
         f"reason={gap.reason}"
+    )
+
+
+def size_decimals_text(instrument_id: int, decimals: int) -> str:
+    """The text of a size-decimals record: the instrument's record sizes count
+    ``10 ** -decimals`` units from this record on (0: whole units again)."""
+    return f"{SIZE_DECIMALS_PREFIX}instrument_id={instrument_id} decimals={decimals}"
+
+
+def parse_size_decimals_text(text: str) -> tuple[int, int] | None:
+    """``(instrument_id, decimals)`` of a ``size_decimals_text``, or None."""
+    if not text.startswith(SIZE_DECIMALS_PREFIX):
+        return None
+    fields = dict(item.partition("=")[::2] for item in text[len(SIZE_DECIMALS_PREFIX) :].split())
+    iid, dec = fields.get("instrument_id", ""), fields.get("decimals", "")
+    if not iid.isdigit() or not dec.isdigit() or int(dec) > 9:
+        return None
+    return int(iid), int(dec)
+
+
+def _decimals(size: int) -> int:
+    """Decimal places a fixed-point size needs (0 for a whole number of units)."""
+    for d in range(10):
+        if size % _STEP[d] == 0:
+            return d
+    return 9
+
+
+def _sizes(tick: Any) -> tuple[int, ...]:
+    t = type(tick)
+    if t is Quote:
+        return (tick.bid_size, tick.ask_size)
+    if t is BookSnapshot:
+        return tuple(sz for _, sz in tick.bids) + tuple(sz for _, sz in tick.asks)
+    if t is BookClear:
+        return ()
+    return (tick.size,)
+
+
+def _scaled(tick: Any, factor: int) -> Any:
+    """``tick`` with every size times ``factor`` (whole units for the encoder)."""
+    t = type(tick)
+    if t is Trade:
+        return Trade(
+            tick.exchange,
+            tick.symbol,
+            tick.price,
+            tick.size * factor,
+            tick.side,
+            tick.ts_event,
+            tick.ts_recv,
+            tick.sequence,
+            tick.trade_id,
+        )
+    if t is Quote:
+        return Quote(
+            tick.exchange,
+            tick.symbol,
+            tick.bid_price,
+            tick.bid_size * factor,
+            tick.ask_price,
+            tick.ask_size * factor,
+            tick.ts_event,
+            tick.ts_recv,
+            tick.sequence,
+        )
+    if t is BookUpdate:
+        return BookUpdate(
+            tick.exchange,
+            tick.symbol,
+            tick.side,
+            tick.price,
+            tick.size * factor,
+            tick.ts_event,
+            tick.ts_recv,
+            tick.action,
+            tick.order_id,
+            tick.sequence,
+        )
+    return BookSnapshot(
+        tick.exchange,
+        tick.symbol,
+        tuple((px, sz * factor) for px, sz in tick.bids),
+        tuple((px, sz * factor) for px, sz in tick.asks),
+        tick.ts_event,
+        tick.ts_recv,
+        tick.sequence,
     )
 
 
@@ -137,6 +230,10 @@ class _ExchangeFiles:
         """symbol -> instrument_id (1, 2, ... first seen first), stable while recording."""
         self.mapped: set[int] = set()
         """ids whose mapping the open file already has."""
+        self.decimals: dict[int, int] = {}
+        """id -> decimal places its sizes are written with (only ever grows)."""
+        self.announced: dict[int, int] = {}
+        """id -> the decimals the open file has said (absent: 0, whole units)."""
         self.hour = -1
         self.out: Any = None
         self.chunks: list[bytes] = []
@@ -151,6 +248,20 @@ class _ExchangeFiles:
             self.chunks.append(encode_symbol_mapping(iid, symbol, ts))
         return iid
 
+    def size_factor(self, iid: int, tick: Any, ts: int) -> int:
+        """What ``tick``'s sizes are multiplied by (1: whole units); announces a change."""
+        need = 0
+        for size in _sizes(tick):
+            if size % _STEP[0]:
+                need = max(need, _decimals(size))
+        dec = self.decimals.get(iid, 0)
+        if need > dec:
+            dec = self.decimals[iid] = need
+        if self.announced.get(iid, 0) != dec:
+            self.announced[iid] = dec
+            self.chunks.append(encode_system(size_decimals_text(iid, dec), SIZE_DECIMALS_CODE, ts))
+        return 1 if dec == 0 else 10**dec
+
     def open(self, hour: int, ts_recv: int) -> Path:
         self.close()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +275,7 @@ class _ExchangeFiles:
         self.out = zstandard.ZstdCompressor(level=3).stream_writer(fh, closefd=True)
         self.hour = hour
         self.mapped = set()
+        self.announced = {}
         self.out.write(
             encode_metadata(
                 dataset_of(self.exchange),
@@ -342,6 +454,9 @@ class Recorder:
             files.chunks.append(encode_system(gap_text(tick, iid), GAP_SYSTEM_CODE, tick.ts_event))
         else:
             iid = files.instrument(tick.symbol, ts)
+            factor = files.size_factor(iid, tick, ts)
+            if factor != 1:
+                tick = _scaled(tick, factor)
             if t is Trade:
                 files.chunks.append(encode_trade(tick, iid))
             elif t is Quote:
