@@ -67,6 +67,7 @@ _DATASET_MAX: Final = 15
 _LOG_FIRST: Final = 5
 _LOG_EVERY: Final = 10_000
 _RECORDED = (Trade, Quote, BookUpdate, BookSnapshot, BookClear, Gap)
+_DEPTH: Final = 10
 _STEP: Final = tuple(10 ** (9 - d) for d in range(10))
 
 
@@ -204,6 +205,8 @@ class RecorderStats:
     dropped: int = 0
     """Ticks not written: the queue was full or the disk failed; each window is a Gap."""
     write_errors: int = 0
+    cut_snapshots: int = 0
+    """Snapshots deeper than ten levels a side, written as their best ten (mbp-10)."""
     files: list[str] = field(default_factory=list)
     """Every file opened, in order."""
     queued: int = 0
@@ -398,7 +401,12 @@ class Recorder:
         with self._lock:
             s = self._stats
             return RecorderStats(
-                s.written, s.dropped, s.write_errors, list(s.files), len(self._queue)
+                s.written,
+                s.dropped,
+                s.write_errors,
+                s.cut_snapshots,
+                list(s.files),
+                len(self._queue),
             )
 
     # -- the writer thread --------------------------------------------------------
@@ -454,6 +462,8 @@ class Recorder:
             files.chunks.append(encode_system(gap_text(tick, iid), GAP_SYSTEM_CODE, tick.ts_event))
         else:
             iid = files.instrument(tick.symbol, ts)
+            if t is BookSnapshot and (len(tick.bids) > _DEPTH or len(tick.asks) > _DEPTH):
+                tick = self._cut(tick)
             factor = files.size_factor(iid, tick, ts)
             if factor != 1:
                 tick = _scaled(tick, factor)
@@ -469,6 +479,31 @@ class Recorder:
                 files.chunks.append(encode_snapshot(tick, iid))
         self._stats.written += 1
         return files
+
+    def _cut(self, snap: BookSnapshot) -> BookSnapshot:
+        # mbp-10 holds ten levels a side: the best ten are what Databento's tools read
+        self._stats.cut_snapshots += 1
+        n = self._stats.cut_snapshots
+        if n <= 1 or n % _LOG_EVERY == 0:
+            log.warning(
+                "recorder: %s %s: a snapshot of %d bids and %d asks is written as its best "
+                "%d levels a side (DBN's mbp-10; %d snapshots so far)",
+                snap.exchange,
+                snap.symbol,
+                len(snap.bids),
+                len(snap.asks),
+                _DEPTH,
+                n,
+            )
+        return BookSnapshot(
+            snap.exchange,
+            snap.symbol,
+            snap.bids[:_DEPTH],
+            snap.asks[:_DEPTH],
+            snap.ts_event,
+            snap.ts_recv,
+            snap.sequence,
+        )
 
     def _write_failed(self, tick: object, exc: Exception) -> None:
         self._stats.write_errors += 1

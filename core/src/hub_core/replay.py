@@ -443,16 +443,18 @@ class Replayer:
             ts, i = heapq.heappop(heap)
             ex = self.exchanges[i]
             bound = heap[0][0] if heap else UNDEF_TIMESTAMP
-            if speed is not None and ts >= 0:
-                if first_ts == 0:
+            if speed is not None:
+                if first_ts == 0 and ts >= 0:
                     first_ts = ts
-                due = t0 + int((ts - first_ts) / speed)
                 now = time.monotonic_ns()
-                if due > now:
-                    await anyio.sleep((due - now) / 1e9)
-                    now = time.monotonic_ns()
-                # what is due by now (and a little): fed together
-                bound = min(bound, first_ts + int((now - t0 + _PACE_SLACK_NS) * speed))
+                if ts >= 0:  # (a symbol mapping, -1, is due at once)
+                    due = t0 + int((ts - first_ts) / speed)
+                    if due > now:
+                        await anyio.sleep((due - now) / 1e9)
+                        now = time.monotonic_ns()
+                if first_ts:
+                    # what is due by now (and a little): fed together
+                    bound = min(bound, first_ts + int((now - t0 + _PACE_SLACK_NS) * speed))
             run = ex.take_run(bound)
             if run:
                 await self._feed(ex.sink, run)
