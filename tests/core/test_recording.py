@@ -10,7 +10,8 @@ import pytest
 import zstandard
 
 from hub_core.bus import TypedEventBus
-from hub_core.dbn import PRICE_SCALE
+from hub_core.dbn import PRICE_SCALE, encode_symbol_mapping, encode_trade_raw
+from hub_core.processor import ConnectionSink, EventProcessor
 from hub_core.recording import (
     GAP_SYSTEM_CODE,
     HOUR_NS,
@@ -190,3 +191,63 @@ def test_fractional_sizes_are_written_in_announced_decimals(tmp_path: Path) -> N
     assert parse_size_decimals_text(note.msg) == (whole.instrument_id, 3)
     assert milli.size == 1  # in thousandths from the note on
     assert (quote.levels[0].bid_sz, quote.levels[0].ask_sz) == (1500, 10)
+
+
+def _sink(bus: TypedEventBus, exchange: str) -> ConnectionSink:
+    return EventProcessor(bus).sink_for(exchange)
+
+
+def test_dbn_from_a_connection_is_written_as_it_came_restamped(tmp_path: Path) -> None:
+    bus = TypedEventBus()
+    rec = Recorder(tmp_path)
+    rec.attach(bus)
+    sink = _sink(bus, "nt")
+    rec.tap(sink)
+    published: list[Any] = []
+    bus.subscribe(Trade, published.append)
+    # publisher 7 and ts_recv 1 on the wire: re-encoding would write publisher 0
+    wire = encode_symbol_mapping(5, "ES", T0) + b"".join(
+        encode_trade_raw(5, (100 + i) * PRICE_SCALE, PRICE_SCALE, "B", T0, 1, i + 1, 7)
+        for i in range(3)
+    )
+    sink.feed_dbn(wire[:100], T0)  # a record split across two reads
+    sink.feed_dbn(wire[100:], T0 + 1)
+    rec.close()
+    assert len(published) == 3
+    _, records = read_dbn(tmp_path / "nt" / f"{hour_name(T0)}.dbn.zst")
+    trades = [r for r in records if isinstance(r, databento_dbn.TradeMsg)]
+    assert [(r.instrument_id, r.publisher_id, r.sequence) for r in trades] == [
+        (5, 7, 1),
+        (5, 7, 2),
+        (5, 7, 3),
+    ]
+    # each record carries the hub's ts_recv of the read that completed it, as published
+    assert [r.ts_recv for r in trades] == [t.ts_recv for t in published]
+    mapped = {r.instrument_id: r.stype_in_symbol for r in records if hasattr(r, "stype_in_symbol")}
+    assert mapped == {5: "ES"}
+    assert rec.stats().written == 4  # the mapping record and three trades
+
+
+def test_pass_through_leaves_out_ignored_instruments_and_gaps_malformed_buffers(
+    tmp_path: Path,
+) -> None:
+    bus = TypedEventBus()
+    rec = Recorder(tmp_path)
+    rec.attach(bus)
+    sink = _sink(bus, "nt")
+    rec.tap(sink)
+    sink.map_symbol(1, "ES")
+    sink.map_symbol(2, "NQ")
+    sink.ignore_instrument(2)
+    both = encode_trade_raw(1, PRICE_SCALE, PRICE_SCALE, "B", T0, 1, 1) + encode_trade_raw(
+        2, PRICE_SCALE, PRICE_SCALE, "B", T0, 1, 2
+    )
+    sink.feed_dbn(both, T0)
+    sink.feed_dbn(b"\x01" * 40, T0 + 1)  # garbage: malformed
+    rec.close()
+    _, records = read_dbn(tmp_path / "nt" / f"{hour_name(T0)}.dbn.zst")
+    trades = [r for r in records if isinstance(r, databento_dbn.TradeMsg)]
+    assert [r.instrument_id for r in trades] == [1]
+    gaps = [parse_gap_text(r.msg) for r in records if isinstance(r, databento_dbn.SystemMsg)]
+    assert len(gaps) == 1 and gaps[0] is not None
+    assert "malformed input was not written" in gaps[0]["reason"]

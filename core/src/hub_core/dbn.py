@@ -284,6 +284,10 @@ class DbnDecoder:
     size_divisors: dict[int, int]
     """instrument_id -> divisor of its record sizes (``10 ** decimals``), for files whose
     sizes are in fractions of a unit (``hub.size_decimals`` records; sdk-docs/dbn.md)."""
+    keep_whole: bool
+    """When True, ``feed`` keeps the whole records it decoded in ``whole`` (the recorder's
+    pass-through of DBN bytes)."""
+    whole: bytes
     record_ts_recv: bool
     """When True, a tick's ``ts_recv`` is the record's own ``ts_recv`` field, not the one
     passed to ``feed`` (replaying a file: the time it was received, not now)."""
@@ -299,6 +303,8 @@ class DbnDecoder:
         self.next_sequence = 0
         self.max_record_len = max_record_len
         self.record_ts_recv = False
+        self.keep_whole = False
+        self.whole = b""
         self.size_divisors = {}
         self._tail = b""
         # True after a framing error until a plausible record boundary is found
@@ -337,6 +343,8 @@ class DbnDecoder:
         if len(self._tail) > 0:
             data = self._tail + data
             self._tail = b""
+        if self.keep_whole:
+            self.whole = b""
         n: i64 = len(data)
         pos: i64 = 0
         count = 0
@@ -445,6 +453,8 @@ class DbnDecoder:
             pos = end
         if pos < n:
             self._tail = data[pos:]
+        if self.keep_whole:
+            self.whole = data if pos >= n else data[:pos]
         return count
 
     # -- per-record decoders (offsets: sdk-docs/dbn.md) -----------------------------
@@ -1100,6 +1110,55 @@ def encode_system(message: str, code: int, ts_event: int) -> bytes:
 def encode_heartbeat(ts_event: int) -> bytes:
     """A heartbeat: system record, code 0, message ``"Heartbeat"`` (as Databento sends)."""
     return encode_system(HEARTBEAT_MESSAGE, SYSTEM_CODE_HEARTBEAT, ts_event)
+
+
+def _ts_recv_offsets() -> bytes:
+    """Per rtype, where a market record's ``ts_recv`` is (0: it has none)."""
+    t = bytearray(256)
+    for rt in (
+        RTYPE_MBP_0,
+        RTYPE_MBP_1,
+        RTYPE_MBP_10,
+        RTYPE_BBO_1S,
+        RTYPE_BBO_1M,
+        RTYPE_CMBP_1,
+        RTYPE_CBBO_1S,
+        RTYPE_CBBO_1M,
+        RTYPE_TCBBO,
+        RTYPE_TBBO,
+    ):
+        t[rt] = 32
+    t[RTYPE_MBO] = 40
+    return bytes(t)
+
+
+_TS_RECV_AT: Final = _ts_recv_offsets()
+
+
+def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytes:
+    """Whole DBN v3 records with every market record's ``ts_recv`` set to ``ts_recv``
+    and the market records of ``ignored`` instrument ids left out: the records as the
+    decoder published them (the recorder writes DBN that arrived as DBN this way)."""
+    stamp = int(_u64_bits(ts_recv, "ts_recv")).to_bytes(8, "little", signed=True)
+    out = bytearray(data)
+    n: i64 = len(data)
+    pos: i64 = 0
+    filtering = len(ignored) > 0
+    kept = bytearray() if filtering else out
+    while pos < n:
+        rlen: i64 = data[pos] * 4
+        if rlen == 0 or pos + rlen > n:
+            break
+        at: i64 = _TS_RECV_AT[data[pos + 1]]
+        if at != 0 and pos + at + 8 <= pos + rlen:
+            out[pos + at : pos + at + 8] = stamp
+            if filtering and _u32(read_i32_le(data, pos + 4)) in ignored:
+                pos += rlen
+                continue
+        if filtering:
+            kept += out[pos : pos + rlen]
+        pos += rlen
+    return bytes(kept)
 
 
 # -- metadata (file / stream header) ---------------------------------------------

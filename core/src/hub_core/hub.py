@@ -169,6 +169,8 @@ class ExchangeHub:
             raise HubError("the hub is already recording", hint="call stop_recording() first")
         recorder = Recorder(directory)
         recorder.attach(self.bus)
+        for sink in self._processor.sinks.values():
+            recorder.tap(sink)
         self.recorder = recorder
         return recorder
 
@@ -224,6 +226,8 @@ class ExchangeHub:
             config = config.model_copy(update={"name": name})
         self._configs[name] = config
         sink = self._processor.sink_for(name)
+        if self.recorder is not None:
+            self.recorder.tap(sink)  # DBN from this connection is recorded as it came
         sup = ConnectionSupervisor(name, config, factory, sink, pacer=manager.pacer)
         manager.start(sup)
         if wait:

@@ -31,6 +31,7 @@ import zstandard
 
 from hub_core.bus import Subscription, TypedEventBus
 from hub_core.dbn import (
+    HEADER_LEN,
     STYPE_INSTRUMENT_ID,
     STYPE_RAW_SYMBOL,
     encode_book_clear,
@@ -41,7 +42,9 @@ from hub_core.dbn import (
     encode_symbol_mapping,
     encode_system,
     encode_trade,
+    restamp_records,
 )
+from hub_core.processor import ConnectionSink
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Trade
 
 log = logging.getLogger("hub_core.recording")
@@ -58,6 +61,10 @@ are not (see ``size_decimals_text``)."""
 SIZE_DECIMALS_PREFIX: Final = "hub.size_decimals "
 MAX_QUEUE: Final = 200_000
 """Ticks waiting for the writer at most; past it they are dropped (counted, a ``Gap``)."""
+MAX_QUEUED_BYTES: Final = 256 << 20
+"""DBN bytes (passed through) waiting for the writer at most; past it, dropped likewise."""
+_GAP_IDS: Final = 0xF000_0000
+"""First instrument id for a Gap's symbol on a pass-through file (clear of the session's)."""
 HOUR_NS: Final = 3_600_000_000_000
 FLUSH_EVERY_S: Final = 1.0
 """A zstd block is flushed at least this often, so a file being written is readable."""
@@ -212,6 +219,22 @@ class RecorderStats:
     queued: int = 0
 
 
+class _RawChunk:
+    """Whole DBN records of one buffer of a connection that speaks DBN, restamped."""
+
+    __slots__ = ("count", "data", "exchange", "symbols", "ts_recv")
+
+    def __init__(
+        self, exchange: str, data: bytes, ts_recv: int, count: int, symbols: dict[int, str] | None
+    ) -> None:
+        self.exchange = exchange
+        self.data = data
+        self.ts_recv = ts_recv
+        self.count = count
+        self.symbols = symbols
+        """The session's id -> symbol map when it changed since the last chunk, else None."""
+
+
 class _Drops:
     """One exchange's open window of dropped ticks."""
 
@@ -237,6 +260,10 @@ class _ExchangeFiles:
         """id -> decimal places its sizes are written with (only ever grows)."""
         self.announced: dict[int, int] = {}
         """id -> the decimals the open file has said (absent: 0, whole units)."""
+        self.session: dict[int, str] = {}
+        """Pass-through: the connection's own id -> symbol map, as of the last chunk."""
+        self.passed: dict[int, str] = {}
+        """Pass-through: the mappings the open file has (written before the chunk)."""
         self.hour = -1
         self.out: Any = None
         self.chunks: list[bytes] = []
@@ -250,6 +277,31 @@ class _ExchangeFiles:
             self.mapped.add(iid)
             self.chunks.append(encode_symbol_mapping(iid, symbol, ts))
         return iid
+
+    def gap_instrument(self, symbol: str, ts: int) -> int:
+        """The id a Gap of ``symbol`` names: the session's on a pass-through file."""
+        if not self.session:
+            return self.instrument(symbol, ts)
+        for session_id, sym in self.session.items():
+            if sym == symbol:
+                return session_id
+        iid = self.ids.setdefault(symbol, _GAP_IDS + len(self.ids))
+        if iid not in self.mapped:
+            self.mapped.add(iid)
+            self.chunks.append(encode_symbol_mapping(iid, symbol, ts))
+        return iid
+
+    def raw(self, item: _RawChunk) -> None:
+        """A pass-through chunk, after the mappings of any id the file does not have yet."""
+        if item.symbols is not None:
+            self.session = item.symbols
+        passed = self.passed
+        if len(passed) != len(self.session) or item.symbols is not None:
+            for iid, sym in self.session.items():
+                if passed.get(iid) != sym:
+                    passed[iid] = sym
+                    self.chunks.append(encode_symbol_mapping(iid, sym, item.ts_recv))
+        self.chunks.append(item.data)
 
     def size_factor(self, iid: int, tick: Any, ts: int) -> int:
         """What ``tick``'s sizes are multiplied by (1: whole units); announces a change."""
@@ -279,6 +331,7 @@ class _ExchangeFiles:
         self.hour = hour
         self.mapped = set()
         self.announced = {}
+        self.passed = {}
         self.out.write(
             encode_metadata(
                 dataset_of(self.exchange),
@@ -324,6 +377,9 @@ class Recorder:
         self._subs: list[Subscription] = []
         self._files: dict[str, _ExchangeFiles] = {}
         self._stats = RecorderStats()
+        self._dbn_sinks: dict[str, ConnectionSink] = {}
+        self._dbn_symbols: dict[str, dict[int, str]] = {}
+        self._queued_bytes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards _stats.files between the threads
@@ -341,6 +397,10 @@ class Recorder:
     # -- the bus side (the reader's task) --------------------------------------
     def take(self, tick: Any) -> None:
         """The bus handler: queue ``tick`` for the writer, or count it as dropped."""
+        if self._dbn_sinks:
+            sink = self._dbn_sinks.get(tick.exchange)
+            if sink is not None and sink.dbn_recorded and type(tick) is not Gap:
+                return  # its DBN bytes are recorded as they came (tap)
         if len(self._queue) >= self.max_queue:
             self._drop(tick)
             return
@@ -348,14 +408,61 @@ class Recorder:
             self._close_drop_windows()
         self._queue.append(tick)
 
+    def tap(self, sink: ConnectionSink) -> None:
+        """Record what ``sink`` decodes from DBN as the bytes themselves (restamped
+        with the hub's ``ts_recv``, ignored instruments left out), not re-encoded."""
+        exchange = sink.exchange
+        self._dbn_sinks[exchange] = sink
+
+        def on_records(records: bytes, ts_recv: int, count: int, malformed: int) -> None:
+            if malformed:
+                # what was decoded around bad bytes cannot be cut out exactly: a Gap
+                self.take(
+                    Gap(
+                        exchange,
+                        "",
+                        ts_recv,
+                        ts_recv,
+                        f"recorder: a DBN buffer with malformed input was not written "
+                        f"({count} records decoded from it)",
+                    )
+                )
+                return
+            if len(records) < HEADER_LEN:
+                return
+            if len(self._queue) >= self.max_queue or self._queued_bytes >= MAX_QUEUED_BYTES:
+                self._drop_window(exchange, ts_recv, count)
+                return
+            if self._drops:
+                self._close_drop_windows()
+            decoder = sink.dbn
+            symbols: dict[int, str] | None = None
+            if self._dbn_symbols.get(exchange) != decoder.symbols:
+                symbols = dict(decoder.symbols)
+                self._dbn_symbols[exchange] = symbols
+            data = restamp_records(records, ts_recv, decoder.ignored)
+            self._queued_bytes += len(data)
+            self._queue.append(_RawChunk(exchange, data, ts_recv, count, symbols))
+
+        sink.set_dbn_tap(on_records)
+
+    def untap(self) -> None:
+        """Stop the pass-through of every tapped sink."""
+        for sink in self._dbn_sinks.values():
+            sink.set_dbn_tap(None)
+            sink.dbn_recorded = False
+        self._dbn_sinks = {}
+
     def _drop(self, tick: Any) -> None:
-        ts = tick.ts_recv
-        window = self._drops.get(tick.exchange)
+        self._drop_window(tick.exchange, tick.ts_recv, 1)
+
+    def _drop_window(self, exchange: str, ts: int, count: int) -> None:
+        window = self._drops.get(exchange)
         if window is None:
-            window = self._drops[tick.exchange] = _Drops(ts)
-        window.count += 1
+            window = self._drops[exchange] = _Drops(ts)
+        window.count += count
         window.last_ts = ts
-        self._stats.dropped += 1
+        self._stats.dropped += count
         n = self._stats.dropped
         if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
             log.warning(
@@ -383,6 +490,7 @@ class Recorder:
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
+        self.untap()
         if self._drops:
             self._close_drop_windows()
         self._stop.set()
@@ -457,8 +565,13 @@ class Recorder:
                 self._stats.files.append(str(path))
             log.info("recorder: writing %s", path)
         t = type(tick)
+        if t is _RawChunk:
+            files.raw(tick)
+            self._queued_bytes -= len(tick.data)
+            self._stats.written += tick.count
+            return files
         if t is Gap:
-            iid = files.instrument(tick.symbol, ts) if tick.symbol else 0
+            iid = files.gap_instrument(tick.symbol, ts) if tick.symbol else 0
             files.chunks.append(encode_system(gap_text(tick, iid), GAP_SYSTEM_CODE, tick.ts_event))
         else:
             iid = files.instrument(tick.symbol, ts)
