@@ -1139,26 +1139,35 @@ def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytes:
     """Whole DBN v3 records with every market record's ``ts_recv`` set to ``ts_recv``
     and the market records of ``ignored`` instrument ids left out: the records as the
     decoder published them (the recorder writes DBN that arrived as DBN this way)."""
-    stamp = int(_u64_bits(ts_recv, "ts_recv")).to_bytes(8, "little", signed=True)
+    stamp = _u64_bits(ts_recv, "ts_recv")
     out = bytearray(data)
     n: i64 = len(data)
-    pos: i64 = 0
+    # Every v1-v3 record length is a multiple of 8, and so is each ts_recv offset: the
+    # fields are aligned words of a whole-record buffer, one store each (no slices).
+    words = memoryview(out).cast("q") if n % 8 == 0 else None
+    raw = int(stamp).to_bytes(8, "little", signed=True) if words is None else b""
     filtering = len(ignored) > 0
-    kept = bytearray() if filtering else out
+    kept = bytearray()
+    pos: i64 = 0
     while pos < n:
         rlen: i64 = data[pos] * 4
         if rlen == 0 or pos + rlen > n:
             break
         at: i64 = _TS_RECV_AT[data[pos + 1]]
-        if at != 0 and pos + at + 8 <= pos + rlen:
-            out[pos + at : pos + at + 8] = stamp
+        if at != 0 and at + 8 <= rlen:
+            if words is not None:
+                words[(pos + at) >> 3] = stamp
+            else:
+                out[pos + at : pos + at + 8] = raw
             if filtering and _u32(read_i32_le(data, pos + 4)) in ignored:
                 pos += rlen
                 continue
         if filtering:
             kept += out[pos : pos + rlen]
         pos += rlen
-    return bytes(kept)
+    if words is not None:
+        words.release()
+    return bytes(kept) if filtering else bytes(out)
 
 
 # -- metadata (file / stream header) ---------------------------------------------

@@ -168,7 +168,7 @@ class ExchangeHub:
         if self.recorder is not None:
             raise HubError("the hub is already recording", hint="call stop_recording() first")
         recorder = Recorder(directory)
-        recorder.attach(self.bus)
+        recorder.attach(self.bus, every_exchange=False)
         for sink in self._processor.sinks.values():
             recorder.tap(sink)
         self.recorder = recorder

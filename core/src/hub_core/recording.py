@@ -380,6 +380,10 @@ class Recorder:
         self._dbn_sinks: dict[str, ConnectionSink] = {}
         self._dbn_symbols: dict[str, dict[int, str]] = {}
         self._queued_bytes = 0
+        self._bus: TypedEventBus | None = None
+        self._every = True
+        self._watch: dict[str, list[Subscription]] = {}
+        """Per tapped exchange, its market-data subscriptions until it proves to speak DBN."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards _stats.files between the threads
@@ -413,8 +417,17 @@ class Recorder:
         with the hub's ``ts_recv``, ignored instruments left out), not re-encoded."""
         exchange = sink.exchange
         self._dbn_sinks[exchange] = sink
+        bus = self._bus
+        if bus is not None and not self._every and exchange not in self._watch:
+            self._watch[exchange] = [
+                bus.subscribe(t, self.take, exchange=exchange) for t in _RECORDED if t is not Gap
+            ]
 
         def on_records(records: bytes, ts_recv: int, count: int, malformed: int) -> None:
+            if self._watch:
+                # it speaks DBN: its bytes are recorded, its ticks need not come here
+                for sub in self._watch.pop(exchange, ()):
+                    sub.unsubscribe()
             if malformed:
                 # what was decoded around bad bytes cannot be cut out exactly: a Gap
                 self.take(
@@ -477,10 +490,15 @@ class Recorder:
             reason = f"recorder: {w.count} ticks not written (the writer fell behind)"
             self._queue.append(Gap(exchange, "", w.first_ts, w.last_ts, reason, 0, 0, w.last_ts))
 
-    def attach(self, bus: TypedEventBus) -> None:
-        """Subscribe to every market-data type and ``Gap``, and start the writer thread."""
+    def attach(self, bus: TypedEventBus, every_exchange: bool = True) -> None:
+        """Subscribe to ``Gap`` and (``every_exchange``) every market-data type, and start
+        the writer thread. With ``every_exchange=False`` only the exchanges given to
+        ``tap`` are recorded (the hub does this: a connection that speaks DBN then
+        costs no call per tick)."""
         self.check_directory(self.directory)
-        for tick_type in _RECORDED:
+        self._bus = bus
+        self._every = every_exchange
+        for tick_type in _RECORDED if every_exchange else (Gap,):
             self._subs.append(bus.subscribe(tick_type, self.take))
         self._thread = threading.Thread(target=self._run, name="hub-recorder", daemon=True)
         self._thread.start()
@@ -490,6 +508,10 @@ class Recorder:
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
+        for subs in self._watch.values():
+            for sub in subs:
+                sub.unsubscribe()
+        self._watch = {}
         self.untap()
         if self._drops:
             self._close_drop_windows()
