@@ -200,6 +200,8 @@ class ExchangeHub:
         """
         from hub_core.replay import Replayer
 
+        if self._tune_gc:
+            tune_gc()
         items = [paths] if isinstance(paths, str | Path) else list(paths)
         return await Replayer(self._processor, items, speed=speed, progress=progress).run()
 

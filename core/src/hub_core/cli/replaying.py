@@ -81,7 +81,7 @@ def run_replay(paths: list[str], *, speed: float | None, jsonl: bool) -> int:
     """The ``hub replay`` command: returns its exit code."""
     from hub_core.cli.jsonl import JsonlWriter
 
-    hub = ExchangeHub(TypedEventBus(), registry=ExchangeRegistry())
+    hub = ExchangeHub(TypedEventBus(), registry=ExchangeRegistry(), tune_gc=True)
     try:
         replayer = Replayer(hub.event_processor(), [Path(p) for p in paths], speed=speed)
     except ReplayError as exc:  # nothing started: a bad argument
