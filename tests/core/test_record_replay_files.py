@@ -167,3 +167,19 @@ def test_errors_are_replay_errors_of_one_line(tmp_path: Path) -> None:
         with pytest.raises(ReplayError) as info:
             replay(path)
         assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_dbn_session_recorded_as_it_came_replays_with_its_gaps(tmp_path: Path) -> None:
+    live = new_hub()
+    got_live = collect(live)
+    recorder = live.record(tmp_path / "rec")
+    sink = live.event_processor().sink_for("nt")
+    recorder.tap(sink)  # (connect_exchange does this for a connection)
+    t = Trade("nt", "ES", PRICE_SCALE, PRICE_SCALE, "B", T0, T0)
+    sink.feed_dbn(encode_symbol_mapping(9, "ES", T0) + encode_trade(t, 9), T0 + 1)
+    sink.gap("ES", T0, T0 + 2, "sequence gap: expected 2, got 4", 2, 3)
+    sink.gap("NQ", T0, T0 + 3, "stale")  # a symbol the session never mapped
+    live.stop_recording()
+    got, _, _ = replay(tmp_path / "rec")
+    assert [type(e).__name__ for e in got] == ["Trade", "Gap", "Gap"]
+    assert [e.as_dict() for e in got] == [e.as_dict() for e in got_live]

@@ -284,6 +284,9 @@ class _ExchangeFiles:
             return self.instrument(symbol, ts)
         for session_id, sym in self.session.items():
             if sym == symbol:
+                if self.passed.get(session_id) != sym:  # a new file: map it here too
+                    self.passed[session_id] = sym
+                    self.chunks.append(encode_symbol_mapping(session_id, sym, ts))
                 return session_id
         iid = self.ids.setdefault(symbol, _GAP_IDS + len(self.ids))
         if iid not in self.mapped:
