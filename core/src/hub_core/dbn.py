@@ -1135,7 +1135,7 @@ def _ts_recv_offsets() -> bytes:
 _TS_RECV_AT: Final = _ts_recv_offsets()
 
 
-def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytes:
+def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytearray:
     """Whole DBN v3 records with every market record's ``ts_recv`` set to ``ts_recv``
     and the market records of ``ignored`` instrument ids left out: the records as the
     decoder published them (the recorder writes DBN that arrived as DBN this way)."""
@@ -1167,7 +1167,7 @@ def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytes:
         pos += rlen
     if words is not None:
         words.release()
-    return bytes(kept) if filtering else bytes(out)
+    return kept if filtering else out  # a new buffer either way: one copy, not two
 
 
 # -- metadata (file / stream header) ---------------------------------------------

@@ -66,6 +66,8 @@ MAX_QUEUED_BYTES: Final = 256 << 20
 _GAP_IDS: Final = 0xF000_0000
 """First instrument id for a Gap's symbol on a pass-through file (clear of the session's)."""
 HOUR_NS: Final = 3_600_000_000_000
+ZSTD_LEVEL: Final = 1
+"""zstd's fastest level: the compression runs beside the readers, on the same cores."""
 FLUSH_EVERY_S: Final = 1.0
 """A zstd block is flushed at least this often, so a file being written is readable."""
 _IDLE_S: Final = 0.005
@@ -225,7 +227,12 @@ class _RawChunk:
     __slots__ = ("count", "data", "exchange", "symbols", "ts_recv")
 
     def __init__(
-        self, exchange: str, data: bytes, ts_recv: int, count: int, symbols: dict[int, str] | None
+        self,
+        exchange: str,
+        data: bytes | bytearray,
+        ts_recv: int,
+        count: int,
+        symbols: dict[int, str] | None,
     ) -> None:
         self.exchange = exchange
         self.data = data
@@ -266,7 +273,7 @@ class _ExchangeFiles:
         """Pass-through: the mappings the open file has (written before the chunk)."""
         self.hour = -1
         self.out: Any = None
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes | bytearray] = []
 
     def instrument(self, symbol: str, ts: int) -> int:
         iid = self.ids.get(symbol)
@@ -330,7 +337,7 @@ class _ExchangeFiles:
             n += 1
             path = self.dir / f"{name}.{n}.dbn.zst"
         fh: BinaryIO = open(path, "xb")  # noqa: SIM115 (closed by the zstd writer)
-        self.out = zstandard.ZstdCompressor(level=3).stream_writer(fh, closefd=True)
+        self.out = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(fh, closefd=True)
         self.hour = hour
         self.mapped = set()
         self.announced = {}
