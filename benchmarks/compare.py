@@ -252,6 +252,12 @@ def bench_fix_section() -> None:
     bench_fix(report, Result, median_time)
 
 
+def bench_record_replay_section() -> None:
+    from record_replay_compare import bench_record_replay
+
+    bench_record_replay(report, Result, median_time)
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "bus": bench_bus,
     "book": bench_book_section,
@@ -265,6 +271,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "ws-memory": bench_ws_memory_section,
     "fix": bench_fix_section,
     "databento": bench_databento_section,
+    "record-replay": bench_record_replay_section,
 }
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -58,7 +59,10 @@ def _registry() -> ExchangeRegistry:
     return reg
 
 
-async def hub_rate(endpoint: str, symbols: list[str], seconds: float) -> float:
+async def hub_rate(
+    endpoint: str, symbols: list[str], seconds: float, record: Path | None = None
+) -> float:
+    """Ticks/s through the hub to one subscriber; with ``record``, also recording there."""
     bus = TypedEventBus()
     count = [0]
 
@@ -68,6 +72,8 @@ async def hub_rate(endpoint: str, symbols: list[str], seconds: float) -> float:
     bus.subscribe(Trade, on_tick)
     bus.subscribe(Quote, on_tick)
     async with ExchangeHub(bus, registry=_registry()) as hub:
+        if record is not None:
+            hub.record(record)
         await hub.connect_exchange("bench", ExchangeConfig.ninjatrader(endpoint, symbols=symbols))
         await anyio.sleep(0.5)  # warm-up
         start, t0 = count[0], time.perf_counter()

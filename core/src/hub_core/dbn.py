@@ -284,6 +284,16 @@ class DbnDecoder:
     next_sequence: int
     """The sequence expected next; 0 = unknown (the next sequenced record sets it)."""
     max_record_len: int
+    size_divisors: dict[int, int]
+    """instrument_id -> divisor of its record sizes (``10 ** decimals``), for files whose
+    sizes are in fractions of a unit (``hub.size_decimals`` records; sdk-docs/dbn.md)."""
+    keep_whole: bool
+    """When True, ``feed`` keeps the whole records it decoded in ``whole`` (the recorder's
+    pass-through of DBN bytes)."""
+    whole: bytes
+    record_ts_recv: bool
+    """When True, a tick's ``ts_recv`` is the record's own ``ts_recv`` field, not the one
+    passed to ``feed`` (replaying a file: the time it was received, not now)."""
 
     def __init__(self, exchange: str, handler: RecordHandler, max_record_len: int = 1024) -> None:
         if max_record_len < HEADER_LEN:
@@ -296,6 +306,10 @@ class DbnDecoder:
         self.mbp1_trades = False
         self.next_sequence = 0
         self.max_record_len = max_record_len
+        self.record_ts_recv = False
+        self.keep_whole = False
+        self.whole = b""
+        self.size_divisors = {}
         self._tail = b""
         # True after a framing error until a plausible record boundary is found
         self._resyncing = False
@@ -312,6 +326,7 @@ class DbnDecoder:
         self.next_sequence = 0
         self.symbols.clear()
         self.ignored.clear()
+        self.size_divisors.clear()
 
     def ignore(self, instrument_id: int, on: bool = True) -> None:
         """Skip (``on``) or decode again the market records of ``instrument_id``; its
@@ -332,6 +347,8 @@ class DbnDecoder:
         if len(self._tail) > 0:
             data = self._tail + data
             self._tail = b""
+        if self.keep_whole:
+            self.whole = b""
         n: i64 = len(data)
         pos: i64 = 0
         count = 0
@@ -440,6 +457,8 @@ class DbnDecoder:
             pos = end
         if pos < n:
             self._tail = data[pos:]
+        if self.keep_whole:
+            self.whole = data if pos >= n else data[:pos]
         return count
 
     # -- per-record decoders (offsets: sdk-docs/dbn.md) -----------------------------
@@ -458,6 +477,15 @@ class DbnDecoder:
 
     def _ts_event(self, data: bytes, pos: i64) -> int:
         return _u64(read_i64_le(data, pos + 8))
+
+    def _size(self, data: bytes, pos: i64, at: i64) -> int:
+        """The fixed-point size of the u32 count at ``pos + at``."""
+        size: int = _u32(read_i32_le(data, pos + at)) * PRICE_SCALE
+        if len(self.size_divisors) > 0:
+            div = self.size_divisors.get(_u32(read_i32_le(data, pos + 4)), 1)
+            if div != 1:
+                size = size // div
+        return size
 
     def _sequence(self, seq: i64, ts_event: int) -> None:
         """Check contiguity; 0 means "not sequenced" and is ignored."""
@@ -479,6 +507,8 @@ class DbnDecoder:
 
     def _trade(self, data: bytes, pos: i64, ts_recv: int, sequenced: bool) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq: i64 = 0
         if sequenced:
@@ -497,7 +527,7 @@ class DbnDecoder:
                 self.exchange,
                 symbol,
                 read_i64_le(data, pos + 16),
-                _u32(read_i32_le(data, pos + 24)) * PRICE_SCALE,
+                self._size(data, pos, 24),
                 _CHARS[data[pos + 29]],
                 ts_event,
                 ts_recv,
@@ -508,6 +538,8 @@ class DbnDecoder:
     def _quote(self, data: bytes, pos: i64, ts_recv: int, kind: i64) -> None:
         """kind: 1 = mbp-1 (checked sequence), 2 = bbo (sequence, unchecked), 0 = none."""
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq: i64 = 0
         if kind != 0:
@@ -524,17 +556,19 @@ class DbnDecoder:
         if bid_px == UNDEF_PRICE:
             bid_px = 0
         else:
-            bid_sz = _u32(read_i32_le(data, pos + 64)) * PRICE_SCALE
+            bid_sz = self._size(data, pos, 64)
         if ask_px == UNDEF_PRICE:
             ask_px = 0
         else:
-            ask_sz = _u32(read_i32_le(data, pos + 68)) * PRICE_SCALE
+            ask_sz = self._size(data, pos, 68)
         self.handler.on_quote(
             Quote(self.exchange, symbol, bid_px, bid_sz, ask_px, ask_sz, ts_event, ts_recv, seq)
         )
 
     def _mbo(self, data: bytes, pos: i64, ts_recv: int) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 40))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq = _u32(read_i32_le(data, pos + 52))
         if self.check_sequence:
@@ -550,7 +584,7 @@ class DbnDecoder:
                 symbol,
                 _CHARS[data[pos + 39]],
                 read_i64_le(data, pos + 24),
-                _u32(read_i32_le(data, pos + 32)) * PRICE_SCALE,
+                self._size(data, pos, 32),
                 ts_event,
                 ts_recv,
                 _CHARS[action],
@@ -561,12 +595,18 @@ class DbnDecoder:
 
     def _mbp10(self, data: bytes, pos: i64, ts_recv: int) -> None:
         symbol = self._symbol_of(data, pos)
+        if self.record_ts_recv:
+            ts_recv = _u64(read_i64_le(data, pos + 32))
         ts_event = _u64(read_i64_le(data, pos + 8))
         seq = _u32(read_i32_le(data, pos + 44))
         if self.check_sequence:
             self._sequence(seq, ts_event)
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
+        unit: int = PRICE_SCALE
+        div: int = 1
+        if len(self.size_divisors) > 0:
+            div = self.size_divisors.get(_u32(read_i32_le(data, pos + 4)), 1)
         lvl: i64 = pos + 48
         stop: i64 = pos + MBP10_LEN
         while lvl < stop:
@@ -574,11 +614,11 @@ class DbnDecoder:
             px = read_i64_le(data, lvl)
             sz = _u32(read_i32_le(data, lvl + 16))
             if px != UNDEF_PRICE and sz != 0:
-                bids.append((px, sz * PRICE_SCALE))
+                bids.append((px, sz * unit if div == 1 else sz * unit // div))
             px = read_i64_le(data, lvl + 8)
             sz = _u32(read_i32_le(data, lvl + 20))
             if px != UNDEF_PRICE and sz != 0:
-                asks.append((px, sz * PRICE_SCALE))
+                asks.append((px, sz * unit if div == 1 else sz * unit // div))
             lvl += 32
         self.handler.on_snapshot(
             BookSnapshot(self.exchange, symbol, tuple(bids), tuple(asks), ts_event, ts_recv, seq)
@@ -1083,6 +1123,64 @@ def encode_system(message: str, code: int, ts_event: int) -> bytes:
 def encode_heartbeat(ts_event: int) -> bytes:
     """A heartbeat: system record, code 0, message ``"Heartbeat"`` (as Databento sends)."""
     return encode_system(HEARTBEAT_MESSAGE, SYSTEM_CODE_HEARTBEAT, ts_event)
+
+
+def _ts_recv_offsets() -> bytes:
+    """Per rtype, where a market record's ``ts_recv`` is (0: it has none)."""
+    t = bytearray(256)
+    for rt in (
+        RTYPE_MBP_0,
+        RTYPE_MBP_1,
+        RTYPE_MBP_10,
+        RTYPE_BBO_1S,
+        RTYPE_BBO_1M,
+        RTYPE_CMBP_1,
+        RTYPE_CBBO_1S,
+        RTYPE_CBBO_1M,
+        RTYPE_TCBBO,
+        RTYPE_TBBO,
+    ):
+        t[rt] = 32
+    t[RTYPE_MBO] = 40
+    return bytes(t)
+
+
+_TS_RECV_AT: Final = _ts_recv_offsets()
+
+
+def restamp_records(data: bytes, ts_recv: int, ignored: set[int]) -> bytearray:
+    """Whole DBN v3 records with every market record's ``ts_recv`` set to ``ts_recv``
+    and the market records of ``ignored`` instrument ids left out: the records as the
+    decoder published them (the recorder writes DBN that arrived as DBN this way)."""
+    stamp = _u64_bits(ts_recv, "ts_recv")
+    out = bytearray(data)
+    n: i64 = len(data)
+    # Every v1-v3 record length is a multiple of 8, and so is each ts_recv offset: the
+    # fields are aligned words of a whole-record buffer, one store each (no slices).
+    words = memoryview(out).cast("q") if n % 8 == 0 else None
+    raw = int(stamp).to_bytes(8, "little", signed=True) if words is None else b""
+    filtering = len(ignored) > 0
+    kept = bytearray()
+    pos: i64 = 0
+    while pos < n:
+        rlen: i64 = data[pos] * 4
+        if rlen == 0 or pos + rlen > n:
+            break
+        at: i64 = _TS_RECV_AT[data[pos + 1]]
+        if at != 0 and at + 8 <= rlen:
+            if words is not None:
+                words[(pos + at) >> 3] = stamp
+            else:
+                out[pos + at : pos + at + 8] = raw
+            if filtering and _u32(read_i32_le(data, pos + 4)) in ignored:
+                pos += rlen
+                continue
+        if filtering:
+            kept += out[pos : pos + rlen]
+        pos += rlen
+    if words is not None:
+        words.release()
+    return kept if filtering else out  # a new buffer either way: one copy, not two
 
 
 # -- metadata (file / stream header) ---------------------------------------------

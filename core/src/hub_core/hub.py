@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -28,6 +29,10 @@ from hub_core.registry import ExchangeRegistry
 from hub_core.status import ConnectionDetails, details_of
 from hub_core.supervisor import ConnectionManager, ConnectionSupervisor
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap
+
+if TYPE_CHECKING:
+    from hub_core.recording import Recorder
+    from hub_core.replay import Progress, ReplayStats
 
 log = logging.getLogger("hub_core.hub")
 
@@ -80,6 +85,8 @@ class ExchangeHub:
         self._manager: ConnectionManager | None = None
         self._configs: dict[str, ExchangeConfig] = {}
         self._books: dict[tuple[str, str], tuple[BookKeeper, list[Subscription]]] = {}
+        self.recorder: Recorder | None = None
+        """The recorder started by ``record()``; None when not recording."""
 
     @classmethod
     def from_toml(
@@ -131,6 +138,7 @@ class ExchangeHub:
             # what is buffered has been read
             for buf in self.bus.streams():
                 buf.close()
+            self.stop_recording()
             try:
                 result = await tg.__aexit__(exc_type, exc, tb)
             except BaseExceptionGroup as group:
@@ -148,6 +156,54 @@ class ExchangeHub:
         if self._manager is None:
             raise HubError("the hub is not running", hint="use it inside `async with hub:`")
         return self._manager
+
+    # -- recording ------------------------------------------------------------------
+    def record(self, directory: str | Path) -> Recorder:
+        """Write every tick and ``Gap`` published from now on to DBN v3 files under
+        ``directory`` (``<exchange>/<YYYYMMDD-HH>.dbn.zst``; see sdk-docs/dbn.md); they
+        are closed when the hub stops or on ``stop_recording()``. Raises ``OSError``
+        if ``directory`` cannot be created or written."""
+        from hub_core.recording import Recorder
+
+        if self.recorder is not None:
+            raise HubError("the hub is already recording", hint="call stop_recording() first")
+        recorder = Recorder(directory)
+        recorder.attach(self.bus, every_exchange=False)
+        for sink in self._processor.sinks.values():
+            recorder.tap(sink)
+        self.recorder = recorder
+        return recorder
+
+    def stop_recording(self) -> None:
+        """Write what is queued and close the files of ``record()`` (no-op when not recording)."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+
+    async def replay(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        speed: float | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> ReplayStats:
+        """Publish the ticks and ``Gap``s of DBN files on this hub's bus, as their
+        connections published them live (same types, exchange names, symbols,
+        ``ts_recv``); returns when every record is published.
+
+        ``paths``: files or directories (every ``*.dbn`` / ``*.dbn.zst`` in them),
+        merged across exchanges by ``ts_recv``. ``speed`` None is as fast as possible,
+        else X times the recorded pace. Files of ``record()`` and Databento's own
+        (zstd or plain, DBN v1-v3) replay. ``progress(bytes_read, bytes_total,
+        records)`` is called as it goes. Raises ``ReplayError`` (one line: missing,
+        unreadable, not DBN, nothing to replay). Needs no ``async with``.
+        """
+        from hub_core.replay import Replayer
+
+        if self._tune_gc:
+            tune_gc()
+        items = [paths] if isinstance(paths, str | Path) else list(paths)
+        return await Replayer(self._processor, items, speed=speed, progress=progress).run()
 
     # -- connections ------------------------------------------------------------------
     async def connect_exchange(
@@ -172,6 +228,8 @@ class ExchangeHub:
             config = config.model_copy(update={"name": name})
         self._configs[name] = config
         sink = self._processor.sink_for(name)
+        if self.recorder is not None:
+            self.recorder.tap(sink)  # DBN from this connection is recorded as it came
         sup = ConnectionSupervisor(name, config, factory, sink, pacer=manager.pacer)
         manager.start(sup)
         if wait:

@@ -99,6 +99,12 @@ class ConnectionSink(RecordHandler):
     """Set by a plugin whose control messages travel as DBN records: called as
     ``control(kind, number, text)`` with kind ``"symbol_mapping"`` (instrument
     id, symbol), ``"error"`` (code, message) or ``"system"`` (code, message)."""
+    dbn_tap: Callable[[bytes, int, int, int], object] | None
+    """Set by the recorder (``set_dbn_tap``): after each ``feed_dbn``, called as
+    ``dbn_tap(records, ts_recv, decoded, malformed)`` with the whole records just
+    decoded, how many, and how many malformed reports the buffer caused."""
+    dbn_recorded: bool
+    """True once a tapped ``feed_dbn`` ran: this connection's DBN is recorded as bytes."""
 
     def __init__(self, exchange: str, bus: TypedEventBus, latency: LatencyRecorder) -> None:
         self.exchange = exchange
@@ -123,6 +129,8 @@ class ConnectionSink(RecordHandler):
         self.last_by_symbol = {}
         self.symbol_errors = {}
         self.control = None
+        self.dbn_tap = None
+        self.dbn_recorded = False
         self.holding = False
         self._held = []
         self._decoder = DbnDecoder(exchange, self)
@@ -654,7 +662,19 @@ class ConnectionSink(RecordHandler):
     def feed_dbn(self, data: bytes, ts_recv: int) -> int:
         """Decode DBN records from ``data``; a partial record at the end is kept
         for the next call. Returns the number of records decoded."""
-        return self._decoder.feed(data, ts_recv)
+        tap = self.dbn_tap
+        if tap is None:
+            return self._decoder.feed(data, ts_recv)
+        self.dbn_recorded = True
+        before = self.malformed_count
+        count = self._decoder.feed(data, ts_recv)
+        tap(self._decoder.whole, ts_recv, count, self.malformed_count - before)
+        return count
+
+    def set_dbn_tap(self, tap: Callable[[bytes, int, int, int], object] | None) -> None:
+        """Hand every buffer's whole decoded records to ``tap`` (None: stop); see ``dbn_tap``."""
+        self.dbn_tap = tap
+        self._decoder.keep_whole = tap is not None
 
     @property
     def dbn_pending(self) -> int:

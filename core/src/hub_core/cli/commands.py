@@ -162,6 +162,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", metavar="FILE", help="the hub.toml to run")
     add_session_options(p)
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="also write every tick to DBN v3 files, DIR/<exchange>/<YYYYMMDD-HH>.dbn.zst",
+    )
+
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="publish recorded DBN files (hub run --record, Databento's) through a hub",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="FILE_OR_DIR", help="DBN files, or directories of them"
+    )
+    p.add_argument(
+        "--speed",
+        type=_positive_float,
+        metavar="X",
+        help="X times the recorded pace, by ts_recv (default: as fast as possible)",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="write every event as one JSON object a line on stdout (as hub run --jsonl)",
+    )
 
     p = sub.add_parser(
         "demo",
@@ -347,9 +372,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     for warning in checked.warnings:
         log.warning("%s", warning)
     remember_secrets(checked.config)
+    if args.record is not None:
+        from hub_core.recording import Recorder
+
+        try:
+            Recorder.check_directory(args.record)
+        except OSError as exc:
+            return error(f"--record {args.record}: cannot write there: {exc}", ExitCode.CONFIG)
     hub = ExchangeHub(registry=checked.registry, config=checked.config, tune_gc=True)
 
     async def build(tg: TaskGroup) -> ExchangeHub:
+        if args.record is not None:
+            hub.record(args.record)  # before the first connection: nothing is missed
         return hub
 
     options = SessionOptions(
@@ -508,10 +542,19 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``hub replay FILE_OR_DIR... [--speed X] [--jsonl]``: the files' ticks through a hub's
+    bus; ``--jsonl`` writes them on stdout, else a summary; a progress bar on a terminal."""
+    from hub_core.cli.replaying import run_replay
+
+    return run_replay(args.paths, speed=args.speed, jsonl=args.jsonl)
+
+
 COMMANDS = {
     "plugins": cmd_plugins,
     "check": cmd_check,
     "run": cmd_run,
+    "replay": cmd_replay,
     "demo": cmd_demo,
     "sim": cmd_sim,
     "new-plugin": cmd_new_plugin,

@@ -108,6 +108,14 @@ class HubMetrics:
             ("hub_stream_conflated", stats.conflated, "Events conflated by bounded streams"),
         ):
             families.append(CounterMetricFamily(name, doc, value=float(value)))
+        recorder = self.hub.recorder
+        if recorder is not None:  # hub run --record
+            recorded = recorder.stats()
+            for name, value, doc in (
+                ("hub_record_written", recorded.written, "Ticks and Gaps written to DBN files"),
+                ("hub_record_dropped", recorded.dropped, "Ticks the recorder could not write"),
+            ):
+                families.append(CounterMetricFamily(name, doc, value=float(value)))
 
         up = GaugeMetricFamily(
             "hub_connection_up",

@@ -715,8 +715,7 @@ class ConformanceSuite:
         await anyio.sleep(4 * hold)
         flowing = len(_data_after(rec.events, start)) // 4
         assert flowing >= 12, (
-            f"only {flowing} ticks a {hold} s on average: run the simulator faster for "
-            "this case"
+            f"only {flowing} ticks a {hold} s on average: run the simulator faster for this case"
         )
         mark = len(rec.events)
         stream = hub.bus.stream(Trade, maxsize=5, overflow="block")
