@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import (
+    RTYPE_TBBO,
     UNDEF_PRICE,
     DbnDecoder,
     RecordHandler,
@@ -259,7 +260,7 @@ def test_tbbo_and_tcbbo_are_trades() -> None:
         levels=_pair(49, 51, 1, 1),
     )
     raw = bytearray(bytes(tbbo))
-    raw[1] = int(db.RType.TBBO.value)
+    raw[1] = RTYPE_TBBO  # DBN's tbbo rtype: databento-dbn 0.70 has no name for it
     tcbbo = db.CMBP1Msg(
         db.RType.TCBBO,
         1,
@@ -273,7 +274,7 @@ def test_tbbo_and_tcbbo_are_trades() -> None:
         levels=_cpair(59, 61, 1, 1),
     )
     stream = bytes(raw) + bytes(tcbbo)
-    # databento-dbn 0.72 panics on rtype 0xC5 (its own tbbo files use rtype 0x01), so the
+    # databento-dbn 0.70-0.72 panics on rtype 0xC5 (its own tbbo files use 0x01), so the
     # oracle checks the tcbbo record only; the tbbo record is the mbp-1 layout it encoded
     assert [r.rtype for r in oracle_decode(bytes(tcbbo))] == [db.RType.TCBBO]
     n, h = decode_one(stream)
