@@ -381,3 +381,27 @@ def test_a_shard_that_owns_nothing_is_a_one_line_error(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "I must be 1..N" in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_sinks_show_in_the_metrics_and_the_live_view() -> None:
+    from hub_core.cli.live_view import FrameSource
+    from hub_core.cli.metrics import HubMetrics
+
+    factory = MemoryFactory()
+    hub = _hub(factory)
+    async with hub:
+        await hub.add_sink(SinkConfig(kind="memory", name="mem"))
+        hub._processor.sink_for("es_feed").trade("ES", S, S, "B", T0, T0, 1)
+        await _until(lambda: hub.sink_status()["mem"].sent == 1)
+        samples = {
+            (s.name, s.labels.get("sink"), s.labels.get("state")): s.value
+            for family in HubMetrics(hub).collect()
+            for s in family.samples
+        }
+        assert samples[("hub_sink_sent_total", "mem", None)] == 1.0
+        assert samples[("hub_sink_state", "mem", "up")] == 1.0
+        assert samples[("hub_sink_state", "mem", "dead")] == 0.0
+        frame = FrameSource(hub, "t").collect()
+        assert frame.sinks == [("mem", "up", 1, 0)]
+        assert hub.sink_status()["mem"].sink == {"written": 1}

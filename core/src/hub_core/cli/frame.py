@@ -369,6 +369,8 @@ class FrameData:
     uptime_s: float = 0.0
     status: str = ""
     """The status line (last warning and count); empty for none."""
+    sinks: Sequence[tuple[str, str, int, int]] = ()
+    """Each ``[sinks.NAME]``: (name, state, ticks sent, ticks dropped)."""
     now_ns: int = field(default_factory=time.time_ns)
 
 
@@ -676,6 +678,15 @@ class FrameLayout:
                 ("handler errors", f"{data.handler_errors:,}"),
                 ("uptime", format_duration(data.uptime_s)),
             )
+        )
+        segs.extend(
+            Text.assemble(
+                ("sink ", "bold"),
+                f"{name} ",
+                (state, "green" if state == "up" else "yellow" if state != "dead" else "red"),
+                f" {sent:,} sent" + (f", {dropped:,} dropped" if dropped else ""),
+            )
+            for name, state, sent, dropped in data.sinks
         )
         return segs
 
