@@ -683,12 +683,15 @@ class FrameLayout:
             Text.assemble(
                 ("sink ", "bold"),
                 f"{name} ",
-                (state, "green" if state == "up" else "yellow" if state != "dead" else "red"),
+                (state, _SINK_STYLE.get(state, "yellow")),
                 f" {sent:,} sent" + (f", {dropped:,} dropped" if dropped else ""),
             )
             for name, state, sent, dropped in data.sinks
         )
         return segs
+
+
+_SINK_STYLE = {"connected": "green", "dead": "red", "auth_failed": "red"}
 
 
 def _side(price: int, size: int) -> int | None:

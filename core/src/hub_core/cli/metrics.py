@@ -78,7 +78,7 @@ _PER_EXCHANGE_COUNTERS = (
 )
 
 
-_SINK_STATES = ("connecting", "up", "reconnecting", "dead", "closed")
+_SINK_STATES = ("connecting", "connected", "reconnecting", "auth_failed", "dead", "closed")
 
 
 def _sink_families(hub: ExchangeHub) -> list[Metric]:
