@@ -175,6 +175,7 @@ class IbkrConnection:
         self._closing = False
         self._clash = False
         self._endpoint = ""
+        self._connect_scope = anyio.CancelScope()
         self._last_data_ns = 0  # wall-clock ns of the last market data
         self._blind_since = 0  # wall ns: the last data before 1100, 0: not blind
         self._blind_reason = ""
@@ -215,16 +216,18 @@ class IbkrConnection:
         self._ib = ib
         self._health = ConnectionHealth(connected=False, endpoint=endpoint)
         options = self._options
+        ib.disconnectedEvent += self._on_connect_lost
         try:
-            await ib.connectAsync(
-                host,
-                port,
-                clientId=options.client_id,
-                timeout=options.connect_timeout_s,
-                readonly=True,  # the plugin never places orders
-                account=options.account,
-                fetchFields=StartupFetch.POSITIONS | StartupFetch.ACCOUNT_UPDATES,
-            )
+            with anyio.CancelScope() as self._connect_scope:
+                await ib.connectAsync(
+                    host,
+                    port,
+                    clientId=options.client_id,
+                    timeout=options.connect_timeout_s,
+                    readonly=True,  # the plugin never places orders
+                    account=options.account,
+                    fetchFields=StartupFetch.POSITIONS | StartupFetch.ACCOUNT_UPDATES,
+                )
         except (OSError, TimeoutError, ConnectionError) as exc:
             ib.disconnect()
             if self._clash:
@@ -238,6 +241,7 @@ class IbkrConnection:
             ) from exc
         finally:
             ib.errorEvent -= self._on_connect_error
+            ib.disconnectedEvent -= self._on_connect_lost
         if self._clash or not ib.isConnected():
             ib.disconnect()
             raise (
@@ -271,9 +275,13 @@ class IbkrConnection:
             hint=f"set options.client_id to an id no other API client of this TWS uses (not {cid})",
         )
 
+    def _on_connect_lost(self) -> None:
+        self._connect_scope.cancel()  # TWS hung up during start-up: do not wait it out
+
     def _on_connect_error(self, req_id: int, code: int, text: str, contract: object) -> None:
         if code == CLIENT_ID_IN_USE:
             self._clash = True
+            self._connect_scope.cancel()
         elif code in FARM_CODES:
             self._farm(code, text)
 

@@ -665,16 +665,19 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
         self.connected_to_ib = False
         self._broadcast(1100, MSG_CONNECTIVITY_LOST)
 
-    async def restore_connectivity(self, data_lost: bool) -> None:
-        """1101 (every market-data subscription is gone: resubscribe) or 1102 (kept)."""
+    async def restore_connectivity(self, data_lost: bool, lose: Sequence[str] = ()) -> None:
+        """1101 (every market-data subscription is gone: resubscribe) or 1102 (kept;
+        the streams of the symbols in ``lose`` did not survive anyway, silently, as
+        happens with a farm that came back without them)."""
         self.connected_to_ib = True
-        if data_lost:
-            for client in self.connected():
-                client.streams.clear()
-                client.refresh_symbols()
-            self._broadcast(1101, MSG_RESTORED_LOST)
-        else:
-            self._broadcast(1102, MSG_RESTORED_KEPT)
+        for client in self.connected():
+            for req_id, stream in list(client.streams.items()):
+                if data_lost or stream.symbol in lose:
+                    del client.streams[req_id]
+            client.refresh_symbols()
+        self._broadcast(
+            1101 if data_lost else 1102, MSG_RESTORED_LOST if data_lost else MSG_RESTORED_KEPT
+        )
 
     def _farm_text(self, farm: str, ok: bool) -> str:
         kind = {"market": "Market data", "historical": "HMDS data", "secdef": "Sec-def data"}[
