@@ -405,8 +405,8 @@ def exchange_table(
 ) -> tuple[str, str]:
     """``(name, TOML)`` of one ``[exchanges.NAME]`` connection to a venue on ``port``.
 
-    ``plugin`` is ``ninjatrader``, ``fix``, ``databento`` or ``websocket-DIALECT``. Every connection
-    has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a restarted
+    ``plugin`` is ``ninjatrader``, ``fix``, ``databento``, ``ibkr`` or ``websocket-DIALECT``.
+    Every connection has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a restarted
     venue is found again within the test's bounds), and the planted secrets wherever
     the protocol takes them: env credentials for NinjaTrader, FIX and Databento, user:password
     and a token in the URL for WebSocket.
@@ -439,6 +439,13 @@ def exchange_table(
             'symbols = ["ESZ6", "NQZ6"]\noptions = { dataset = "GLBX.MDP3" }\n'
         )
         tail = f'\n[exchanges.{name}.credentials]\napi_key_env = "FAULTS_API_KEY"\n'
+    elif plugin == "ibkr":
+        name = "ib"  # the TWS API has no credentials: nothing secret to plant
+        body = (
+            f'protocol = "ibkr"\nendpoint = "{LOOPBACK}:{port}"\n'
+            'symbols = ["AAPL", "MSFT"]\noptions = { client_id = 3 }\n'
+        )
+        tail = ""
     elif plugin.startswith("websocket-"):
         dialect = plugin.removeprefix("websocket-")
         name = dialect

@@ -48,6 +48,7 @@ from hub_core.plugin import (
     Side,
     Sink,
     SubscriptionError,
+    connect_failure,
     parse_fixed,
     split_host_port,
 )
@@ -232,7 +233,10 @@ class IbkrConnection:
             ib.disconnect()
             if self._clash:
                 raise self._clash_error() from None
-            reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+            if isinstance(exc, TimeoutError):
+                reason = "no answer in time"
+            else:
+                reason = connect_failure(exc) if isinstance(exc, OSError) else str(exc)
             raise ConnectionFailed(
                 f"cannot connect to TWS / IB Gateway: {reason or type(exc).__name__}",
                 exchange=exchange,
