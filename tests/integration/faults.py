@@ -406,8 +406,8 @@ def exchange_table(
     """``(name, TOML)`` of one ``[exchanges.NAME]`` connection to a venue on ``port``.
 
     ``plugin`` is ``ninjatrader``, ``fix``, ``databento``, ``ibkr`` or ``websocket-DIALECT``.
-    Every connection has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a restarted
-    venue is found again within the test's bounds), and the planted secrets wherever
+    Every connection has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a
+    restarted venue is found again within the test's bounds), and the planted secrets wherever
     the protocol takes them: env credentials for NinjaTrader, FIX and Databento, user:password
     and a token in the URL for WebSocket.
     """
