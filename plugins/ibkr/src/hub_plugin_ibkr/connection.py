@@ -126,6 +126,46 @@ def _contract(symbol: str, spec: ContractSpec | None) -> Contract:
     )
 
 
+class _Flag:
+    """Set once; ``wait()`` returns once set. Made without an event loop (a connection
+    may be created outside one), its anyio event only when someone waits."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if not self._set:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+
+
+class _Pulse:
+    """``set()`` wakes whoever waits now; ``wait()`` waits for the next ``set()``."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
 @dataclass
 class StreamState:
     """One market-data request of ours: which symbol, its quote or book, its liveness."""
@@ -170,13 +210,13 @@ class IbkrConnection:
         self._streams: dict[int, StreamState] = {}
         self._symbols: dict[str, list[StreamState]] = {}
         self._errors: dict[int, tuple[int, str]] = {}
-        self._answered = anyio.Event()
-        self._ended = anyio.Event()
+        self._answered = _Pulse()
+        self._ended = _Flag()
         self._failure: BaseException | None = None
         self._closing = False
         self._clash = False
         self._endpoint = ""
-        self._connect_scope = anyio.CancelScope()
+        self._connect_scope: anyio.CancelScope | None = None
         self._last_data_ns = 0  # wall-clock ns of the last market data
         self._blind_since = 0  # wall ns: the last data before 1100, 0: not blind
         self._blind_reason = ""
@@ -187,8 +227,9 @@ class IbkrConnection:
         self._history_done: dict[int, anyio.Event] = {}
         self._history_times: list[float] = []
         self._jobs: list[Callable[[], Any]] = []
-        self._wake = anyio.Event()
+        self._wake = _Pulse()
         self._ts_recv = 0
+        self._mono_recv = 0
         self._paused = False
         self._last_trade: dict[str, tuple[int, int]] = {}
         """Symbol -> (second of its last live trade, trades seen in that second): the
@@ -280,12 +321,14 @@ class IbkrConnection:
         )
 
     def _on_connect_lost(self) -> None:
-        self._connect_scope.cancel()  # TWS hung up during start-up: do not wait it out
+        if self._connect_scope is not None:  # TWS hung up during start-up: do not wait it out
+            self._connect_scope.cancel()
 
     def _on_connect_error(self, req_id: int, code: int, text: str, contract: object) -> None:
         if code == CLIENT_ID_IN_USE:
             self._clash = True
-            self._connect_scope.cancel()
+            if self._connect_scope is not None:
+                self._connect_scope.cancel()
         elif code in FARM_CODES:
             self._farm(code, text)
 
@@ -311,7 +354,7 @@ class IbkrConnection:
         )
 
     async def _wait_wake(self) -> None:
-        wake = self._wake = anyio.Event()
+        """Until a job is queued or the session ends."""
         ended = self._ended
         async with anyio.create_task_group() as tg:
 
@@ -320,7 +363,7 @@ class IbkrConnection:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(on_end)
-            await wake.wait()
+            await self._wake.wait()
             tg.cancel_scope.cancel()
 
     def _job(self, job: Callable[[], Any]) -> None:
@@ -488,7 +531,6 @@ class IbkrConnection:
         error), at most ``subscribe_settle_s``."""
         with anyio.move_on_after(self._options.subscribe_settle_s):
             while not all(st.answered for s in symbols for st in self._symbols.get(s, [])):
-                self._answered = anyio.Event()
                 await self._answered.wait()
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
@@ -557,7 +599,7 @@ class IbkrConnection:
         """One socket read: counted, framed, each frame handled or passed to ib_async."""
         health = self._health
         health.bytes_received += len(data)
-        health.last_activity_ns = time.monotonic_ns()
+        health.last_activity_ns = self._mono_recv = time.monotonic_ns()
         self._ts_recv = time.time_ns()  # once per buffer
         ib = self._ib
         if ib is None:
@@ -605,7 +647,7 @@ class IbkrConnection:
         self._sink.add_capacity_waiter(wake)
 
     def _seen(self, st: StreamState) -> None:
-        now = time.monotonic_ns()
+        now = self._mono_recv
         gap = now - st.last_ns
         st.interval_ns = gap if not st.interval_ns else 0.8 * st.interval_ns + 0.2 * gap
         st.last_ns = now
@@ -665,22 +707,25 @@ class IbkrConnection:
             )
 
     def _tick_by_tick(self, f: list[str]) -> None:
-        t = codec.parse_tick_by_tick(f)
-        if t is None:
-            return
-        st = self._streams.get(t.req_id)
+        # the hot path of tick_by_tick: the fields read in place (codec.parse_tick_by_tick
+        # is the same layout, as a value, for tests and tools)
+        st = self._streams.get(int(f[1]))
         if st is None:
             return
+        if len(f) < 9:
+            raise DecodeError(f"tickByTick: {len(f)} fields, expected 9")
         self._seen(st)
-        ts_event = t.time * 1_000_000_000
-        if isinstance(t, codec.TickByTickLast):
-            self._sink.trade_text(st.symbol, t.price, t.size, Side.NONE, ts_event, self._ts_recv)
-            self._count_trade(st.symbol, t.time)
-        else:
+        kind = f[2]
+        second = int(f[3])
+        if kind == "2" or kind == "1":  # AllLast, Last: time, price, size, mask, ...
+            self._sink.trade_text(
+                st.symbol, f[4], f[5], Side.NONE, second * 1_000_000_000, self._ts_recv
+            )
+            self._count_trade(st.symbol, second)
+        elif kind == "3":  # BidAsk: time, bid, ask, bid size, ask size, mask
             self._sink.quote_text(
-                st.symbol, t.bid_price, t.bid_size, t.ask_price, t.ask_size, ts_event,
-                self._ts_recv,
-            )  # fmt: skip
+                st.symbol, f[4], f[6], f[5], f[7], second * 1_000_000_000, self._ts_recv
+            )
 
     def _depth(self, f: list[str]) -> None:
         d = codec.parse_depth(f)

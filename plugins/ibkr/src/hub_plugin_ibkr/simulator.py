@@ -726,6 +726,28 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
     async def allow(self, symbol: str) -> None:
         self.denied.pop(symbol, None)
 
+    async def send_burst(self, n: int, batch: int = 2000) -> None:
+        """For benchmarks: ``n`` tick-by-tick trades on every AllLast stream, as fast as
+        the socket takes them (prices cycle on the grid; the market model does not
+        record them)."""
+        now = int(time.time())
+        for client in self.connected():
+            for stream in [s for s in client.streams.values() if s.kind == "AllLast"]:
+                for start in range(0, n, batch):
+                    client.send(
+                        b"".join(
+                            codec.encode_tbt_last(
+                                stream.req_id,
+                                now,
+                                f"{100 + i % 50 / 100:.2f}",
+                                str(1 + i % 9),
+                                "ISLAND",
+                            )
+                            for i in range(start, min(n, start + batch))
+                        )
+                    )
+                    await client.drained()
+
     async def send_error(self, req_id: int, code: int, text: str) -> None:
         """Any error message, to every session."""
         self._broadcast(code, text, req_id)
