@@ -3,6 +3,7 @@ each data mode, refusals, IB's connectivity and farm codes, limits, faults."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -353,20 +354,42 @@ async def test_farm_codes_are_tracked_and_2103_opens_a_blind_window(sim: TwsSimu
 
 
 async def test_backfill_after_1101_recovers_the_trades_missed(sim: TwsSimulator) -> None:
+    """Trades alone: every trade of the blind window comes back from the history, none
+    twice at the seam, and the Gap covers only the seam to the new stream."""
     cfg = config(sim, market_data="tick_by_tick", tick_by_tick_types=["AllLast"],
                  backfill=True, tick_by_tick_interval_s=0)  # fmt: skip
     async with hub_on(cfg) as (_hub, rec, _):
         await n_trades(rec, AAPL, 5)
         await sim.lose_connectivity()
+        blind_from = time.time_ns()
         lost_from = len(sim.sent_trades(AAPL))
         await anyio.sleep(0.5)  # the market trades on, nobody sees it
         await freeze(sim)
         assert len(sim.sent_trades(AAPL)) > lost_from  # there is something to recover
+        restored = time.time_ns()
         await sim.restore_connectivity(data_lost=True)
         await rec.wait_for(lambda: bool(blind_gaps(rec, 0)), 10, "the Gap after the backfill")
         assert trades(rec, AAPL) == sim.sent_trades(AAPL)  # every trade, none twice
+        assert trades(rec, MSFT) == sim.sent_trades(MSFT)
         [gap] = blind_gaps(rec, 0)
         assert "recovered by backfill" in gap.reason
+        assert gap.start_ts >= restored > blind_from  # not the blind window: only the seam
+        assert len(sim.requests_of(96)) == 2  # one history page per symbol
+
+
+async def test_backfill_with_quotes_still_gaps_the_whole_window(sim: TwsSimulator) -> None:
+    cfg = config(sim, market_data="tick_by_tick", backfill=True, tick_by_tick_interval_s=0)
+    async with hub_on(cfg) as (_hub, rec, _):
+        await n_trades(rec, AAPL, 5)
+        await sim.lose_connectivity()
+        blind_from = time.time_ns()
+        await anyio.sleep(0.3)
+        await freeze(sim)
+        await sim.restore_connectivity(data_lost=True)
+        await rec.wait_for(lambda: bool(blind_gaps(rec, 0)), 10, "the Gap after the backfill")
+        [gap] = blind_gaps(rec, 0)
+        assert gap.start_ts <= blind_from and "quotes and book not" in gap.reason
+        assert trades(rec, AAPL) == sim.sent_trades(AAPL)
 
 
 # -- the socket ------------------------------------------------------------------------

@@ -857,11 +857,15 @@ class IbkrConnection:
             self._sink.symbol_ok(symbol)
         what = "data lost, resubscribed" if data_lost else "data maintained"
         if data_lost and self._options.backfill:
-            self._job(lambda: self._backfill_then_gap(symbols, start, code))
-        else:
-            self._sink.gap(
-                "", start, time.time_ns(), f"blind: TWS lost IB (1100), restored ({code}): {what}"
+            # the seams now, before any new trade moves them
+            seams = {s: self._last_trade[s] for s in symbols if s in self._last_trade}
+            self._job(
+                functools.partial(self._backfill_then_resubscribe, symbols, start, code, seams)
             )
+            return
+        self._sink.gap(
+            "", start, time.time_ns(), f"blind: TWS lost IB (1100), restored ({code}): {what}"
+        )
         if data_lost:
             self._resubscribe(symbols, f"IB {code}: connectivity restored, data lost")
         else:
@@ -908,40 +912,64 @@ class IbkrConnection:
         self._job(check)
 
     # -- backfill ---------------------------------------------------------------------------
-    async def _backfill_then_gap(self, symbols: list[str], start: int, code: int) -> None:
-        """After 1101: the trades since ``start`` from ``reqHistoricalTicks`` (TRADES, 1000 a
-        page, within IB's 60 requests / 10 min), published; then the Gap, for the rest."""
-        end = time.time_ns()
+    async def _backfill_then_resubscribe(
+        self, symbols: list[str], start: int, code: int, seams: dict[str, tuple[int, int]]
+    ) -> None:
+        """After 1101 with ``backfill``: first the trades since the last one seen, from
+        ``reqHistoricalTicks`` (TRADES, 1000 a page, within IB's 60 requests / 10 min),
+        published; then the streams requested again. The Gap then covers only what was
+        not recovered: with trades alone (tick-by-tick ``AllLast``), the seam from the
+        history's end to the new streams (and a symbol's whole window if its history
+        fell short); with quotes or a book, which IB's history cannot give back, the
+        whole window, saying how many trades were recovered."""
+        covered_to = time.time_ns()  # the history answers up to about now
         recovered = 0
+        short: list[str] = []
         for symbol in symbols:
             contract = self._contracts.get(symbol)
             if contract is None:
                 continue
-            recovered += await self._backfill(symbol, contract, start)
-        self._sink.gap(
-            "",
-            start,
-            end,
-            f"blind: TWS lost IB (1100), restored ({code}): data lost, resubscribed; "
-            f"{recovered} trades recovered by backfill, quotes and book not",
-        )
+            seam = seams.get(symbol) or (start // 1_000_000_000, 0)
+            published, complete = await self._backfill(symbol, contract, seam)
+            recovered += published
+            if not complete:
+                short.append(symbol)
+        self._resubscribe(symbols, f"IB {code}: connectivity restored, data lost")
+        now = time.time_ns()
+        head = f"blind: TWS lost IB (1100), restored ({code}): data lost, resubscribed"
+        o = self._options
+        if o.market_data == "tick_by_tick" and o.tick_by_tick_types == ["AllLast"]:
+            self._sink.gap(
+                "", covered_to, now,
+                f"{head}; {recovered} trades recovered by backfill up to the Gap",
+            )  # fmt: skip
+            for symbol in short:
+                self._sink.gap(symbol, start, now, f"{head}; the backfill fell short")
+        else:
+            self._sink.gap(
+                "", start, now,
+                f"{head}; {recovered} trades recovered by backfill, quotes and book not",
+            )  # fmt: skip
 
-    async def _backfill(self, symbol: str, contract: Contract, start: int) -> int:
+    async def _backfill(
+        self, symbol: str, contract: Contract, seam: tuple[int, int]
+    ) -> tuple[int, bool]:
+        """Publish the trades after ``seam`` (the second of the last trade seen and how
+        many of that second were seen: IB's history has whole seconds, so those are
+        skipped once each, by count). Returns how many, and whether the history was
+        read to its end."""
         ib = self._require()
-        # the seam: IB's history has whole seconds; the trades of the last second seen
-        # live are skipped once each, by count
-        seam_second, seen = self._last_trade.get(symbol, (start // 1_000_000_000, 0))
-        since = seam_second
+        seam_second, seen = seam
         published = 0
         for _ in range(self._options.backfill_pages):
             now = time.monotonic()
             self._history_times = [t for t in self._history_times if now - t < 600]
             if len(self._history_times) >= 60:
-                break  # IB's historical pacing: never a violation
+                return published, False  # IB's historical pacing: never a violation
             self._history_times.append(now)
             req_id = _any(ib.client).getReqId()
             done = self._history_done[req_id] = anyio.Event()
-            stamp = datetime.fromtimestamp(since, UTC).strftime("%Y%m%d-%H:%M:%S")
+            stamp = datetime.fromtimestamp(seam_second, UTC).strftime("%Y%m%d-%H:%M:%S")
             _any(ib.client).reqHistoricalTicks(
                 req_id, contract, stamp, "", HISTORY_PAGE, "TRADES", 0, False, []
             )
@@ -949,20 +977,28 @@ class IbkrConnection:
                 await done.wait()
             self._history_done.pop(req_id, None)
             page = self._history.pop(req_id, None)
-            if page is None or not page.ticks:
-                break
+            if page is None:
+                return published, False
             ts = time.time_ns()
+            skip = seen
+            fresh = 0
             for t in page.ticks:
                 if t.time < seam_second:
                     continue
-                if t.time == seam_second and seen > 0:
-                    seen -= 1
+                if t.time == seam_second and skip > 0:
+                    skip -= 1
                     continue
-                ts_event = t.time * 1_000_000_000
-                self._sink.trade_text(symbol, t.price, t.size, Side.NONE, ts_event, ts)
-                self._count_trade(symbol, t.time)
-                published += 1
+                self._sink.trade_text(
+                    symbol, t.price, t.size, Side.NONE, t.time * 1_000_000_000, ts
+                )
+                fresh += 1
+                if t.time == seam_second:
+                    seen += 1
+                else:
+                    seam_second, seen = t.time, 1
+            published += fresh
             if len(page.ticks) < HISTORY_PAGE:
-                break
-            since = page.ticks[-1].time + 1
-        return published
+                return published, True
+            if not fresh:
+                return published, False  # a second of more than a page: cannot go on
+        return published, False
