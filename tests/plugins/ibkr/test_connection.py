@@ -116,6 +116,11 @@ def symbol_states(hub: ExchangeHub) -> dict[str, str]:
     return dict(details.symbols)
 
 
+def errors_of(hub: ExchangeHub) -> int:
+    [details] = hub.connection_details().values()
+    return details.venue_errors
+
+
 async def freeze(sim: TwsSimulator) -> None:
     """Stop the market and let what is in flight arrive."""
     sim.rate = 0
@@ -409,3 +414,40 @@ async def test_socket_drop_reconnects_and_resubscribes(sim: TwsSimulator) -> Non
         # the contracts were qualified once, by the first session
         assert len(sim.requests_of(9)) == 0  # the second session's requests only
         assert hub.connection_status() == {NAME: True}
+
+
+async def test_delayed_stays_reported_across_1100_1102(sim: TwsSimulator) -> None:
+    sim.live_entitled = False
+    async with hub_on(config(sim)) as (hub, rec, _):
+        await n_trades(rec, AAPL, 2)
+        await sim.lose_connectivity()
+        await sim.restore_connectivity(data_lost=False)
+        await rec.wait_for(lambda: bool(blind_gaps(rec, 0)), 5, "the Gap")
+        assert all("delayed" in s for s in symbol_states(hub).values())
+
+
+async def test_pacing_error_100_is_counted_not_a_disconnect(sim: TwsSimulator) -> None:
+    async with hub_on(config(sim)) as (hub, rec, _):
+        await n_trades(rec, AAPL, 2)
+        before = errors_of(hub)
+        mark = len(rec.events)
+        await sim.pacing_violation()
+        await rec.wait_for(lambda: errors_of(hub) > before, 5, "error 100")
+        await n_trades(rec, AAPL, 3, after=mark)
+        assert not [e for e in rec.events[mark:] if isinstance(e, ConnectionStateChanged)]
+
+
+async def test_a_tick_by_tick_request_again_waits_out_ib_s_15_s_rule(sim: TwsSimulator) -> None:
+    cfg = config(sim, market_data="tick_by_tick", tick_by_tick_types=["AllLast"],
+                 tick_by_tick_interval_s=1.0)  # fmt: skip
+    async with hub_on(cfg) as (_hub, rec, factory):
+        await n_trades(rec, AAPL, 2)
+        first = {r[1] for r in sim.requests_of(97)}
+        t0 = time.monotonic()
+        await sim.lose_connectivity()
+        await sim.restore_connectivity(data_lost=True)
+        await rec.wait_for(lambda: len(sim.requests_of(97)) == 4, 5, "the requests again")
+        waited = time.monotonic() - t0
+        assert not {r[1] for r in sim.requests_of(97)[2:]} & first
+        assert waited >= 0.5  # not at once: the interval since the first request is kept
+        assert factory.made[-1].resubscriptions == 2

@@ -426,6 +426,9 @@ class IbkrConnection:
             except SubscriptionError as exc:
                 refused.update(exc.refused)
                 continue
+            wait = self._tbt_wait(symbol)
+            if wait > 0:  # IB takes one tick-by-tick request per instrument per 15 s
+                await anyio.sleep(wait)
             self._request(symbol, contract)
         await self._settle([s for s in wanted if s not in refused])
         for symbol in wanted:
@@ -854,7 +857,7 @@ class IbkrConnection:
         self._health.connected = True
         symbols = list(self._symbols)
         for symbol in symbols:
-            self._sink.symbol_ok(symbol)
+            self._mark_ok(symbol)
         what = "data lost, resubscribed" if data_lost else "data maintained"
         if data_lost and self._options.backfill:
             # the seams now, before any new trade moves them
@@ -871,6 +874,15 @@ class IbkrConnection:
         else:
             self._verify_later(f"IB {code}")
 
+    def _mark_ok(self, symbol: str) -> None:
+        """A symbol's trouble is over; one IB grants delayed data stays marked so."""
+        for st in self._symbols.get(symbol, []):
+            if st.granted not in (0, 1):
+                name = MARKET_DATA_TYPE_NAMES.get(st.granted, str(st.granted))
+                self._sink.symbol_error(symbol, f"IB grants {name} market data, not live")
+                return
+        self._sink.symbol_ok(symbol)
+
     def _farm(self, code: int, text: str) -> None:
         kind, ok = FARM_CODES[code]
         farm = text.rpartition(":")[2].strip() or kind
@@ -886,7 +898,7 @@ class IbkrConnection:
         elif was == "broken" and self._farm_blind_since:
             start, self._farm_blind_since = self._farm_blind_since, 0
             for symbol in self._symbols:
-                self._sink.symbol_ok(symbol)
+                self._mark_ok(symbol)
             self._sink.gap(
                 "",
                 start,
