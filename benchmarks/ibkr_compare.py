@@ -11,6 +11,10 @@
      framing, our handlers, ``sink.trade_text`` into the bus with a no-op subscriber).
 2. End to end over loopback: the TWS simulator sends a burst of tick-by-tick trades;
    the hub's connection to a no-op subscriber, and ib_async alone to a Ticker callback.
+3. Receive-to-callback latency at 10 k ticks/s (batches every 10 ms): ours from each
+   Trade's ``ts_recv`` (stamped once per socket read) to its subscriber; ib_async's from
+   its ``Ticker.timestamp`` (stamped once per socket read) to the Ticker's
+   ``updateEvent`` (once per read, for all of its ticks). p50 and p99 in microseconds.
 
 Ratios are ours / theirs (above 1: ours is faster); "overhead" is our ns per tick
 minus ib_async's (negative: we add nothing, we save). Nothing here is asserted.
@@ -166,6 +170,73 @@ async def _e2e_ib_async(n: int) -> float:
     return n / elapsed
 
 
+LATENCY_RATE = 10_000.0
+LATENCY_TICKS = 30_000
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _latency_ours() -> list[float]:
+    import anyio
+
+    async with TwsSimulator(["AAPL"], rate=0) as sim:
+        samples: list[float] = []
+        done = anyio.Event()
+
+        def on_trade(t: Trade) -> None:
+            samples.append((time.time_ns() - t.ts_recv) / 1000)
+            if len(samples) == LATENCY_TICKS:
+                done.set()
+
+        bus = TypedEventBus()
+        bus.subscribe(Trade, on_trade)
+        sink = EventProcessor(bus).sink_for("ib")
+        cfg = ExchangeConfig.interactive_brokers(
+            sim.endpoint, 1, options={"market_data": "tick_by_tick",
+                                      "tick_by_tick_types": ["AllLast"]},
+        )  # fmt: skip
+        conn = IbkrFactory().create(cfg, sink)
+        await conn.connect(sim.endpoint)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.run)
+            await conn.subscribe(["AAPL"])
+            tg.start_soon(sim.send_burst, LATENCY_TICKS, 2000, LATENCY_RATE)
+            await done.wait()
+            await conn.close()
+            tg.cancel_scope.cancel()
+    return samples
+
+
+async def _latency_ib_async() -> list[float]:
+    async with TwsSimulator(["AAPL"], rate=0) as sim:
+        ib = IB()
+        host, port = sim.endpoint.rsplit(":", 1)
+        await ib.connectAsync(host, int(port), clientId=2)
+        [c] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        ticker = ib.reqTickByTickData(c, "AllLast")
+        samples: list[float] = []
+        counted = 0
+        done = asyncio.Event()
+
+        def on_update(t: Any) -> None:
+            nonlocal counted
+            samples.append((time.time() - t.timestamp) * 1e6)
+            counted += len(t.tickByTicks)
+            if counted >= LATENCY_TICKS:
+                done.set()
+
+        ticker.updateEvent += on_update
+        await asyncio.sleep(0.3)
+        burst = asyncio.ensure_future(sim.send_burst(LATENCY_TICKS, 2000, LATENCY_RATE))
+        await asyncio.wait_for(done.wait(), 120)
+        await burst
+        ib.disconnect()
+    return samples
+
+
 def bench_ibkr(report: Callable[..., None], result: type, median_time: Any) -> None:
     """Both sections; ``report(result(...))`` per figure (see compare.py)."""
     tune_gc()
@@ -192,6 +263,16 @@ def bench_ibkr(report: Callable[..., None], result: type, median_time: Any) -> N
             f"overhead {(1 / e2e_ours - 1 / e2e_theirs) * 1e9:+.0f} ns/tick",
         )
     )  # fmt: skip
+    ours_lat = asyncio.run(_latency_ours())
+    theirs_lat = asyncio.run(_latency_ib_async())
+    for q, label in ((0.5, "p50"), (0.99, "p99")):
+        mine, base = _pct(ours_lat, q), _pct(theirs_lat, q)
+        report(
+            result(
+                f"ibkr: receive-to-callback {label} at 10 k ticks/s", mine, "us",
+                "ib_async alone (per read)", base, base / mine if mine else 0.0, "",
+            )
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

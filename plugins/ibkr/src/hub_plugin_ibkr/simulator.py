@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import anyio
+
 from hub_core.plugin import PRICE_SCALE, ExchangeConfig, NeedData, format_fixed
 from hub_core.simulation import (
     ClientLink,
@@ -726,27 +728,30 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
     async def allow(self, symbol: str) -> None:
         self.denied.pop(symbol, None)
 
-    async def send_burst(self, n: int, batch: int = 2000) -> None:
+    async def send_burst(self, n: int, batch: int = 2000, rate: float = 0.0) -> None:
         """For benchmarks: ``n`` tick-by-tick trades on every AllLast stream, as fast as
-        the socket takes them (prices cycle on the grid; the market model does not
-        record them)."""
+        the socket takes them, or at ``rate`` a second (in batches every 10 ms). Prices
+        cycle on the grid; the market model does not record them."""
+        if rate > 0:
+            batch = max(1, round(rate / 100))
         now = int(time.time())
-        for client in self.connected():
-            for stream in [s for s in client.streams.values() if s.kind == "AllLast"]:
-                for start in range(0, n, batch):
+        t0 = time.monotonic()
+        for start in range(0, n, batch):
+            for client in self.connected():
+                for stream in [s for s in client.streams.values() if s.kind == "AllLast"]:
                     client.send(
                         b"".join(
                             codec.encode_tbt_last(
-                                stream.req_id,
-                                now,
-                                f"{100 + i % 50 / 100:.2f}",
-                                str(1 + i % 9),
-                                "ISLAND",
+                                stream.req_id, now, f"{100 + i % 50 / 100:.2f}",
+                                str(1 + i % 9), "ISLAND",
                             )
                             for i in range(start, min(n, start + batch))
                         )
-                    )
+                    )  # fmt: skip
                     await client.drained()
+            if rate > 0:  # the next batch on the schedule, not 10 ms after this one
+                due = t0 + (start + batch) / rate
+                await anyio.sleep(max(0.0, due - time.monotonic()))
 
     async def send_error(self, req_id: int, code: int, text: str) -> None:
         """Any error message, to every session."""
