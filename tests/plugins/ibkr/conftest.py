@@ -1,14 +1,11 @@
-"""Fixtures of the IBKR plugin tests: anyio on asyncio, a real sink, the simulated TWS."""
+"""Fixtures of the IBKR plugin tests: anyio on asyncio, the simulated TWS."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from hub_core import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Trade, TypedEventBus
-from hub_core.processor import ConnectionSink, EventProcessor
 from hub_plugin_ibkr.simulator import TwsSimulator
 
 SYMBOLS = ["AAPL", "MSFT"]
@@ -17,21 +14,6 @@ SYMBOLS = ["AAPL", "MSFT"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Collected:
-    """A real bus and sink, with every published tick and gap kept in order."""
-
-    def __init__(self, exchange: str = "ib") -> None:
-        self.bus = TypedEventBus()
-        self.processor = EventProcessor(self.bus)
-        self.sink: ConnectionSink = self.processor.sink_for(exchange)
-        self.events: list[Any] = []
-        for kind in (Trade, Quote, BookUpdate, BookClear, BookSnapshot, Gap):
-            self.bus.subscribe(kind, self.events.append)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 @pytest.fixture

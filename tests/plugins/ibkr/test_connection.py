@@ -451,3 +451,15 @@ async def test_a_tick_by_tick_request_again_waits_out_ib_s_15_s_rule(sim: TwsSim
         assert not {r[1] for r in sim.requests_of(97)[2:]} & first
         assert waited >= 0.5  # not at once: the interval since the first request is kept
         assert factory.made[-1].resubscriptions == 2
+
+
+async def test_2104_verifies_the_streams_and_requests_a_dead_one_again(sim: TwsSimulator) -> None:
+    async with hub_on(config(sim)) as (_hub, rec, factory):
+        await n_trades(rec, AAPL, 5)
+        await n_trades(rec, MSFT, 5)
+        kept = {s.req_id for s in sim.streams() if s.symbol == AAPL}
+        await sim.farm_down()
+        await sim.farm_up(lose=[MSFT])
+        await n_trades(rec, MSFT, 3, after=len(rec.events))  # requested again
+        assert {s.req_id for s in sim.streams() if s.symbol == AAPL} == kept
+        assert factory.made[-1].resubscriptions == 1

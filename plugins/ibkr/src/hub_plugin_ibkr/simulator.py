@@ -692,9 +692,15 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
         self.broken_farms.add(farm)
         self._broadcast(FARM_CODES[farm_kind(farm)][0], self._farm_text(farm, ok=False))
 
-    async def farm_up(self, farm: str = MARKET_FARM) -> None:
-        """2104 / 2106 / 2158: the farm is OK again (its streams resume)."""
+    async def farm_up(self, farm: str = MARKET_FARM, lose: Sequence[str] = ()) -> None:
+        """2104 / 2106 / 2158: the farm is OK again (its streams resume, but those of the
+        symbols in ``lose``, which the farm came back without, silently)."""
         self.broken_farms.discard(farm)
+        for client in self.connected():
+            for req_id, stream in list(client.streams.items()):
+                if stream.symbol in lose:
+                    del client.streams[req_id]
+            client.refresh_symbols()
         self._broadcast(FARM_CODES[farm_kind(farm)][1], self._farm_text(farm, ok=True))
 
     async def depth_reset(self) -> None:
