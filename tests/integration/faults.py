@@ -817,10 +817,12 @@ def refused_scenario(
     tmp_path: Path,
     reason: re.Pattern[str],
     planted: Secrets | None = None,
+    final_state: str = "auth_failed",
 ) -> Outcome:
     """A venue behind ``server`` refuses the session. Problems: more or fewer than one
     connection attempt, a zero exit, a last stderr line not naming ``reason``, a
-    traceback, a state other than ``auth_failed`` at the end, a leaked secret.
+    traceback, a state other than ``final_state`` at the end (``dead`` for a refusal that
+    is a configuration error, as TWS's client id in use), a leaked secret.
 
     ``reconnect_attempts = 0`` (retry forever) in ``config_for``'s table: a refusal must
     stop the connection even so. ``--duration`` bounds a hub that retries instead.
@@ -838,8 +840,8 @@ def refused_scenario(
         out.problems.append(f"the venue saw {len(server.accepts)} connection attempts, expected 1")
     out.problems += failed_exit_problems(run, reason)
     states = [e["state"] for e in state_events(events, name)]
-    if "auth_failed" not in states:
-        out.problems.append(f"no auth_failed state; states: {states[:12]}")
+    if final_state not in states:
+        out.problems.append(f"no {final_state} state; states: {states[:12]}")
     out.problems += secret_problems(run, planted)
     return out
 

@@ -189,6 +189,7 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
         max_tick_by_tick: int = 5,
         max_depth: int = 3,
         enforce_message_rate: bool = True,
+        client_ids_in_use: Sequence[int] = (),
     ) -> None:
         market = MarketModel([Instrument(s, 100 * PRICE_SCALE, TICK) for s in symbols], seed=seed)
         super().__init__(market, rate, host=host, port=port)
@@ -198,6 +199,8 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
         self.max_tick_by_tick = max_tick_by_tick
         self.max_depth = max_depth
         self.enforce_message_rate = enforce_message_rate
+        self.client_ids_in_use = set(client_ids_in_use)
+        """Client ids another (unseen) API client holds: ``startApi`` with one gets 326."""
         self.contracts: dict[str, SimContract] = {}
         for i, s in enumerate(symbols):
             spec: dict[str, Any] = dict((contracts or {}).get(s, {}))
@@ -280,7 +283,9 @@ class TwsSimulator(LoopbackVenue[TwsSession]):
             handler(self, client, f)
 
     def start_api(self, client: TwsSession, client_id: int) -> None:
-        clash = any(c.client_id == client_id and c.established for c in self.connected())
+        clash = client_id in self.client_ids_in_use or any(
+            c.client_id == client_id and c.established for c in self.connected()
+        )
         if clash or self.credentials_refused:
             client.error(
                 -1,
@@ -785,6 +790,10 @@ def _parse_ib_time(text: str) -> int:
     return int(stamp.timestamp())
 
 
+def _parse_ids(text: str) -> list[int]:
+    return [int(x) for x in parse_list(text)]
+
+
 # -- `hub sim ibkr` and `hub demo` ---------------------------------------------------------------
 _OPTIONS: dict[str, tuple[OptionParser, str] | None] = {
     "seed": (int, "a whole number"),
@@ -793,6 +802,7 @@ _OPTIONS: dict[str, tuple[OptionParser, str] | None] = {
     "max_lines": (int, "a whole number"),
     "max_tick_by_tick": (int, "a whole number"),
     "max_depth": (int, "a whole number"),
+    "client_ids_in_use": (_parse_ids, "ID[,ID...]"),
 }
 
 
