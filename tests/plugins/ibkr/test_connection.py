@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+import hub_plugin_ibkr
 from hub_core import (
     BookClear,
     BookSnapshot,
@@ -463,3 +465,38 @@ async def test_2104_verifies_the_streams_and_requests_a_dead_one_again(sim: TwsS
         await n_trades(rec, MSFT, 3, after=len(rec.events))  # requested again
         assert {s.req_id for s in sim.streams() if s.symbol == AAPL} == kept
         assert factory.made[-1].resubscriptions == 1
+
+
+async def test_a_future_named_in_contracts_toml(tmp_path: Path) -> None:
+    """The TOML names of shared/DESIGN.md: a symbol in ``contracts`` is that contract, one
+    not listed a US stock on SMART; both stream through ``ExchangeHub.from_toml``."""
+    sim_contracts = {"ESZ6": {"ib_symbol": "ES", "sec_type": "FUT", "exchange": "CME",
+                              "last_trade_date": "20261218", "primary_exchange": ""}}  # fmt: skip
+    async with TwsSimulator(["AAPL", "ESZ6"], rate=200, contracts=sim_contracts) as sim:
+        path = tmp_path / "hub.toml"
+        path.write_text(
+            "[exchanges.ib]\n"
+            'protocol = "ibkr"\n'
+            f'endpoint = "{sim.endpoint}"\n'
+            'symbols = ["AAPL", "ESZ6"]\n'
+            # (an inline options table cannot be extended by [exchanges.ib.options.contracts]
+            # in TOML: the options go in a table of their own)
+            "[exchanges.ib.options]\n"
+            'client_id = 7\nmarket_data = "top"\n'
+            "[exchanges.ib.options.contracts]\n"
+            'ESZ6 = { sec_type = "FUT", exchange = "CME", currency = "USD", '
+            'last_trade_date = "202612", symbol = "ES" }\n'
+        )
+        registry = ExchangeRegistry()
+        registry.register(hub_plugin_ibkr, name="ibkr")
+        hub = ExchangeHub.from_toml(path, registry=registry)
+        rec = EventRecorder(hub.bus)
+        async with hub:
+            await rec.wait_for(
+                lambda: {t.symbol for t in rec.of(Trade)} == {"AAPL", "ESZ6"}, 10, "both"
+            )
+            # the future was asked for as the TOML says (symbol, type, month, exchange)
+            [es] = [r for r in sim.requests_of(9) if r[4] == "ES"]
+            assert (es[5], es[6], es[10], es[12]) == ("FUT", "202612", "CME", "USD")
+        rec.close()
+        assert is_run(trades(rec, "ESZ6"), sim.sent_trades("ESZ6"))

@@ -6,7 +6,9 @@ Example (TOML)::
     protocol = "ibkr"
     endpoint = "127.0.0.1:7497"              # TWS or IB Gateway
     symbols = ["AAPL", "ESZ6"]
-    options = { client_id = 7, market_data = "top" }
+    [exchanges.ib.options]                   # a table: TOML cannot extend an inline one
+    client_id = 7
+    market_data = "top"
     [exchanges.ib.options.contracts]         # symbols not listed: US stock, SMART, USD
     ESZ6 = { sec_type = "FUT", exchange = "CME", currency = "USD",
              last_trade_date = "202612", symbol = "ES" }
