@@ -500,3 +500,16 @@ async def test_a_future_named_in_contracts_toml(tmp_path: Path) -> None:
             assert (es[5], es[6], es[10], es[12]) == ("FUT", "202612", "CME", "USD")
         rec.close()
         assert is_run(trades(rec, "ESZ6"), sim.sent_trades("ESZ6"))
+
+
+async def test_delayed_asked_for_is_reported_as_granted(sim: TwsSimulator) -> None:
+    async with hub_on(config(sim, market_data_type="delayed")) as (hub, rec, factory):
+        await n_trades(rec, AAPL, 3)
+        assert [int(r[2]) for r in sim.requests_of(59)] == [3]  # reqMarketDataType 3
+        assert factory.made[-1].granted() == {AAPL: "delayed", MSFT: "delayed"}
+        assert all("delayed" in s for s in symbol_states(hub).values())
+        await freeze(sim)  # delayed tick types (66-71) carry the same exact values
+        last = [q for q in rec.of(Quote) if q.symbol == AAPL][-1]
+        assert (last.bid_price, last.bid_size, last.ask_price, last.ask_size) == sim.market.book(
+            AAPL
+        ).top()
