@@ -27,10 +27,15 @@ class ConnectionHealth:
     """A connection's own view of its health, read by the supervisor."""
 
     connected: bool = False
+    """True while the session is usable. A connection whose socket is up but whose venue
+    reports it impaired (IB's 1100: TWS lost its own link) sets it False: the hub then
+    shows it unhealthy (``connection_status()``, the live view, metrics) with ``detail``."""
     endpoint: str = ""
     last_activity_ns: int = 0
     """Monotonic ns (``time.monotonic_ns()``) of the last bytes received, any kind."""
     detail: str = ""
+    """Why, in a few words, when ``connected`` is False on a live session (shown as
+    ``ConnectionDetails.detail``); "" otherwise."""
     bytes_received: int = 0
     """Bytes read from the venue by this connection object (every kind; the hub adds
     up the sessions for ``hub_bytes_received_total``)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hub_core.redact import redact_text
+
 if TYPE_CHECKING:
     from hub_core.processor import ExchangeStats
     from hub_core.supervisor import ConnectionSupervisor
@@ -49,6 +51,9 @@ class ConnectionDetails:
     reconnects: int = 0
     venue_errors: int = 0
     bytes_received: int = 0
+    detail: str = ""
+    """The connection's own word on its health (``ConnectionHealth.detail``): why a
+    connected session is not healthy, say."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
@@ -82,5 +87,6 @@ def details_of(sup: ConnectionSupervisor, stats: ExchangeStats | None) -> Connec
         attempt=sup.attempt,
         symbols=sup.symbol_states(),
         bytes_received=sup.bytes_received,
+        detail=redact_text(sup.detail),
         **counters,
     )

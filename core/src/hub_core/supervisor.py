@@ -243,7 +243,29 @@ class ConnectionSupervisor:
 
     @property
     def healthy(self) -> bool:
-        return self.state == ConnectionState.CONNECTED
+        """Connected, and the connection itself says so: a session that is up but that
+        the venue reports impaired (IB's 1100: TWS lost its link to IB) sets
+        ``health().connected = False`` and says why in ``health().detail``."""
+        if self.state != ConnectionState.CONNECTED:
+            return False
+        conn = self._conn
+        if conn is None:
+            return True
+        try:
+            return bool(conn.health().connected)
+        except Exception:  # a plugin's health() never breaks a status read
+            return True
+
+    @property
+    def detail(self) -> str:
+        """The connection's own word on its health (``health().detail``; "" when none)."""
+        conn = self._conn
+        if conn is None:
+            return ""
+        try:
+            return str(conn.health().detail)
+        except Exception:
+            return ""
 
     @property
     def dead(self) -> bool:

@@ -296,6 +296,10 @@ async def test_1100_then_1101_resubscribes_with_new_request_ids(sim: TwsSimulato
             lambda: all("1100" in s for s in symbol_states(hub).values()), 5, "1100 shown"
         )
         assert not factory.made[-1].health().connected
+        # the socket is up, the data is not: the hub shows the connection unhealthy
+        [status] = hub.connection_status().values()
+        [details] = hub.connection_details().values()
+        assert status is False and details.state == "connected" and "1100" in details.detail
         await anyio.sleep(0.3)  # blind: the venue's trades of this time are lost
         await sim.restore_connectivity(data_lost=True)
         await n_trades(rec, AAPL, 5, after=len(rec.events))
@@ -304,6 +308,7 @@ async def test_1100_then_1101_resubscribes_with_new_request_ids(sim: TwsSimulato
         [gap] = blind_gaps(rec, mark)
         assert "1101" in gap.reason and gap.end_ts - gap.start_ts >= 300_000_000
         assert symbol_states(hub) == {AAPL: "subscribed", MSFT: "subscribed"}
+        assert list(hub.connection_status().values()) == [True]
         # the socket stayed: no reconnect
         assert not [e for e in rec.events[mark:] if isinstance(e, ConnectionStateChanged)]
         assert factory.made[-1].resubscriptions == 2

@@ -48,6 +48,7 @@ from hub_core.plugin import (
     Side,
     Sink,
     SubscriptionError,
+    checked_symbols,
     connect_failure,
     parse_fixed,
     split_host_port,
@@ -415,7 +416,14 @@ class IbkrConnection:
         """Qualify (once) and request every symbol; ``SubscriptionError`` names those
         refused, by IB or by a limit planned before asking IB."""
         refused: dict[str, str] = {}
-        wanted = [s for s in dict.fromkeys(symbols) if s not in self._symbols]
+        checked = checked_symbols(
+            symbols,
+            _check_symbol,
+            exchange=self._sink.exchange,
+            endpoint=self._endpoint,
+            hint="a symbol is an IB local symbol or a key of options.contracts",
+        )
+        wanted = [s for s in checked if s not in self._symbols]
         for symbol in wanted:
             why = self._over_limit(symbol)
             if why:
@@ -1014,3 +1022,8 @@ class IbkrConnection:
             if not fresh:
                 return published, False  # a second of more than a page: cannot go on
         return published, False
+
+
+def _check_symbol(symbol: str) -> None:
+    if not symbol or not symbol.isprintable() or "\0" in symbol or len(symbol) > 64:
+        raise ValueError(f"symbol {symbol!r} cannot be requested from TWS")
