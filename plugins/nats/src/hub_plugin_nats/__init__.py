@@ -1,0 +1,1 @@
+"""NATS plugin of the Exchange Connection Hub (placeholder while the package is built)."""
