@@ -23,6 +23,7 @@ COMPILED_MODULES = [
     "benchloop",
     "book",
     "framing",
+    "outbound",
 ]
 
 ext_modules = []

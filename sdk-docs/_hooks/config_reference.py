@@ -19,7 +19,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class PluginEntry:
     """Its entry-point name (what ``[hub] plugins`` lists)."""
     distribution: str
     factories: list[Any]
+    sink_factories: list[Any] = field(default_factory=list)
 
 
 def toml_keys(table: Table) -> Iterator[tuple[str, FieldInfo]]:
@@ -74,7 +75,8 @@ def repo_plugins() -> list[PluginEntry]:
             if not info.enabled:
                 raise RuntimeError(f"plugin {ep_name} did not load: {info.error}")
             factories = [registry.factory(p) for p in info.protocols]
-            found.append(PluginEntry(ep_name, project["name"], factories))
+            sinks = [registry.sink_factory(k) for k in info.sinks]
+            found.append(PluginEntry(ep_name, project["name"], factories, sinks))
     return found
 
 
@@ -196,12 +198,13 @@ def model_doc(model: type[BaseModel]) -> str:
 
 # -- the page -------------------------------------------------------------------------
 def core_tables() -> list[Table]:
-    from hub_core.config import Credentials, ExchangeConfig, HubSection
+    from hub_core.config import Credentials, ExchangeConfig, HubSection, SinkConfig
 
     return [
         Table("hub", "hub", HubSection),
         Table("exchanges.NAME", "exchanges", ExchangeConfig),
         Table("exchanges.NAME.credentials", "credentials", Credentials, secrets_from_env=True),
+        Table("sinks.NAME", "sinks", SinkConfig),
     ]
 
 
@@ -254,7 +257,7 @@ def render(plugins: list[PluginEntry] | None = None) -> str:
     """The whole page, as Markdown."""
     if plugins is None:
         plugins = repo_plugins()
-    hub, exchange, credentials = core_tables()
+    hub, exchange, credentials, sinks = core_tables()
     out = [INTRO]
     out += [
         f"## `[{hub.toml}]` {{#{hub.anchor}}}",
@@ -315,7 +318,47 @@ def render(plugins: list[PluginEntry] | None = None) -> str:
             ]
         out += [*table_rows(table), ""]
         out += plugin_extras(factory)
+    out += [
+        f"## `[{sinks.toml}]` {{#{sinks.anchor}}}",
+        "",
+        model_doc(sinks.model),
+        "`NAME` is yours (the sink's name in the log and `hub.sink_status()`). Every key but",
+        "`kind` may be left out; `credentials` is a table like an exchange's",
+        "([above](#credentials)). What the hub guarantees a sink: [Sinks](../sinks.md).",
+        "",
+        *table_rows(sinks),
+        "",
+    ]
+    for plugin, factory, table in sink_options_tables(plugins):
+        out += [
+            f'### `options` of `kind = "{factory.kind}"` {{#{table.anchor}}}',
+            "",
+            f"Plugin `{plugin.name}` (distribution `{plugin.distribution}`): "
+            f"{(factory.description or model_doc(table.model)).rstrip('.')}.",
+            "",
+            model_doc(table.model),
+            "",
+            *table_rows(table),
+            "",
+        ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def sink_options_tables(plugins: list[PluginEntry]) -> list[tuple[PluginEntry, Any, Table]]:
+    """``(plugin, sink factory, options table)`` for every sink kind, in plugin order."""
+    return [
+        (
+            plugin,
+            factory,
+            Table(
+                f"sinks.NAME.options  # kind = {factory.kind!r}",
+                f"sink-options-{factory.kind}",
+                factory.options_model,
+            ),
+        )
+        for plugin in plugins
+        for factory in plugin.sink_factories
+    ]
 
 
 def plugin_extras(factory: Any) -> list[str]:

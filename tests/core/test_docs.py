@@ -46,7 +46,7 @@ def test_every_hook_is_really_called_by_the_registry() -> None:
     """Not a name grep: a plugin implementing every core hook records which ones the
     registry calls; a new hook spec fails here until the hub calls it (add its impl)."""
     from hub_core import ExchangeRegistry
-    from hub_core.plugin import ConnectionFactory, HubPluginManager, hookimpl
+    from hub_core.plugin import ConnectionFactory, HubPluginManager, SinkFactory, hookimpl
 
     called: list[str] = []
 
@@ -70,15 +70,28 @@ def test_every_hook_is_really_called_by_the_registry() -> None:
             return [Factory()]
 
         @hookimpl
+        def hub_sink_factories(self, pluginmanager: HubPluginManager) -> list[SinkFactory]:
+            called.append("hub_sink_factories")
+            return [Sinks()]
+
+        @hookimpl
         def hub_plugin_api_version(self) -> tuple[int, int]:
             called.append("hub_plugin_api_version")
             return (1, 0)
+
+    class Sinks(SinkFactory):
+        kind = "every-hook-sink"
+
+        def create(self, config: object) -> object:  # type: ignore[override]
+            raise NotImplementedError
 
     reg = ExchangeRegistry()
     info = reg.register(EveryHook(), name="every-hook")
     assert info.enabled, info.error
     assert sorted(set(called)) == sorted(hook_names())
     assert reg.factory("every-hook").protocol == "every-hook"
+    assert reg.sink_factory("every-hook-sink").kind == "every-hook-sink"
+    assert info.sinks == ["every-hook-sink"]
 
 
 def test_public_api_has_docstrings() -> None:
@@ -317,6 +330,7 @@ FIELDS_ELSEWHERE = {
     "BookSnapshot": "ticks.md",
     "BookClear": "ticks.md",
     "Gap": "ticks.md",
+    "ConnectionStateChanged": "ticks.md",
     "OrderBook": "books.md",
     "MboBook": "books.md",
 }
@@ -409,7 +423,7 @@ TROUBLE = DOCS / "troubleshooting.md"
 _EX = '[exchanges.a]\nprotocol = "lineproto"\nendpoint = "127.0.0.1:1"\n'
 _CREDS = _EX + "[exchanges.a.credentials]\n"
 CONFIG_MESSAGES = [
-    ("[hubb]\n", "unknown top-level table [X]: use [hub] and [exchanges.NAME]"),
+    ("[hubb]\n", "unknown top-level table [X]: use [hub], [exchanges.NAME] and [sinks.NAME]"),
     (_EX + 'symbol = ["A"]\n',
      "Extra inputs are not permitted: remove this key or check its spelling"),
     ('[exchanges.a]\nprotocol = "x"\n', "exchanges.NAME.endpoint: Field required: add this key"),

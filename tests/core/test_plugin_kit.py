@@ -219,8 +219,9 @@ APPLICATION_API = {
     "ConnectionStateChanged", "Credentials", "DecodeError", "EventProcessor", "EventStream",
     "ExchangeConfig", "ExchangeHub", "ExchangeId", "ExchangeRegistry", "Gap", "HubConfig",
     "HubError", "MalformedNumber", "PluginError", "ProcessorStats", "ProtocolError", "Quote",
-    "RateLimited", "SequenceMismatch", "Side", "Subscription", "SubscriptionError", "Trade",
-    "TypedEventBus", "format_fixed", "hookimpl", "hookspec", "load_config", "parse_fixed",
+    "RateLimited", "SequenceMismatch", "Side", "SinkConfig", "SinkStatus", "Subscription",
+    "SubscriptionError", "Trade", "TypedEventBus", "format_fixed", "hookimpl", "hookspec",
+    "load_config", "parse_fixed",
 }  # fmt: skip
 KIT_ONLY = {
     "ConnectionFactory", "ConnectionHealth", "ExchangeConnection", "PluginOptions",

@@ -15,7 +15,7 @@ from pathlib import Path
 from hub_core import ticks as _ticks
 from hub_core.book import MboBook, OrderBook
 from hub_core.bus import Subscription, TypedEventBus
-from hub_core.config import Credentials, ExchangeConfig, HubConfig, load_config
+from hub_core.config import Credentials, ExchangeConfig, HubConfig, SinkConfig, load_config
 from hub_core.contracts import (
     PLUGIN_API_VERSION as PLUGIN_API_VERSION,
     ConnectionFactory as ConnectionFactory,
@@ -50,6 +50,7 @@ from hub_core.hub import ExchangeHub
 from hub_core.ids import ExchangeId
 from hub_core.processor import ConnectionSink as ConnectionSink, EventProcessor, ProcessorStats
 from hub_core.registry import ExchangeRegistry
+from hub_core.sinks import SinkStatus
 from hub_core.status import ConnectionDetails
 from hub_core.streams import EventStream
 from hub_core.supervisor import ConnectionManager as ConnectionManager
@@ -97,6 +98,8 @@ __all__ = [
     "ExchangeRegistry",
     "Gap",
     "HubConfig",
+    "SinkConfig",
+    "SinkStatus",
     "HubError",
     "MalformedNumber",
     "MboBook",

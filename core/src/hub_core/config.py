@@ -267,6 +267,38 @@ class HubSection(BaseModel):
     application does not (the application's collector is its own)."""
 
 
+class SinkConfig(BaseModel):
+    """Where ticks go after the bus, to another process or machine (``[sinks.NAME]``).
+    Plugins validate ``options``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    kind: str
+    """Which plugin's sink: the ``kind`` of an installed sink factory (``hub plugins``)."""
+    url: str = ""
+    """Where the sink sends, in the form its plugin takes (``nats://host:4222``)."""
+    name: str = ""
+    """The sink's name: in TOML always the table name (``[sinks.NAME]``), so leave it out."""
+    credentials: Credentials = Field(default_factory=Credentials)
+    """Login material, from environment variables (the ``credentials`` table)."""
+    exchanges: list[str] | None = None
+    """The connections whose ticks this sink sends; unset: every connection of this hub
+    (never ticks this hub itself receives from another hub, so two hubs cannot loop)."""
+    buffer: int = Field(default=1_000_000, ge=1)
+    """Ticks held while the sink is behind or down; beyond that they are counted as
+    dropped and the receiving side gets a ``Gap`` for them."""
+    flush_ms: float = Field(default=1.0, gt=0)
+    """The longest a tick waits before it is handed to the sink (batching bound)."""
+    batch: int = Field(default=4096, ge=1)
+    """The most ticks handed to the sink at once."""
+    reconnect_delay_ms: int = Field(default=250, ge=1)
+    """The first reconnect's backoff, and the floor of every backoff (full jitter)."""
+    reconnect_max_delay_ms: int = Field(default=10_000, ge=1)
+    """The largest backoff between two reconnects of the sink."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Options of the sink's plugin (its model validates them)."""
+
+
 class HubConfig(BaseModel):
     """A whole ``hub.toml``."""
 
@@ -276,6 +308,8 @@ class HubConfig(BaseModel):
     """Which plugins load, and process-wide settings."""
     exchanges: dict[str, ExchangeConfig] = Field(default_factory=dict)
     """One table per connection, ``[exchanges.NAME]``."""
+    sinks: dict[str, SinkConfig] = Field(default_factory=dict)
+    """One table per sink, ``[sinks.NAME]``: where ticks go after the bus."""
 
 
 def _loc(err: ErrorDetails) -> str:
@@ -309,18 +343,46 @@ def load_config(path: str | Path) -> HubConfig:
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> HubConfig:
     """Validate an already-parsed TOML document."""
     raw = dict(raw)
-    unknown = set(raw) - {"hub", "exchanges"}
+    unknown = set(raw) - {"hub", "exchanges", "sinks"}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
-            f"{source}: unknown top-level table [{key}]", hint="use [hub] and [exchanges.NAME]"
+            f"{source}: unknown top-level table [{key}]",
+            hint="use [hub], [exchanges.NAME] and [sinks.NAME]",
         )
-    exchanges_raw = raw.get("exchanges", {})
-    if not isinstance(exchanges_raw, dict):
-        raise ConfigError(f"{source}: exchanges must be a table of [exchanges.NAME] entries")
-    exchanges: dict[str, Any] = {}
-    for name, entry in exchanges_raw.items():
-        where = f"exchanges.{name}"
+    exchanges = _named_tables(raw, "exchanges", source)
+    sinks = _named_tables(raw, "sinks", source)
+    try:
+        return HubConfig.model_validate(
+            {"hub": raw.get("hub", {}), "exchanges": exchanges, "sinks": sinks}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _loc(first)
+        raise ConfigError(
+            f"{source}: {key}: {first['msg']}",
+            hint=_hint_for(first),
+        ) from None
+
+
+def options_error(exc: ValidationError, where: str, hint: str, exchange: str = "") -> ConfigError:
+    """The ``ConfigError`` of a plugin's options model refusing ``where`` (``exchanges.NAME.
+    options``, ``sinks.NAME.options``): the first error, under its full TOML key."""
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first.get("loc", ()))
+    return ConfigError(
+        f"{where}{'.' + key if key else ''}: {first['msg']}", exchange=exchange, hint=hint
+    )
+
+
+def _named_tables(raw: dict[str, Any], section: str, source: str) -> dict[str, Any]:
+    """The ``[SECTION.NAME]`` tables, each with its ``name`` and its credentials read."""
+    tables_raw = raw.get(section, {})
+    if not isinstance(tables_raw, dict):
+        raise ConfigError(f"{source}: {section} must be a table of [{section}.NAME] entries")
+    tables: dict[str, Any] = {}
+    for name, entry in tables_raw.items():
+        where = f"{section}.{name}"
         if not isinstance(entry, dict):
             raise ConfigError(f"{source}: {where} must be a table")
         table = dict(entry)
@@ -332,16 +394,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> HubConfig:
         table.setdefault("name", name)
         if table["name"] != name:
             raise ConfigError(f"{source}: {where}.name must be {name!r} or absent")
-        exchanges[name] = table
-    try:
-        return HubConfig.model_validate({"hub": raw.get("hub", {}), "exchanges": exchanges})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = _loc(first)
-        raise ConfigError(
-            f"{source}: {key}: {first['msg']}",
-            hint=_hint_for(first),
-        ) from None
+        tables[name] = table
+    return tables
 
 
 def _hint_for(err: ErrorDetails) -> str:

@@ -42,6 +42,11 @@ UNDEF_PRICE: Final = 9_223_372_036_854_775_807
 UNDEF_TIMESTAMP: Final = 18_446_744_073_709_551_615
 """DBN's "no timestamp" (u64 max)."""
 SYMBOL_CSTR_LEN: Final = 71
+SIZE_DECIMALS_CODE: Final = 68
+"""The system-record code (``ord("D")``) saying in what fraction of a unit an
+instrument's sizes are from here on: DBN sizes are whole numbers, a crypto venue's
+are not (see ``size_decimals_text``)."""
+SIZE_DECIMALS_PREFIX: Final = "hub.size_decimals "
 """Width of a symbol field in DBN v2/v3 (70 characters + NUL)."""
 HEADER_LEN: Final = 16
 """Every record starts with a 16-byte header: length/4, rtype, publisher, instrument, ts_event."""
@@ -971,17 +976,45 @@ def encode_quote(q: Quote, instrument_id: int, publisher_id: int = 0) -> bytes:
 def encode_book_update(b: BookUpdate, instrument_id: int, publisher_id: int = 0) -> bytes:
     """A ``BookUpdate`` as an mbo record (``order_id``, ``action``, ``side`` kept;
     flags ``F_LAST``, channel 0). A clear is a ``BookClear``: ``encode_book_clear``."""
+    return mbo_record_raw(
+        instrument_id,
+        b.price,
+        b.size,
+        b.side,
+        b.action,
+        b.order_id,
+        b.ts_event,
+        b.ts_recv,
+        b.sequence,
+        publisher_id,
+    )
+
+
+def mbo_record_raw(
+    instrument_id: int,
+    price: int,
+    size: int,
+    side: str,
+    action: str,
+    order_id: int,
+    ts_event: int,
+    ts_recv: int,
+    sequence: int,
+    publisher_id: int = 0,
+) -> bytes:
+    """One mbo record from plain values (fixed-point price and size), as
+    ``encode_book_update`` writes a ``BookUpdate``."""
     return _mbo_record(
         instrument_id,
         publisher_id,
-        b.ts_event,
-        _u64_bits(b.order_id, "order_id"),
-        _i64_of(b.price, "price"),
-        _count(b.size, "size"),
-        _action(b.action),
-        _side(b.side),
-        _u64_bits(b.ts_recv, "ts_recv"),
-        _u32_bits(b.sequence, "sequence"),
+        ts_event,
+        _u64_bits(order_id, "order_id"),
+        _i64_of(price, "price"),
+        _count(size, "size"),
+        _action(action),
+        _side(side),
+        _u64_bits(ts_recv, "ts_recv"),
+        _u32_bits(sequence, "sequence"),
     )
 
 
@@ -1118,6 +1151,12 @@ def encode_system(message: str, code: int, ts_event: int) -> bytes:
     _w_cstr(w, _text_bytes(message, _SYS_TEXT_LEN), _SYS_TEXT_LEN)
     w.append(c)
     return w.getvalue()
+
+
+def size_decimals_text(instrument_id: int, decimals: int) -> str:
+    """The text of a size-decimals record: the instrument's record sizes count
+    ``10 ** -decimals`` units from this record on (0: whole units again)."""
+    return f"{SIZE_DECIMALS_PREFIX}instrument_id={instrument_id} decimals={decimals}"
 
 
 def encode_heartbeat(ts_event: int) -> bytes:

@@ -9,9 +9,14 @@ plugin's dialects) adds its hook specs in ``hub_addhooks``, as pytest's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
 from hub_core.contracts import ConnectionFactory
+
+if TYPE_CHECKING:
+    from hub_core.sinks import SinkFactory
 
 PROJECT_NAME = "hub"
 ENTRY_POINT_GROUP = "hub"
@@ -44,6 +49,15 @@ def hub_connection_factories(  # type: ignore[empty-body]
     websocket dialect, say). ``pluginmanager`` is optional to accept: a factory
     with extension points of its own reads their implementations from it.
     """
+
+
+@hookspec
+def hub_sink_factories(  # type: ignore[empty-body]
+    pluginmanager: HubPluginManager,
+) -> list[SinkFactory]:
+    """Return the sink factories this plugin provides (optional): each serves the
+    ``[sinks.NAME]`` tables whose ``kind`` is its ``kind``. A plugin may provide
+    sinks, connections, or both (NATS: a sink and the source connection)."""
 
 
 @hookspec

@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from hub_core.book import BookKeeper, OrderBook
 from hub_core.bus import Subscription, TypedEventBus
-from hub_core.config import ExchangeConfig, HubConfig, load_config
+from hub_core.config import ExchangeConfig, HubConfig, SinkConfig, load_config, options_error
 from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
 from hub_core.ids import ExchangeId
@@ -33,6 +33,7 @@ from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap
 if TYPE_CHECKING:
     from hub_core.recording import Recorder
     from hub_core.replay import Progress, ReplayStats
+    from hub_core.sinks import SinkFactory, SinkRunner, SinkStatus
 
 log = logging.getLogger("hub_core.hub")
 
@@ -87,6 +88,7 @@ class ExchangeHub:
         self._books: dict[tuple[str, str], tuple[BookKeeper, list[Subscription]]] = {}
         self.recorder: Recorder | None = None
         """The recorder started by ``record()``; None when not recording."""
+        self._sinks: dict[str, tuple[SinkRunner, anyio.CancelScope, anyio.Event]] = {}
 
     @classmethod
     def from_toml(
@@ -102,6 +104,8 @@ class ExchangeHub:
         for name, ex in config.exchanges.items():
             factory = hub.registry.factory(ex.protocol, exchange=name)
             _validate_options(factory, ex, name)
+        for name, sc in config.sinks.items():
+            hub._sink_factory(name, sc)
         return hub
 
     # -- lifecycle ------------------------------------------------------------------
@@ -110,6 +114,8 @@ class ExchangeHub:
         await self._tg.__aenter__()
         self._manager = ConnectionManager(self._tg)
         try:
+            for name, sc in self.config.sinks.items():  # first: they miss no tick
+                await self.add_sink(sc.model_copy(update={"name": name}))
             for name, ex in self.config.exchanges.items():
                 await self.connect_exchange(ExchangeId(name, ex.protocol), ex, wait=False)
         except BaseException:
@@ -132,6 +138,7 @@ class ExchangeHub:
             if self._manager is not None:
                 with anyio.CancelScope(shield=True):
                     await self._manager.stop_all()
+                    await self._close_sinks()
         finally:
             tg.cancel_scope.cancel()
             # nothing feeds the bus any more: `async for` over its streams ends once
@@ -156,6 +163,64 @@ class ExchangeHub:
         if self._manager is None:
             raise HubError("the hub is not running", hint="use it inside `async with hub:`")
         return self._manager
+
+    # -- sinks ----------------------------------------------------------------------
+    def _sink_factory(self, name: str, config: SinkConfig) -> SinkFactory:
+        from pydantic import ValidationError
+
+        factory = self.registry.sink_factory(config.kind, sink=name)
+        try:
+            factory.validate_options(config)
+        except ValidationError as exc:
+            hint = f"see the {config.kind} sink's options in its plugin's README"
+            raise options_error(exc, f"sinks.{name}.options", hint) from None
+        return factory
+
+    async def add_sink(self, config: SinkConfig) -> SinkRunner:
+        """Start a sink (``[sinks.NAME]`` tables start on ``async with``): from now on it
+        is handed every tick of this hub's connections (or of ``config.exchanges``)."""
+        from hub_core.sinks import SinkRunner
+
+        if self._tg is None:
+            raise HubError("the hub is not running", hint="use it inside `async with hub:`")
+        name = config.name or config.kind
+        if name in self._sinks:
+            raise ConfigError(f"a sink named {name!r} is already running")
+        config = config.model_copy(update={"name": name})
+        factory = self._sink_factory(name, config)
+        runner = SinkRunner(config, factory.create(config), relayed=self._processor.relays)
+        runner.attach(self.bus)
+        scope = anyio.CancelScope()
+        done = anyio.Event()
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await runner.run_until_closed()
+            finally:
+                done.set()
+
+        self._sinks[name] = (runner, scope, done)
+        self._tg.start_soon(run)
+        return runner
+
+    def sink_status(self) -> dict[str, SinkStatus]:
+        """Each running sink's state and counters."""
+        return {name: entry[0].status() for name, entry in self._sinks.items()}
+
+    async def _close_sinks(self) -> None:
+        from hub_core.sinks import CLOSE_FLUSH_S
+
+        sinks, self._sinks = self._sinks, {}
+        for runner, _, _ in sinks.values():
+            await runner.close()
+        with anyio.move_on_after(CLOSE_FLUSH_S):
+            for _, _, done in sinks.values():
+                await done.wait()
+        for _runner, scope, done in sinks.values():
+            if not done.is_set():
+                scope.cancel()  # still reconnecting, or a write that hangs
+                await done.wait()
 
     # -- recording ------------------------------------------------------------------
     def record(self, directory: str | Path) -> Recorder:
@@ -366,10 +431,5 @@ def _validate_options(factory: object, config: ExchangeConfig, name: str) -> Non
     try:
         factory.validate_options(config)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first.get("loc", ()))
-        raise ConfigError(
-            f"exchanges.{name}.options.{key}: {first['msg']}",
-            exchange=name,
-            hint=f"see the {factory.protocol} plugin's README for its options",
-        ) from None
+        hint = f"see the {factory.protocol} plugin's README for its options"
+        raise options_error(exc, f"exchanges.{name}.options", hint, exchange=name) from None

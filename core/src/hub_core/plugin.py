@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hub_core.book import MboBook, OrderBook
-from hub_core.config import Credentials, ExchangeConfig
+from hub_core.config import Credentials, ExchangeConfig, SinkConfig
 from hub_core.contracts import (
     PLUGIN_API_VERSION,
     ConnectionFactory,
@@ -39,11 +39,22 @@ from hub_core.errors import (
 from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
 from hub_core.framing import NEED_DATA, LengthPrefixFramer, LineFramer, NeedData
 from hub_core.hookspecs import PROJECT_NAME, HubPluginManager, hookimpl, hookspec
+from hub_core.outbound import DbnBatcher, RecordGroup
 from hub_core.receiving import receive_counted
 from hub_core.redact import redact_endpoint, redact_text
 from hub_core.requests import Pending, PendingRequests
+from hub_core.sinks import SinkFactory, TickSink
 from hub_core.streams import wait_for_capacity
-from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Side, Trade
+from hub_core.ticks import (
+    BookClear,
+    BookSnapshot,
+    BookUpdate,
+    ConnectionStateChanged,
+    Gap,
+    Quote,
+    Side,
+    Trade,
+)
 
 
 def split_host_port(endpoint: str, *, shown: str = "", form: str = "host:port") -> tuple[str, int]:
@@ -359,6 +370,19 @@ class Sink(Protocol):
         ``BookSnapshot``, ``BookClear`` or ``Gap`` of this exchange), e.g. one held by a
         diverted sink."""
 
+    def relay(self, exchange: str) -> Sink:
+        """The sink of ``exchange``, an exchange another hub connects to, for a connection
+        that brings that hub's ticks in (a NATS source): ticks keep their original exchange
+        name and are counted under it; the hub's own DBN system records (size decimals,
+        Gaps) are understood by its ``feed_dbn``. Created on first use; ``ValueError`` if
+        ``exchange`` names one of this hub's own connections."""
+        ...
+
+    def state(self, state: str, reason: str, endpoint: str = "", attempt: int = 0) -> None:
+        """Publish a ``ConnectionStateChanged`` of this exchange. Only for a relayed
+        exchange (``relay``), reporting its state as the other hub saw it: a
+        connection's own states are the supervisor's."""
+
     def take_counts(self, other: object) -> None:
         """Add what a diverted sink counted (malformed frames, venue errors) to this one."""
 
@@ -441,7 +465,9 @@ __all__ = [
     "ConnectionFactory",
     "ConnectionFailed",
     "ConnectionHealth",
+    "ConnectionStateChanged",
     "Credentials",
+    "DbnBatcher",
     "DecodeError",
     "ExchangeConfig",
     "ExchangeConnection",
@@ -461,11 +487,15 @@ __all__ = [
     "ProtocolError",
     "Quote",
     "RateLimited",
+    "RecordGroup",
     "SequenceMismatch",
     "Side",
     "SimulatorSpec",
     "Sink",
+    "SinkConfig",
+    "SinkFactory",
     "SubscriptionError",
+    "TickSink",
     "Trade",
     "connect_failure",
     "divert_sink",

@@ -105,6 +105,8 @@ class ConnectionSink(RecordHandler):
     decoded, how many, and how many malformed reports the buffer caused."""
     dbn_recorded: bool
     """True once a tapped ``feed_dbn`` ran: this connection's DBN is recorded as bytes."""
+    relay_factory: "Callable[[str], ConnectionSink] | None"
+    """Set by the ``EventProcessor``: what ``relay`` asks for another exchange's sink."""
 
     def __init__(self, exchange: str, bus: TypedEventBus, latency: LatencyRecorder) -> None:
         self.exchange = exchange
@@ -131,6 +133,7 @@ class ConnectionSink(RecordHandler):
         self.control = None
         self.dbn_tap = None
         self.dbn_recorded = False
+        self.relay_factory = None
         self.holding = False
         self._held = []
         self._decoder = DbnDecoder(exchange, self)
@@ -671,6 +674,19 @@ class ConnectionSink(RecordHandler):
         tap(self._decoder.whole, ts_recv, count, self.malformed_count - before)
         return count
 
+    def relay(self, exchange: str) -> "ConnectionSink":
+        """The sink of ``exchange``, an exchange another hub connects to, whose ticks
+        this connection brings in (a NATS source): ticks keep their original
+        exchange name, are counted under it, and the hub's own DBN system records
+        (size decimals, Gaps) are understood. Created on first use; a name that is
+        one of this hub's own connections is refused (``ValueError``)."""
+        factory = self.relay_factory
+        if factory is None:
+            raise ValueError(
+                f"the sink of {self.exchange!r} belongs to no hub: nothing to relay to"
+            )
+        return factory(exchange)
+
     def set_dbn_tap(self, tap: Callable[[bytes, int, int, int], object] | None) -> None:
         """Hand every buffer's whole decoded records to ``tap`` (None: stop); see ``dbn_tap``."""
         self.dbn_tap = tap
@@ -969,15 +985,44 @@ class EventProcessor:
         self.bus = bus
         self.latency = LatencyRecorder()
         self.sinks: dict[str, ConnectionSink] = {}
+        self.relays: set[str] = set()
+        """Exchanges whose ticks a connection relays from another hub (``relay``)."""
         self.started_ns = time.monotonic_ns()
 
     def sink_for(self, exchange: str) -> ConnectionSink:
         """The sink of connection ``exchange`` (created on first use, kept for stats)."""
         name = str(exchange)
+        if name in self.relays:
+            raise ValueError(
+                f"{name!r} is already the name of an exchange relayed from another hub: "
+                "give this connection another name"
+            )
         sink = self.sinks.get(name)
         if sink is None:
             sink = ConnectionSink(name, self.bus, self.latency)
+            sink.relay_factory = self.relay_sink
             self.sinks[name] = sink
+        return sink
+
+    def relay_sink(self, exchange: str) -> ConnectionSink:
+        """The sink of relayed exchange ``exchange`` (see ``ConnectionSink.relay``)."""
+        name = str(exchange)
+        sink = self.sinks.get(name)
+        if sink is not None:
+            if name not in self.relays:
+                raise ValueError(
+                    f"a relayed exchange is named {name!r}, like a connection of this hub: "
+                    "rename the connection"
+                )
+            return sink
+        from hub_core.recording import HubRecords  # interpreted (zstandard): at first use
+
+        sink = ConnectionSink(name, self.bus, self.latency)
+        sink.relay_factory = self.relay_sink
+        sink.control = HubRecords(sink)
+        sink._decoder.record_ts_recv = True  # the other hub's receive time, as it was
+        self.sinks[name] = sink
+        self.relays.add(name)
         return sink
 
     def get_stats(self) -> ProcessorStats:

@@ -32,6 +32,8 @@ import zstandard
 from hub_core.bus import Subscription, TypedEventBus
 from hub_core.dbn import (
     HEADER_LEN,
+    SIZE_DECIMALS_CODE,
+    SIZE_DECIMALS_PREFIX,
     STYPE_INSTRUMENT_ID,
     STYPE_RAW_SYMBOL,
     encode_book_clear,
@@ -43,8 +45,9 @@ from hub_core.dbn import (
     encode_system,
     encode_trade,
     restamp_records,
+    size_decimals_text,
 )
-from hub_core.processor import ConnectionSink
+from hub_core.processor import CONTROL_SYSTEM, ConnectionSink
 from hub_core.ticks import BookClear, BookSnapshot, BookUpdate, Gap, Quote, Trade
 
 log = logging.getLogger("hub_core.recording")
@@ -54,11 +57,6 @@ GAP_SYSTEM_CODE: Final = 71
 system codes are 0-4)."""
 GAP_PREFIX: Final = "hub.gap "
 """How the text of a recorded ``Gap`` starts."""
-SIZE_DECIMALS_CODE: Final = 68
-"""The system-record code (``ord("D")``) saying in what fraction of a unit an
-instrument's sizes are from here on: DBN sizes are whole numbers, a crypto venue's
-are not (see ``size_decimals_text``)."""
-SIZE_DECIMALS_PREFIX: Final = "hub.size_decimals "
 MAX_QUEUE: Final = 200_000
 """Ticks waiting for the writer at most; past it they are dropped (counted, a ``Gap``)."""
 MAX_QUEUED_BYTES: Final = 256 << 20
@@ -88,12 +86,6 @@ def gap_text(gap: Gap, instrument_id: int) -> str:
         f"start_seq={gap.start_seq} end_seq={gap.end_seq} ts_recv={gap.ts_recv} "
         f"reason={gap.reason}"
     )
-
-
-def size_decimals_text(instrument_id: int, decimals: int) -> str:
-    """The text of a size-decimals record: the instrument's record sizes count
-    ``10 ** -decimals`` units from this record on (0: whole units again)."""
-    return f"{SIZE_DECIMALS_PREFIX}instrument_id={instrument_id} decimals={decimals}"
 
 
 def parse_size_decimals_text(text: str) -> tuple[int, int] | None:
@@ -242,8 +234,8 @@ class _RawChunk:
         """The session's id -> symbol map when it changed since the last chunk, else None."""
 
 
-class _Drops:
-    """One exchange's open window of dropped ticks."""
+class DropWindow:
+    """One exchange's open window of dropped ticks (the recorder's, a sink runner's)."""
 
     __slots__ = ("count", "first_ts", "last_ts")
 
@@ -383,7 +375,7 @@ class Recorder:
         self.directory = Path(directory)
         self.max_queue = max_queue
         self._queue: deque[object] = deque()
-        self._drops: dict[str, _Drops] = {}
+        self._drops: dict[str, DropWindow] = {}
         self._subs: list[Subscription] = []
         self._files: dict[str, _ExchangeFiles] = {}
         self._stats = RecorderStats()
@@ -482,7 +474,7 @@ class Recorder:
     def _drop_window(self, exchange: str, ts: int, count: int) -> None:
         window = self._drops.get(exchange)
         if window is None:
-            window = self._drops[exchange] = _Drops(ts)
+            window = self._drops[exchange] = DropWindow(ts)
         window.count += count
         window.last_ts = ts
         self._stats.dropped += count
@@ -674,3 +666,43 @@ class Recorder:
                 files.close()
             except OSError as exc:
                 self._write_failed(None, exc)
+
+
+class HubRecords:
+    """A sink's ``control`` for DBN written by the hub itself (``--record`` files, a
+    relayed stream): size-decimals records set the instrument's size scale, Gap
+    records become ``Gap`` ticks of the sink's exchange; other control records pass."""
+
+    def __init__(self, sink: ConnectionSink) -> None:
+        self.sink = sink
+
+    def __call__(self, kind: str, number: int, text: str) -> object:
+        if kind != CONTROL_SYSTEM:
+            return None
+        if number == SIZE_DECIMALS_CODE:
+            scale = parse_size_decimals_text(text)
+            if scale is not None:
+                self.sink.dbn.size_divisors[scale[0]] = 10 ** scale[1]
+            return None
+        if number != GAP_SYSTEM_CODE:
+            return None
+        fields = parse_gap_text(text)
+        if fields is None:
+            return None
+        iid = int(fields["instrument_id"])
+        sink = self.sink
+        symbol = sink.dbn.symbols.get(iid, "") if iid else ""
+        sink.publish(
+            Gap(
+                sink.exchange,
+                symbol,
+                fields["start_ts"],
+                fields["end_ts"],
+                fields["reason"],
+                fields["start_seq"],
+                fields["end_seq"],
+                fields["end_ts"],
+                fields["ts_recv"],
+            )
+        )
+        return None

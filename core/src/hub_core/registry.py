@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -21,9 +21,14 @@ from hub_core import hookspecs
 from hub_core.contracts import PLUGIN_API_VERSION, ConnectionFactory
 from hub_core.errors import ConfigError, PluginError
 
+if TYPE_CHECKING:
+    from hub_core.sinks import SinkFactory
+
 log = logging.getLogger("hub_core.registry")
 
-_CORE_HOOKS = frozenset({"hub_connection_factories", "hub_plugin_api_version", "hub_addhooks"})
+_CORE_HOOKS = frozenset(
+    {"hub_connection_factories", "hub_sink_factories", "hub_plugin_api_version", "hub_addhooks"}
+)
 
 
 @dataclass
@@ -35,6 +40,8 @@ class PluginInfo:
     version: str = ""
     module: str = ""
     protocols: list[str] = field(default_factory=list)
+    sinks: list[str] = field(default_factory=list)
+    """The sink kinds it provides (``[sinks.NAME] kind``)."""
     extends: list[str] = field(default_factory=list)
     """Hooks of other plugins this plugin implements (e.g. ``hub_websocket_dialects``)."""
     api_version: tuple[int, int] | None = None
@@ -48,6 +55,7 @@ class PluginInfo:
             "version": self.version,
             "module": self.module,
             "protocols": self.protocols,
+            "sinks": self.sinks,
             "extends": self.extends,
             "api_version": ".".join(map(str, self.api_version)) if self.api_version else None,
             "enabled": self.enabled,
@@ -87,6 +95,8 @@ class ExchangeRegistry:
         self._factories: dict[str, ConnectionFactory] = {}
         self._owners: dict[str, str] = {}
         self._conflicts: dict[str, list[str]] = {}
+        self._sink_factories: dict[str, SinkFactory] = {}
+        self._sink_owners: dict[str, str] = {}
 
     # -- discovery --------------------------------------------------------------
     def discover(self) -> list[PluginInfo]:
@@ -168,6 +178,9 @@ class ExchangeRegistry:
         for proto in [p for p, owner in self._owners.items() if owner == name]:
             del self._owners[proto]
             self._factories.pop(proto, None)
+        for kind in [k for k, owner in self._sink_owners.items() if owner == name]:
+            del self._sink_owners[kind]
+            self._sink_factories.pop(kind, None)
 
     def _collect(self, name: str, plugin: object, info: PluginInfo) -> None:
         try:
@@ -176,17 +189,25 @@ class ExchangeRegistry:
         except Exception as exc:
             self._refuse(name, plugin, info, f"hub_connection_factories() raised: {exc!r}")
             return
+        try:
+            sink_impls = self._hook_results(name, "hub_sink_factories", pluginmanager=self.pm)
+        except Exception as exc:
+            self._refuse(name, plugin, info, f"hub_sink_factories() raised: {exc!r}")
+            return
         factories: list[ConnectionFactory] = [f for group in impls for f in (group or [])]
+        sink_factories: list[SinkFactory] = [f for group in sink_impls for f in (group or [])]
         info.extends = sorted(
             hc.name for hc in self.pm.get_hookcallers(plugin) or [] if hc.name not in _CORE_HOOKS
         )
-        if not factories and not info.extends:
+        if not factories and not sink_factories and not info.extends:
             self._refuse(name, plugin, info, "provides no connection factory")
             return
         if declared:
             version = tuple(declared[0])
         elif factories:
             version = factories[0].api_version
+        elif sink_factories:
+            version = sink_factories[0].api_version
         else:
             version = PLUGIN_API_VERSION  # an extension only: its host plugin checks it
         info.api_version = (int(version[0]), int(version[1]))
@@ -217,6 +238,22 @@ class ExchangeRegistry:
             self._owners[proto] = name
             self._factories[proto] = factory
             info.protocols.append(proto)
+        for sink_factory in sink_factories:
+            kind = sink_factory.kind
+            if not kind:
+                self._refuse(name, plugin, info, f"sink factory {sink_factory!r} has no kind")
+                return
+            owner = self._sink_owners.get(kind)
+            if owner is not None and owner != name:
+                info.error = (
+                    f"sink kind {kind!r} is also provided by plugin {owner!r}: "
+                    "disable one of them ([hub] disabled_plugins) or uninstall it"
+                )
+                log.error("plugins %r and %r both provide sink kind %r", owner, name, kind)
+                continue
+            self._sink_owners[kind] = name
+            self._sink_factories[kind] = sink_factory
+            info.sinks.append(kind)
 
     def _hook_results(self, name: str, hook_name: str, **kwargs: object) -> list[Any]:
         """Results of one hook for one plugin only."""
@@ -307,6 +344,21 @@ class ExchangeRegistry:
                 f"unknown protocol {protocol!r} (available: {known}{extra})",
                 exchange=exchange,
                 hint=hint,
+            )
+        return factory
+
+    def sink_kinds(self) -> list[str]:
+        return sorted(self._sink_factories)
+
+    def sink_factory(self, kind: str, *, sink: str = "") -> SinkFactory:
+        """The factory of sink ``kind``; a ``ConfigError`` naming what is installed if none."""
+        factory = self._sink_factories.get(kind)
+        if factory is None:
+            known = ", ".join(self.sink_kinds()) or "none"
+            raise ConfigError(
+                f"sink {sink!r}: unknown sink kind {kind!r} (available: {known})",
+                hint=f"fix the kind, or install the plugin that provides {kind!r} sinks "
+                "(`hub plugins` lists what is installed)",
             )
         return factory
 

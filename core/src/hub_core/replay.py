@@ -37,15 +37,9 @@ from hub_core.dbn import (
     decode_metadata,
 )
 from hub_core.errors import HubError
-from hub_core.processor import CONTROL_SYSTEM, ConnectionSink, EventProcessor
-from hub_core.recording import (
-    GAP_SYSTEM_CODE,
-    SIZE_DECIMALS_CODE,
-    parse_gap_text,
-    parse_size_decimals_text,
-)
+from hub_core.processor import ConnectionSink, EventProcessor
+from hub_core.recording import HubRecords
 from hub_core.streams import wait_for_capacity
-from hub_core.ticks import Gap
 
 log = logging.getLogger("hub_core.replay")
 
@@ -253,38 +247,7 @@ class _Exchange:
         self.pos = 0
         self.done = False
         sink.dbn.record_ts_recv = True
-        sink.control = self._control
-
-    def _control(self, kind: str, number: int, text: str) -> object:
-        if kind != CONTROL_SYSTEM:
-            return None
-        if number == SIZE_DECIMALS_CODE:
-            scale = parse_size_decimals_text(text)
-            if scale is not None:
-                divisors = self.sink.dbn.size_divisors
-                divisors[scale[0]] = 10 ** scale[1]
-            return None
-        if number != GAP_SYSTEM_CODE:
-            return None
-        fields = parse_gap_text(text)
-        if fields is None:
-            return None
-        iid = int(fields["instrument_id"])
-        symbol = self.sink.dbn.symbols.get(iid, "") if iid else ""
-        self.sink.publish(
-            Gap(
-                self.name,
-                symbol,
-                fields["start_ts"],
-                fields["end_ts"],
-                fields["reason"],
-                fields["start_seq"],
-                fields["end_seq"],
-                fields["end_ts"],
-                fields["ts_recv"],
-            )
-        )
-        return None
+        sink.control = HubRecords(sink)
 
     def next_file(self) -> bool:
         """Start the next file: a fresh decoder state, its metadata's symbols."""

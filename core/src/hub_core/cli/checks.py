@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub_core.config import HubConfig, load_config
+from hub_core.config import HubConfig, load_config, options_error
 from hub_core.contracts import ConnectionFactory
 from hub_core.errors import ConfigError, HubError
 from hub_core.hub import check_endpoints
@@ -46,6 +46,11 @@ def _option_hint(kind: str) -> str:
     return "fix this value"
 
 
+def _options_error(exc: ValidationError, path: Path, where: str, readme: str) -> ConfigError:
+    hint = f"{_option_hint(exc.errors()[0].get('type', ''))} ({readme})"
+    return options_error(exc, f"{path}: {where}", hint)
+
+
 def validate_config(path: str | Path) -> ValidatedConfig:
     """Load and fully validate ``path``; raises ``ConfigError``/``PluginError`` naming the key."""
     p = Path(path)
@@ -62,15 +67,29 @@ def validate_config(path: str | Path) -> ValidatedConfig:
         try:
             factory.validate_options(ex)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first.get("loc", ()))
-            where = f"exchanges.{name}.options" + (f".{key}" if key else "")
-            raise ConfigError(
-                f"{p}: {where}: {first['msg']}",
-                hint=f"{_option_hint(first.get('type', ''))} (see the {factory.protocol} "
-                "plugin's README for its options)",
-            ) from None
+            readme = f"see the {factory.protocol} plugin's README for its options"
+            raise _options_error(exc, p, f"exchanges.{name}.options", readme) from None
         factories[name] = factory
+    for name, sc in config.sinks.items():
+        try:
+            sink_factory = registry.sink_factory(sc.kind, sink=name)
+        except HubError as exc:
+            raise type(exc)(f"{p}: sinks.{name}.kind: {exc}") from None
+        try:
+            sink_factory.validate_options(sc)
+        except ValidationError as exc:
+            readme = f"see the {sc.kind} plugin's README for its sink options"
+            raise _options_error(exc, p, f"sinks.{name}.options", readme) from None
+        try:
+            sink_factory.check(sc)
+        except HubError as exc:
+            raise type(exc)(f"{p}: sinks.{name}.url: {exc}") from None
+        unknown = sorted(set(sc.exchanges or ()) - set(config.exchanges))
+        if unknown:
+            raise ConfigError(
+                f"{p}: sinks.{name}.exchanges: no connection named {', '.join(unknown)}",
+                hint="list names of [exchanges.NAME] tables",
+            )
     result = ValidatedConfig(p, config, registry, factories)
     result.credential_envs = _credential_envs(p)
     for info in registry.plugins():
@@ -142,6 +161,14 @@ def summary_lines(checked: ValidatedConfig) -> list[str]:
             f"  reconnect  {reconnect}, {ex.reconnect_delay_ms}-{ex.reconnect_max_delay_ms} ms"
             f"; stale after {ex.stale_after_ms} ms"
         )
+    for name, sc in cfg.sinks.items():
+        lines.append(f"[sinks.{name}]")
+        lines.append(f"  kind       {sc.kind}")
+        lines.append(f"  url        {redact_endpoint(sc.url)}")
+        lines.append(f"  exchanges  {', '.join(sc.exchanges) if sc.exchanges else '(all)'}")
+        if sc.options:
+            opts = redact_options(dict(sc.options))
+            lines.append("  options    " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
     return lines
 
 

@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 import hub_core
 from hub_core.cli.session import ExitCode, Session, SessionOptions, fatal_message, first_error
-from hub_core.config import HubConfig
+from hub_core.config import Credentials, HubConfig
 from hub_core.contracts import SimulatorSpec
 from hub_core.errors import ConfigError, HubError, PluginError
 from hub_core.hub import ExchangeHub
@@ -107,6 +107,22 @@ def _port(text: str) -> int:
 
 
 # -- parser --------------------------------------------------------------------------
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"not I/N (e.g. 1/3): {text!r}")
+    i, n = int(index), int(count)
+    if n < 1 or not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"I must be 1..N and N at least 1, got {text}")
+    return i, n
+
+
+def shard_names(names: list[str], index: int, count: int) -> list[str]:
+    """The names shard ``index`` of ``count`` owns: every ``count``-th by sorted name,
+    starting at ``index`` (1-based), so each name has exactly one owner."""
+    return [name for k, name in enumerate(sorted(names)) if k % count == index - 1]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hub`` argument parser (every command and option)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -166,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--record",
         metavar="DIR",
         help="also write every tick to DBN v3 files, DIR/<exchange>/<YYYYMMDD-HH>.dbn.zst",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only every N-th [exchanges.*] entry starting at I (1-based, by name), "
+        "so N hubs share one config",
     )
 
     p = sub.add_parser(
@@ -297,7 +320,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             str(row["name"]),
             str(row["distribution"] or "-"),
             str(row["version"] or "-"),
-            ", ".join(row["protocols"])
+            "; ".join(
+                part
+                for part in (
+                    ", ".join(row["protocols"]),
+                    "sinks: " + ", ".join(row["sinks"]) if row["sinks"] else "",
+                )
+                if part
+            )
             or ("extends " + ", ".join(row["extends"]) if row["extends"] else "-"),
             ", ".join(row["simulators"]) or "-",
             status,
@@ -327,11 +357,17 @@ def remember_secrets(config: HubConfig) -> None:
     for ex in config.exchanges.values():
         for endpoint in ex.endpoints:
             SECRETS.add(*endpoint_secrets(endpoint))
-        creds = ex.credentials
-        for field in ("password", "api_key", "api_secret"):
-            value = getattr(creds, field)
-            if value is not None:
-                SECRETS.add(value.get_secret_value())
+        _remember_credentials(ex.credentials)
+    for sc in config.sinks.values():
+        SECRETS.add(*endpoint_secrets(sc.url))
+        _remember_credentials(sc.credentials)
+
+
+def _remember_credentials(creds: Credentials) -> None:
+    for field in ("password", "api_key", "api_secret"):
+        value = getattr(creds, field)
+        if value is not None:
+            SECRETS.add(value.get_secret_value())
 
 
 Builder = Callable[[TaskGroup], Awaitable[ExchangeHub]]
@@ -369,6 +405,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{checked.path}: no [exchanges.NAME] tables: add at least one connection",
             ExitCode.CONFIG,
         )
+    if args.shard is not None:
+        index, count = args.shard
+        names = list(checked.config.exchanges)
+        mine = shard_names(names, index, count)
+        if not mine:
+            return error(
+                f"--shard {index}/{count}: this shard owns none of the {len(names)} "
+                f"[exchanges.*] entries of {checked.path}: use at most {len(names)} shards",
+                ExitCode.CONFIG,
+            )
+        owned = {name: checked.config.exchanges[name] for name in mine}
+        checked.config = checked.config.model_copy(update={"exchanges": owned})
+        log.info("shard %d/%d: %s", index, count, ", ".join(mine))
     for warning in checked.warnings:
         log.warning("%s", warning)
     remember_secrets(checked.config)
