@@ -122,8 +122,11 @@ def test_publisher_numbers_each_subject_and_names_the_message() -> None:
 
 def test_heartbeat_names_the_subjects_changed_since_the_last_one() -> None:
     pub = c.Publisher("md", "hub-a", epoch=5, heartbeat_ms=250)
-    pub.records("binance", "trade", "A", b"R", 4)
+    m = pub.records("binance", "trade", "A", b"R", 4)
+    unsent = pub.records("binance", "quote", "A", b"R", 1)
+    pub.sent([m])  # `unsent` is still on its way: the heartbeat does not name it
     subject, payload = pub.heartbeat(1_000)
+    assert unsent.seq == 1
     assert subject == "md._hb.hub-a"
     hb = c.decode_message(subject, None, payload)
     assert isinstance(hb, c.HeartbeatBody)
@@ -181,14 +184,21 @@ def test_sequence_tracker_gaps_duplicates_and_restarts() -> None:
     deliver, missing = t.check(s, 1, 8, 2, 300)  # 5..7 never came
     assert deliver and missing == c.Missing(s, 5, 7, 200)
     assert t.next_seq(s) == 10
-    # a heartbeat says the last was 12: 10..12 are missing
-    assert t.announced(s, 1, 12, 400) == c.Missing(s, 10, 12, 300)
-    assert t.announced(s, 1, 12, 450) is None
+    # a heartbeat says the last was 12: checked at the publisher's next heartbeat
+    hb = c.HeartbeatBody("p", 1, 100, 0, ["x"], {s: 12})
+    assert t.announced(hb, 400) == []
+    quiet = c.HeartbeatBody("p", 1, 100, 0, ["x"], {})
+    assert t.announced(quiet, 450) == [c.Missing(s, 10, 12, 300)]
+    assert t.announced(quiet, 500) == []
+    # a claim that was met in time is no gap
+    t.announced(c.HeartbeatBody("p", 1, 100, 0, ["x"], {s: 13}), 510)
+    assert t.check(s, 1, 13, 1, 520) == (True, None)
+    assert t.announced(quiet, 530) == []
     # the publisher restarted (a new epoch): its sequence starts over
-    deliver, missing = t.check(s, 2, 1, 1, 500)
-    assert deliver and missing == c.Missing(s, 1, 0, 300, True)
+    deliver, missing = t.check(s, 2, 1, 1, 600)
+    assert deliver and missing == c.Missing(s, 1, 0, 520, True)
     # an older epoch arriving late (JetStream replay) is not this run's
-    assert t.check(s, 1, 13, 1, 600) == (False, None)
+    assert t.check(s, 1, 14, 1, 650) == (False, None)
     assert t.check("md.x.trade.B", 2, 5, 1, 700) == (True, None)  # first seen: no history
 
 

@@ -68,6 +68,12 @@ def _secret(value: object) -> str | None:
     return str(get()) if get is not None else None
 
 
+def _check_files(options: NatsAuthOptions, where: str, shown: str) -> None:
+    for path in (options.nkey_seed_file, options.creds_file, options.tls_ca_file):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{where}: {path} is not a file", endpoint=shown)
+
+
 async def open_client(
     url: str,
     credentials: Credentials,
@@ -90,9 +96,7 @@ async def open_client(
         check_url(url)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}", endpoint=shown, hint="nats://127.0.0.1:4222") from None
-    for path in (options.nkey_seed_file, options.creds_file, options.tls_ca_file):
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{where}: {path} is not a file", endpoint=shown)
+    _check_files(options, where, shown)
     seen: list[str] = []
 
     async def on_error(exc: Exception) -> None:
@@ -131,10 +135,10 @@ async def open_client(
                 # with reconnects off nats-py still walks its pool: one more try,
                 # soon, then NoServersError instead of looping
                 max_reconnect_attempts=1,
-                reconnect_time_wait=0.05,  # type: ignore[arg-type]  # nats-py says int
-                connect_timeout=options.connect_timeout_s,  # type: ignore[arg-type]
+                reconnect_time_wait=0.05,  # type: ignore[arg-type,unused-ignore]  # nats-py says int
+                connect_timeout=options.connect_timeout_s,  # type: ignore[arg-type,unused-ignore]
                 pending_size=pending_size,
-                **kwargs,  # type: ignore[arg-type]
+                **kwargs,  # type: ignore[arg-type,unused-ignore]
             )
     except TimeoutError:
         raise ConnectionFailed(

@@ -351,8 +351,14 @@ class Publisher:
     def _take(self, subject: str, count: int) -> int:
         seq = self._next.get(subject, 1)
         self._next[subject] = seq + count
-        self._changed[subject] = seq + count - 1
         return seq
+
+    def sent(self, messages: list[Outgoing]) -> None:
+        """``messages`` went out: the next heartbeat names their subjects' last sequence
+        (never one still being sent, which a receiver would count as lost)."""
+        changed = self._changed
+        for m in messages:
+            changed[m.subject] = m.seq + m.count - 1
 
     def _headers(
         self, exchange: str, kind: str, symbol: str, seq: int, count: int
@@ -437,6 +443,7 @@ class SequenceTracker:
 
     def __init__(self) -> None:
         self._tracks: dict[str, _Track] = {}
+        self._claims: dict[str, dict[str, tuple[int, int]]] = {}
         self.duplicates = 0
         """Messages dropped because every record in them was already delivered."""
 
@@ -455,29 +462,35 @@ class SequenceTracker:
                 # an older run of the publisher (a JetStream replay over a restart)
                 self.duplicates += 1
                 return False, None
-            missing = Missing(subject, 1, seq - 1, track.last_ns, True)
+            restart = Missing(subject, 1, seq - 1, track.last_ns, True)
             track.epoch, track.next_seq, track.last_ns = epoch, end, now_ns
-            return True, missing
+            return True, restart
         expected = track.next_seq
         if end <= expected:
             self.duplicates += 1
             return False, None
-        missing = None
+        missing: Missing | None = None
         if seq > expected:
             missing = Missing(subject, expected, seq - 1, track.last_ns)
         track.next_seq = end
         track.last_ns = now_ns
         return True, missing
 
-    def announced(self, subject: str, epoch: int, last_seq: int, now_ns: int) -> Missing | None:
-        """A heartbeat says ``last_seq`` was the subject's last message: what of it did
-        not arrive (nothing is recorded for a subject this receiver never saw)."""
-        track = self._tracks.get(subject)
-        if track is None or track.epoch != epoch or last_seq < track.next_seq:
-            return None
-        missing = Missing(subject, track.next_seq, last_seq, track.last_ns)
-        track.next_seq = last_seq + 1
-        return missing
+    def announced(self, hb: HeartbeatBody, now_ns: int) -> list[Missing]:
+        """A heartbeat of ``hb.publisher``: what its PREVIOUS heartbeat said was sent and
+        has still not arrived is missing (one interval later, so a message still on its
+        way through another subscription is never taken for lost); this heartbeat's
+        claims are checked at the next one. Subjects this receiver never saw are not."""
+        out: list[Missing] = []
+        for subject, (epoch, last_seq) in self._claims.pop(hb.publisher, {}).items():
+            track = self._tracks.get(subject)
+            if track is None or track.epoch != epoch or last_seq < track.next_seq:
+                continue
+            out.append(Missing(subject, track.next_seq, last_seq, track.last_ns))
+            track.next_seq = last_seq + 1
+        if hb.last:
+            self._claims[hb.publisher] = {s: (hb.epoch, seq) for s, seq in hb.last.items()}
+        return out
 
     def next_seq(self, subject: str) -> int:
         """The next sequence expected on ``subject`` (1 for one never seen)."""
