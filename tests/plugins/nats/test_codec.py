@@ -215,3 +215,11 @@ def test_heartbeat_watch_stale_back_restarted() -> None:
     new = c.HeartbeatBody("p", 2, 100, 0, ["binance", "coinbase"], {})
     assert w.seen(new, 600_000_000) == c.PeerEvent("p", "restarted", 500_000_000, ("binance",))
     assert w.tick(700_000_000) == []
+
+
+def test_jetstream_filters_stay_inside_the_stream() -> None:
+    assert c.data_filter("md.binance.>", "md") == "md.binance.*.*"
+    assert c.data_filter("md.>", "md") == "md.*.*.*"
+    assert c.data_filter("a.md.x.trade.>", "a.md") == "a.md.x.trade.*"
+    assert c.data_filter("md.*.trade.*", "md") == "md.*.trade.*"
+    assert c.data_filter("other.>", "md") == "other.>"

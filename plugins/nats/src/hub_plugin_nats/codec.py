@@ -135,6 +135,20 @@ def check_subject_filter(subject: str) -> str:
     return subject
 
 
+def data_filter(subject: str, prefix: str) -> str:
+    """``subject`` with a last ``>`` spelled as the ``*`` tokens a data subject of
+    ``prefix`` has left (``md.binance.>`` -> ``md.binance.*.*``): a JetStream consumer's
+    filter must lie inside the stream's ``<prefix>.*.*.*``. Others stay as they are."""
+    tokens = subject.split(".")
+    wanted = len(prefix.split(".")) + 3
+    if tokens[-1] != ">" or not subject.startswith(prefix + "."):
+        return subject
+    missing = wanted - (len(tokens) - 1)
+    if missing < 1:
+        return subject
+    return ".".join([*tokens[:-1], *(["*"] * missing)])
+
+
 def subject_of(prefix: str, exchange: str, kind: str, symbol: str) -> str:
     """``<prefix>.<exchange>.<type>.<symbol>`` with the names escaped."""
     return f"{prefix}.{escape_token(exchange)}.{kind}.{escape_token(symbol)}"

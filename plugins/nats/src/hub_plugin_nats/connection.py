@@ -178,7 +178,7 @@ class NatsSourceConnection:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
         try:
             return await js.subscribe(
-                subject,
+                c.data_filter(subject, o.prefix),
                 stream=o.stream,
                 cb=self._on_js_msg,
                 ordered_consumer=True,
