@@ -5,13 +5,13 @@ and sink runner own reconnects, so a lost link is always seen and becomes a Gap.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
-import nats
 import nats.errors
 from nats.aio.client import Client
 
@@ -125,21 +125,27 @@ async def open_client(
         kwargs["tls"] = tls
     if disconnected_cb is not None:
         kwargs["disconnected_cb"] = disconnected_cb
+    nc = Client()
     try:
-        with anyio.fail_after(options.connect_timeout_s * 2 + 1):
-            return await nats.connect(
-                [u.strip() for u in url.split(",")],
-                name=name,
-                error_cb=on_error,
-                allow_reconnect=False,
-                # with reconnects off nats-py still walks its pool: one more try,
-                # soon, then NoServersError instead of looping
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.05,  # type: ignore[arg-type,unused-ignore]  # nats-py says int
-                connect_timeout=options.connect_timeout_s,  # type: ignore[arg-type,unused-ignore]
-                pending_size=pending_size,
-                **kwargs,  # type: ignore[arg-type,unused-ignore]
-            )
+        try:
+            with anyio.fail_after(options.connect_timeout_s * 2 + 1):
+                await nc.connect(
+                    [u.strip() for u in url.split(",")],
+                    name=name,
+                    error_cb=on_error,
+                    allow_reconnect=False,
+                    # with reconnects off nats-py still walks its pool: one more try,
+                    # soon, then NoServersError instead of looping
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.05,  # type: ignore[arg-type,unused-ignore]
+                    connect_timeout=options.connect_timeout_s,  # type: ignore[arg-type,unused-ignore]
+                    pending_size=pending_size,
+                    **kwargs,  # type: ignore[arg-type,unused-ignore]
+                )
+        except BaseException:
+            await _discard(nc)
+            raise
+        return nc
     except TimeoutError:
         raise ConnectionFailed(
             f"{where}: no NATS handshake within {options.connect_timeout_s * 2 + 1:g}s",
@@ -162,3 +168,15 @@ async def open_client(
             endpoint=shown,
             hint=_HINT_REACH,
         ) from None
+
+
+async def _discard(nc: Client) -> None:
+    """Close a client whose connect failed: nats-py leaves a refused link's socket open."""
+    with anyio.CancelScope(shield=True):
+        with contextlib.suppress(Exception):
+            await nc.close()
+        transport = getattr(nc, "_transport", None)
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+                await transport.wait_closed()
