@@ -7,7 +7,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +103,17 @@ options = {{ prefix = "pp" }}
     cmd = [sys.executable, "-m", "hub_core.cli", "run", str(config), "--jsonl", "--duration", "30"]
     ticks = market_ticks()
     shown: list[str] = []
-    async with await anyio.open_process(cmd, stdin=subprocess.DEVNULL) as proc:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read_lines, proc, lines, errors)
-            await until(lambda: _connected(parsed(lines)), seconds=30, what="the other process up")
-            shown.append(await publish(with_password(auth_server), ticks, lines))
-            proc.terminate()
-            with anyio.fail_after(10):
-                await proc.wait()
-            tg.cancel_scope.cancel()
+    async with (
+        await anyio.open_process(cmd, stdin=subprocess.DEVNULL) as proc,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(read_lines, proc, lines, errors)
+        await until(lambda: _connected(parsed(lines)), seconds=30, what="the other process up")
+        shown.append(await publish(with_password(auth_server), ticks, lines))
+        proc.terminate()
+        with anyio.fail_after(10):
+            await proc.wait()
+        tg.cancel_scope.cancel()
     events = parsed(lines)
     got = [e for e in events if e.get("exchange") == "binance" and e["type"] != "Gap"]
     # the JSON lines carry every field; the ticks' float conveniences are not fields
@@ -168,7 +169,6 @@ async def test_a_wrong_password_stops_the_sink_without_showing_it(
                 ),
                 timeout=10,
             )
-        time.sleep(0)
     assert "refused the login" in status.reason
     everything = "\n".join([caplog.text, str(status), str(refused.value), repr(refused.value)])
     assert wrong not in everything and SECRET not in everything

@@ -23,7 +23,7 @@ from hub_core.plugin import (
     redact_endpoint,
     redact_text,
 )
-from hub_plugin_nats.options import NatsAuthOptions
+from hub_plugin_nats.common import NatsAuthOptions
 
 SCHEMES = ("nats", "tls")
 _HINT_REACH = "check that nats-server runs and listens at the URL (nats://host:4222)"
