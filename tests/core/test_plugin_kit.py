@@ -338,3 +338,20 @@ def test_trade_text_ms_is_trade_text_with_the_time_and_id_made_by_the_sink() -> 
     assert got["ms"][0].ts_event == 1_718_000_000_123_000_000
     assert got["ms"][0].trade_id == "1800000007" and got["ms"][0].sequence == 1_800_000_007
     assert sinks["ms"].trades == 3
+
+
+def test_checked_symbols_keeps_order_drops_repeats_and_names_a_refusal() -> None:
+    from hub_core.plugin import SubscriptionError, checked_symbols
+
+    def check(symbol: str) -> str | None:
+        if "|" in symbol:
+            raise ValueError(f"symbol {symbol!r} has a '|'")
+        return None if symbol.isupper() else symbol.upper()
+
+    assert checked_symbols(("NQ", "es", "ES", "NQ"), check) == ["NQ", "ES"]
+    with pytest.raises(SubscriptionError) as err:
+        checked_symbols(["ES", "A|B"], check, exchange="acme", endpoint="h:1", hint="no bars")
+    text = str(err.value)
+    assert "'A|B' has a '|'" in text and "acme" in text and "no bars" in text
+    with pytest.raises(TypeError, match="not one str"):
+        checked_symbols("ES", check)

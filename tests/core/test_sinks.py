@@ -212,7 +212,7 @@ async def test_a_sink_gets_every_tick_in_bus_order() -> None:
         for t in ticks:
             sink.publish(t)
         await _until(lambda: len(factory.written) == len(ticks))
-        assert hub.sink_status()["mem"].state == "up"
+        assert hub.sink_status()["mem"].state == "connected"
         assert runner.sent == len(ticks)
     assert factory.written == ticks
     assert all(len(batch) <= 3 for batch in factory.attempts)
@@ -248,7 +248,7 @@ async def test_a_refused_sink_stops_at_once() -> None:
     hub = _hub(factory)
     async with hub:
         await hub.add_sink(SinkConfig(kind="memory", name="mem"))
-        await _until(lambda: hub.sink_status()["mem"].state == "dead")
+        await _until(lambda: hub.sink_status()["mem"].state == "auth_failed")
         status = hub.sink_status()["mem"]
         assert "bad token" in status.reason
         await anyio.sleep(0.05)
@@ -381,3 +381,46 @@ def test_a_shard_that_owns_nothing_is_a_one_line_error(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "I must be 1..N" in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_sinks_show_in_the_metrics_and_the_live_view() -> None:
+    from hub_core.cli.live_view import FrameSource
+    from hub_core.cli.metrics import HubMetrics
+
+    factory = MemoryFactory()
+    hub = _hub(factory)
+    async with hub:
+        await hub.add_sink(SinkConfig(kind="memory", name="mem"))
+        hub._processor.sink_for("es_feed").trade("ES", S, S, "B", T0, T0, 1)
+        await _until(lambda: hub.sink_status()["mem"].sent == 1)
+        samples = {
+            (s.name, s.labels.get("sink"), s.labels.get("state")): s.value
+            for family in HubMetrics(hub).collect()
+            for s in family.samples
+        }
+        assert samples[("hub_sink_sent_total", "mem", None)] == 1.0
+        assert samples[("hub_sink_state", "mem", "connected")] == 1.0
+        assert samples[("hub_sink_state", "mem", "dead")] == 0.0
+        frame = FrameSource(hub, "t").collect()
+        assert frame.sinks == [("mem", "connected", 1, 0)]
+        assert hub.sink_status()["mem"].sink == {"written": 1}
+
+
+@pytest.mark.anyio
+async def test_sink_states_are_events_on_the_bus_that_no_sink_ships() -> None:
+    factory = MemoryFactory()
+    factory.fail_opens = 1
+    hub = _hub(factory)
+    states: list[tuple[str, str, int]] = []
+    hub.bus.subscribe(
+        ConnectionStateChanged, lambda e: states.append((e.exchange, e.state, e.attempt))
+    )
+    async with hub:
+        await hub.add_sink(SinkConfig(kind="memory", name="mem", reconnect_delay_ms=1))
+        await _until(lambda: hub.sink_status()["mem"].state == "connected")
+        hub._processor.sink_for("es_feed").state("connected", "")
+        await _until(lambda: len(factory.written) == 1)
+    assert states[:2] == [("sinks.mem", "reconnecting", 1), ("sinks.mem", "connected", 0)]
+    assert states[-1] == ("sinks.mem", "closed", 0)
+    assert [t.exchange for t in factory.written] == ["es_feed"]  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ internal layout. Simulators also use ``hub_core.simulation``; tests use
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hub_core.book import MboBook, OrderBook
@@ -74,6 +74,34 @@ def split_host_port(endpoint: str, *, shown: str = "", form: str = "host:port") 
     if not 0 < port < 65536:
         raise ValueError(f"{shown!r}: port must be 1..65535")
     return host, port
+
+
+def checked_symbols(
+    symbols: Sequence[str],
+    check: Callable[[str], str | None],
+    *,
+    exchange: str = "",
+    endpoint: str = "",
+    hint: str = "",
+) -> list[str]:
+    """``symbols`` in order without repeats, each passed through ``check``: it returns
+    the symbol as the venue writes it (``None``: as given) or raises ``ValueError``
+    saying why the venue cannot take it, which becomes a ``SubscriptionError`` naming
+    ``exchange`` and ``endpoint`` with ``hint``. One ``str`` instead of a sequence is a
+    ``TypeError`` (it would subscribe to each of its letters). For ``subscribe`` and
+    ``unsubscribe``, before anything is sent."""
+    if isinstance(symbols, str):
+        raise TypeError("symbols must be a sequence of str, not one str")
+    out: dict[str, None] = {}
+    for symbol in symbols:
+        try:
+            shown = check(symbol)
+        except ValueError as exc:
+            raise SubscriptionError(
+                str(exc), exchange=exchange, endpoint=endpoint, hint=hint
+            ) from None
+        out.setdefault(symbol if shown is None else shown)
+    return list(out)
 
 
 def connect_failure(exc: BaseException) -> str:
@@ -497,6 +525,7 @@ __all__ = [
     "SubscriptionError",
     "TickSink",
     "Trade",
+    "checked_symbols",
     "connect_failure",
     "divert_sink",
     "format_fixed",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ SHIPPED_TYPES: tuple[type, ...] = (
     ConnectionStateChanged,
 )
 """What a sink is handed: every market-data tick and every control event."""
+
+SINK_EVENT_PREFIX = "sinks."
+"""A sink's own state changes are ``ConnectionStateChanged`` events on the bus whose
+``exchange`` is ``sinks.NAME`` (so ``hub run --jsonl`` shows them); sinks never ship them."""
 
 CLOSE_FLUSH_S = 5.0
 """On a clean stop, how long the runner goes on handing what is buffered to the sink."""
@@ -122,7 +127,8 @@ class SinkStatus:
     url: str
     """Redacted: no password or token."""
     state: str
-    """``"connecting"``, ``"up"``, ``"reconnecting"``, ``"dead"`` or ``"closed"``."""
+    """As a connection's (``ConnectionState``): ``"connecting"``, ``"connected"``,
+    ``"reconnecting"``, ``"auth_failed"``, ``"dead"`` or ``"closed"``."""
     reason: str
     sent: int
     """Ticks the sink took (``write`` returned)."""
@@ -158,6 +164,8 @@ class SinkRunner:
         self._drops: dict[str, DropWindow] = {}
         self._pending: list[Any] | None = None
         self._subs: list[Subscription] = []
+        self._bus: TypedEventBus | None = None
+        self._attempt = 0
         self._relayed = relayed if relayed is not None else set()
         self._only = None if config.exchanges is None else frozenset(config.exchanges)
         self._wake: anyio.Event | None = None
@@ -169,13 +177,19 @@ class SinkRunner:
     # -- the bus side (the readers' tasks: never waits) -----------------------------
     def attach(self, bus: TypedEventBus) -> None:
         """Subscribe to everything a sink is handed."""
+        self._bus = bus
         for tick_type in SHIPPED_TYPES:
-            self._subs.append(bus.subscribe(tick_type, self._take))
+            handler = self._take_state if tick_type is ConnectionStateChanged else self._take
+            self._subs.append(bus.subscribe(tick_type, handler))
 
     def detach(self) -> None:
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
+
+    def _take_state(self, event: ConnectionStateChanged) -> None:
+        if not event.exchange.startswith(SINK_EVENT_PREFIX):
+            self._take(event)
 
     def _take(self, tick: Any) -> None:
         exchange = tick.exchange
@@ -197,7 +211,7 @@ class SinkRunner:
                     self.name,
                     self.dropped,
                     self._cap,
-                    self.state if self.state != "up" else "the sink is slower than the feed",
+                    self.state if self.state != "connected" else "the sink is slower than the feed",
                 )
             return
         if self._drops:
@@ -249,7 +263,7 @@ class SinkRunner:
             return
         self.state = state
         self.reason = reason
-        level = logging.INFO if state in ("up", "closed") else logging.WARNING
+        level = logging.INFO if state in ("connected", "closed") else logging.WARNING
         log.log(
             level,
             "sink %s (%s): %s%s",
@@ -258,6 +272,20 @@ class SinkRunner:
             state,
             f": {redact_text(reason)}" if reason else "",
         )
+        bus = self._bus
+        if bus is not None:
+            now = time.time_ns()
+            bus.publish(
+                ConnectionStateChanged(
+                    SINK_EVENT_PREFIX + self.name,
+                    state,
+                    redact_text(reason),
+                    now,
+                    now,
+                    self._url,
+                    self._attempt,
+                )
+            )
 
     async def run(self) -> None:
         """Open, feed, reopen with backoff; returns when the sink is dead or closed."""
@@ -266,26 +294,29 @@ class SinkRunner:
             try:
                 await self.sink.open()
             except (AuthenticationError, ConfigError) as exc:
-                self._set_state("dead", str(exc))
+                final = "auth_failed" if isinstance(exc, AuthenticationError) else "dead"
+                self._set_state(final, str(exc))
                 self.detach()
                 self.dropped += len(self._queue)
                 self._queue.clear()
                 return
             except (ConnectionFailed, OSError) as exc:
                 attempt += 1
+                self._attempt = attempt
                 self._set_state("reconnecting", f"cannot open: {exc}")
                 await self._backoff(attempt)
                 continue
             if self._was_up:
                 self.reconnects += 1  # back after a lost link (not a slow first open)
             self._was_up = True
-            attempt = 0
-            self._set_state("up")
+            attempt = self._attempt = 0
+            self._set_state("connected")
             try:
                 await self._pump()
                 return
             except (ConnectionFailed, OSError) as exc:
                 attempt += 1
+                self._attempt = attempt
                 self._set_state("reconnecting", f"link lost: {exc}")
                 await self._backoff(attempt)
 
@@ -337,7 +368,7 @@ class SinkRunner:
         if left:
             self.dropped += left
             log.warning("sink %s: %d ticks were not sent before the hub stopped", self.name, left)
-        if self.state != "dead":
+        if self.state not in ("dead", "auth_failed"):
             self._set_state("closed")
 
     async def run_until_closed(self) -> None:

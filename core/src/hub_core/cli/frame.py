@@ -369,6 +369,8 @@ class FrameData:
     uptime_s: float = 0.0
     status: str = ""
     """The status line (last warning and count); empty for none."""
+    sinks: Sequence[tuple[str, str, int, int]] = ()
+    """Each ``[sinks.NAME]``: (name, state, ticks sent, ticks dropped)."""
     now_ns: int = field(default_factory=time.time_ns)
 
 
@@ -677,7 +679,19 @@ class FrameLayout:
                 ("uptime", format_duration(data.uptime_s)),
             )
         )
+        segs.extend(
+            Text.assemble(
+                ("sink ", "bold"),
+                f"{name} ",
+                (state, _SINK_STYLE.get(state, "yellow")),
+                f" {sent:,} sent" + (f", {dropped:,} dropped" if dropped else ""),
+            )
+            for name, state, sent, dropped in data.sinks
+        )
         return segs
+
+
+_SINK_STYLE = {"connected": "green", "dead": "red", "auth_failed": "red"}
 
 
 def _side(price: int, size: int) -> int | None:

@@ -289,6 +289,10 @@ class FrameSource:
             handler_errors=stats.handler_errors,
             uptime_s=stats.uptime(),
             status=status,
+            sinks=[
+                (name, st.state, st.sent, st.dropped)
+                for name, st in sorted(self.hub.sink_status().items())
+            ],
         )
 
 

@@ -78,6 +78,35 @@ _PER_EXCHANGE_COUNTERS = (
 )
 
 
+_SINK_STATES = ("connecting", "connected", "reconnecting", "auth_failed", "dead", "closed")
+
+
+def _sink_families(hub: ExchangeHub) -> list[Metric]:
+    """Per ``[sinks.NAME]``: ticks sent and dropped, what is buffered, reconnects, state."""
+    statuses = sorted(hub.sink_status().items())
+    if not statuses:
+        return []
+    sent = CounterMetricFamily("hub_sink_sent", "Ticks the sink took", labels=["sink"])
+    dropped = CounterMetricFamily(
+        "hub_sink_dropped", "Ticks past the sink's buffer (each covered by a Gap)", labels=["sink"]
+    )
+    reconnects = CounterMetricFamily(
+        "hub_sink_reconnects", "Times the sink came back after a lost link", labels=["sink"]
+    )
+    buffered = GaugeMetricFamily("hub_sink_buffered", "Ticks waiting for the sink", labels=["sink"])
+    state = GaugeMetricFamily(
+        "hub_sink_state", "1 for the sink's current state", labels=["sink", "state"]
+    )
+    for name, st in statuses:
+        sent.add_metric([name], float(st.sent))
+        dropped.add_metric([name], float(st.dropped))
+        reconnects.add_metric([name], float(st.reconnects))
+        buffered.add_metric([name], float(st.buffered))
+        for s in _SINK_STATES:
+            state.add_metric([name, s], 1.0 if st.state == s else 0.0)
+    return [sent, dropped, reconnects, buffered, state]
+
+
 class HubMetrics:
     """A Prometheus collector over one hub, refreshed from the event loop."""
 
@@ -116,6 +145,8 @@ class HubMetrics:
                 ("hub_record_dropped", recorded.dropped, "Ticks the recorder could not write"),
             ):
                 families.append(CounterMetricFamily(name, doc, value=float(value)))
+
+        families += _sink_families(self.hub)
 
         up = GaugeMetricFamily(
             "hub_connection_up",

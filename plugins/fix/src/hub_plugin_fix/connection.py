@@ -33,7 +33,7 @@ from hub_core.plugin import (
     ProtocolError,
     SequenceMismatch,
     Sink,
-    SubscriptionError,
+    checked_symbols,
     connect_failure,
     redact_endpoint,
     split_host_port,
@@ -727,19 +727,13 @@ class FixConnection:
         self.resyncs += 1
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
-        if isinstance(symbols, str):
-            raise TypeError("symbols must be a sequence of str, not one str")
-        out: list[str] = []
-        for sym in dict.fromkeys(symbols):
-            if not sym or "\x01" in sym or not sym.isprintable() or len(sym) > 128:
-                raise SubscriptionError(
-                    f"symbol {sym!r} cannot be sent as Symbol (55)",
-                    exchange=self._exchange,
-                    endpoint=self._endpoint,
-                    hint="use 1 to 128 printable characters",
-                )
-            out.append(sym)
-        return out
+        return checked_symbols(
+            symbols,
+            _check_symbol,
+            exchange=self._exchange,
+            endpoint=self._endpoint,
+            hint="use 1 to 128 printable characters",
+        )
 
     def _refuse(self, sub: _Subscription, why: str) -> None:
         """The venue refused ``sub``: forget it and wake its ``subscribe()``."""
@@ -825,3 +819,8 @@ class FixConnection:
 
 
 __all__ = ["FixConnection", "SessionMemory", "parse_endpoint"]
+
+
+def _check_symbol(symbol: str) -> None:
+    if not symbol or "\x01" in symbol or not symbol.isprintable() or len(symbol) > 128:
+        raise ValueError(f"symbol {symbol!r} cannot be sent as Symbol (55)")

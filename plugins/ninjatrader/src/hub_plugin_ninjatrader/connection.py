@@ -27,6 +27,7 @@ from hub_core.plugin import (
     ProtocolError,
     Sink,
     SubscriptionError,
+    checked_symbols,
     connect_failure,
     redact_endpoint,
     split_host_port,
@@ -361,25 +362,13 @@ class NinjaTraderConnection:
             sink.control = None
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
-        if isinstance(symbols, str):
-            raise TypeError("symbols must be a sequence of str, not one str")
-        out: list[str] = []
-        seen: set[str] = set()
-        for s in symbols:
-            try:
-                c.validate_symbol(s)
-            except c.InvalidSymbol as exc:
-                raise SubscriptionError(
-                    str(exc),
-                    exchange=self._exchange,
-                    endpoint=self._endpoint,
-                    hint="symbols are NinjaTrader instrument names of at most 70 bytes "
-                    "without ',' or '|'",
-                ) from None
-            if s not in seen:
-                seen.add(s)
-                out.append(s)
-        return out
+        return checked_symbols(
+            symbols,
+            c.validate_symbol,
+            exchange=self._exchange,
+            endpoint=self._endpoint,
+            hint="symbols are NinjaTrader instrument names of at most 70 bytes without ',' or '|'",
+        )
 
     def _take_id(self) -> int:
         req_id = self._next_id

@@ -33,6 +33,7 @@ from hub_core.plugin import (
     RateLimited,
     Sink,
     SubscriptionError,
+    checked_symbols,
     connect_failure,
 )
 from hub_plugin_websocket.codec import (
@@ -705,22 +706,13 @@ class WebSocketConnection:
             raise self._failed("the connection is not up")
 
     def _validated(self, symbols: Sequence[str]) -> list[str]:
-        if isinstance(symbols, str):
-            raise TypeError("symbols must be a sequence of str, not one str")
-        out: list[str] = []
-        for s in symbols:
-            try:
-                sym = self._dialect.validate_symbol(s)
-            except ValueError as exc:
-                raise SubscriptionError(
-                    str(exc),
-                    exchange=self.exchange,
-                    endpoint=self._endpoint,
-                    hint="use the venue's own symbols, upper case (e.g. BTCUSDT)",
-                ) from None
-            if sym not in out:
-                out.append(sym)
-        return out
+        return checked_symbols(
+            symbols,
+            self._dialect.validate_symbol,
+            exchange=self.exchange,
+            endpoint=self._endpoint,
+            hint="use the venue's own symbols, upper case (e.g. BTCUSDT)",
+        )
 
 
 def _describe_streams(requests: Sequence[Request]) -> str:
