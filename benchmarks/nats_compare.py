@@ -176,7 +176,7 @@ async def latency_at_rate(url: str, prefix: str) -> dict[str, Any]:
             )
         )
         for _ in range(2000):  # up within 20 s
-            if runner.state == "up":
+            if runner.state == "connected":
                 break
             await asyncio.sleep(0.01)
         src = hub._processor.sink_for("bench")

@@ -80,7 +80,7 @@ async def test_server_restart_mid_stream_both_sides_reconnect_and_loss_is_a_gap(
             reconnect_max_delay_ms=200,
         )
     )
-    await until(lambda: a.sink_status()["out"].state == "up", what="the sink up")
+    await until(lambda: a.sink_status()["out"].state == "connected", what="the sink connected")
     feed = Feed(a)
     await feed.run(0.5)
     before = len(got.market("x"))
@@ -96,7 +96,7 @@ async def test_server_restart_mid_stream_both_sides_reconnect_and_loss_is_a_gap(
         what=f"{feed.sent} records accounted for",
     )
     status = a.sink_status()["out"]
-    assert status.state == "up" and status.reconnects >= 1 and status.dropped == 0
+    assert status.state == "connected" and status.reconnects >= 1 and status.dropped == 0
     assert b.connection_status()["remote"] is True
     received = [t.sequence for t in got.market("x")]
     assert received == sorted(received)  # in order, no duplicates
@@ -131,7 +131,7 @@ async def test_a_slow_consumer_drops_are_counted_and_become_gaps(
             options={"prefix": "sc", "heartbeat_ms": 100},
         )
     )
-    await until(lambda: a.sink_status()["out"].state == "up", what="the sink up")
+    await until(lambda: a.sink_status()["out"].state == "connected", what="the sink connected")
     stall = [0]
 
     def slow(_: object) -> None:

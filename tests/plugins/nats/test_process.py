@@ -71,7 +71,7 @@ async def publish(url: str, ticks: list[Any], lines: list[str]) -> str:
         runner = await hub.add_sink(
             SinkConfig(kind="nats", name="out", url=url, options={"prefix": "pp"})
         )
-        await until(lambda: runner.state == "up", what="the sink up")
+        await until(lambda: runner.state == "connected", what="the sink connected")
         src = hub._processor.sink_for("binance")
         for t in ticks:
             src.publish(t)
@@ -154,7 +154,7 @@ async def test_a_wrong_password_stops_the_sink_without_showing_it(
         runner = await hub.add_sink(
             SinkConfig(kind="nats", name="out", url=with_password(auth_server, wrong))
         )
-        await until(lambda: runner.state == "dead", what="the sink refused")
+        await until(lambda: runner.state == "auth_failed", what="the sink refused")
         status = hub.sink_status()["out"]
         from hub_core import AuthenticationError, ExchangeConfig
 

@@ -82,7 +82,7 @@ async def start_pair(
             **sink,
         )
     )
-    await until(lambda: a.sink_status()["fanout"].state == "up", what="the sink up")
+    await until(lambda: a.sink_status()["fanout"].state == "connected", what="the sink connected")
     return got
 
 

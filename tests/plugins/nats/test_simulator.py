@@ -73,3 +73,28 @@ def test_options_refuse_what_cannot_work() -> None:
     )
     assert src.start_time is not None and src.start_time.year == 2026
     assert ExchangeConfig(protocol="nats", endpoint="nats://127.0.0.1:4222").protocol == "nats"
+
+
+@pytest.mark.anyio
+async def test_a_subject_that_is_not_one_is_refused_before_anything_is_sent(
+    nats_server: NatsServer,
+) -> None:
+    from hub_core import SubscriptionError
+    from hub_plugin_nats import NatsSourceConnection
+    from hub_plugin_nats.options import NatsSourceOptions
+
+    async with ExchangeHub(registry=registry()) as hub:
+        sink = hub._processor.sink_for("remote")
+        cfg = ExchangeConfig(protocol="nats", endpoint=nats_server.url)
+        conn = NatsSourceConnection(cfg, sink, NatsSourceOptions())
+        await conn.connect(nats_server.url)
+        try:
+            with pytest.raises(SubscriptionError, match="empty token"):
+                await conn.subscribe(["md.ok.>", "md..x"])
+            with pytest.raises(TypeError):
+                await conn.subscribe("md.>")
+            await conn.subscribe(["md.a.>", "md.a.>"])
+            assert conn.health().detail.startswith("2 subscriptions")  # heartbeats + md.a.>
+        finally:
+            await conn.close()
+        assert not conn.health().connected

@@ -34,7 +34,7 @@ from hub_core.plugin import (
     ConnectionHealth,
     ExchangeConfig,
     Sink,
-    SubscriptionError,
+    checked_symbols,
     redact_endpoint,
     redact_text,
 )
@@ -119,27 +119,18 @@ class NatsSourceConnection:
         log.info("[%s] connected to NATS at %s", self._exchange, self._endpoint)
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
-        """Subscribe to subjects (wildcards allowed); ``SubscriptionError`` names any
-        that is not a subject."""
-        if isinstance(symbols, str):
-            raise TypeError("symbols must be a sequence of subjects, not one str")
-        bad: dict[str, str] = {}
-        for subject in dict.fromkeys(symbols):
-            try:
-                c.check_subject_filter(subject)
-            except ValueError as exc:
-                bad[subject] = str(exc)
-                continue
+        """Subscribe to subjects (wildcards allowed); ``SubscriptionError`` names the
+        first that is not a subject, before anything is sent."""
+        subjects = checked_symbols(
+            symbols,
+            c.check_subject_filter,
+            exchange=self._exchange,
+            endpoint=self._endpoint,
+            hint="symbols are subjects like md.binance.> or md.*.trade.*",
+        )
+        for subject in subjects:
             if subject not in self._subs:
                 await self._subscribe_one(subject, live=not self._options.jetstream)
-        if bad:
-            raise SubscriptionError(
-                f"not NATS subjects: {', '.join(bad)}",
-                exchange=self._exchange,
-                endpoint=self._endpoint,
-                hint="symbols are subjects like md.binance.> or md.*.trade.*",
-                refused=bad,
-            )
 
     async def _subscribe_one(self, subject: str, *, live: bool) -> None:
         nc = self._need()
@@ -197,7 +188,7 @@ class NatsSourceConnection:
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         """Drop the subscriptions of these subjects."""
-        for subject in symbols:
+        for subject in checked_symbols(symbols, lambda s: None, exchange=self._exchange):
             sub = self._subs.pop(subject, None)
             if sub is not None:
                 # the link is gone: so is the subscription
