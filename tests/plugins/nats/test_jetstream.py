@@ -80,3 +80,56 @@ async def test_stream_limits_dedup_and_late_replay_from_a_time(nats_server: Nats
         await until(lambda: len(got.market("x")) >= 60, what="the replay")
         await anyio.sleep(0.3)  # nothing more comes
     assert [t.sequence for t in got.market("x")] == list(range(100, 160))
+
+
+async def test_a_jetstream_source_recovers_what_a_server_restart_hid(
+    nats_server: NatsServer,
+) -> None:
+    from hub_core import Gap
+
+    async with ExchangeHub(registry=registry()) as a, ExchangeHub(registry=registry()) as b:
+        got = Collected(b)
+        await a.add_sink(
+            SinkConfig(
+                kind="nats",
+                name="out",
+                url=nats_server.url,
+                reconnect_delay_ms=50,
+                reconnect_max_delay_ms=200,
+                options={"prefix": "jr", "jetstream": True, "stream": "T_JR"},
+            )
+        )
+        await until(lambda: a.sink_status()["out"].state == "connected", what="the sink")
+        await b.connect_exchange(
+            "late",
+            ExchangeConfig(
+                protocol="nats",
+                endpoint=nats_server.url,
+                symbols=["jr.>"],
+                options={"prefix": "jr", "jetstream": True, "stream": "T_JR"},
+                reconnect_delay_ms=600,  # back well after the sink: the stream kept it all
+                reconnect_max_delay_ms=1200,
+            ),
+            timeout=10,
+        )
+        src = a._processor.sink_for("x")
+        sent = 0
+
+        async def feed(n: int) -> None:
+            nonlocal sent
+            for _ in range(n):
+                sent += 1
+                src.trade("A", S, S, "B", sent, sent, sent)
+                if sent % 20 == 0:
+                    await anyio.sleep(0.01)
+
+        await feed(200)
+        await until(lambda: len(got.market("x")) == 200, what="the first 200")
+        nats_server.stop()
+        await feed(100)  # held by the sink runner while the server is down
+        nats_server.start()
+        await feed(200)
+        await until(lambda: len(got.market("x")) >= sent, seconds=30, what="every trade")
+        await anyio.sleep(0.3)
+    assert [t.sequence for t in got.market("x")] == list(range(1, sent + 1))
+    assert not [g for g in got.of(Gap) if g.exchange in ("x", "late")]
