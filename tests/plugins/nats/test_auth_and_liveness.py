@@ -117,3 +117,22 @@ async def test_a_silent_publisher_is_stale_and_back(nats_server: NatsServer) -> 
             await until(lambda: states()[-1:] == ["connected"], what="the publisher back")
         finally:
             await sink.close()
+
+
+async def test_an_nkey_seed_file(tmp_path: Path) -> None:
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    seed_file = tmp_path / "user.nk"
+    seed_file.write_bytes(seed)
+    conf = tmp_path / "server.conf"
+    conf.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    server = NatsServer(tmp_path / "js", "-c", str(conf))
+    try:
+        got = await _round_trip(server.url, {"nkey_seed_file": str(seed_file)})
+        assert [t.sequence for t in got.market("x")] == [3]
+    finally:
+        server.stop()
