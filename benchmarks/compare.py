@@ -252,6 +252,12 @@ def bench_fix_section() -> None:
     bench_fix(report, Result, median_time)
 
 
+def bench_nats_section() -> None:
+    from nats_compare import bench_nats
+
+    bench_nats(report, Result, median_time)
+
+
 def bench_record_replay_section() -> None:
     from record_replay_compare import bench_record_replay
 
@@ -272,6 +278,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "fix": bench_fix_section,
     "databento": bench_databento_section,
     "record-replay": bench_record_replay_section,
+    "nats": bench_nats_section,
 }
 
 

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import hub_plugin_nats
@@ -239,7 +240,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], str, str]:
     return server, f"nats://127.0.0.1:{port}", store
 
 
-async def main(url: str) -> None:
+async def measure(url: str) -> dict[str, float]:
+    """Every figure, printed as it comes, and returned by name."""
     print(f"hub_core compiled: {COMPILED}; nats-server {url}")
     bare = await bare_publish(url)
     print(f"nats-py bare publish (128 B msgs):           {bare:>12,.0f} msgs/s")
@@ -264,6 +266,46 @@ async def main(url: str) -> None:
     )
     js = await jetstream_publish(url)
     print(f"JetStream publish (batches of {BATCH}, acks per batch): {js:>12,.0f} ticks/s")
+    return {
+        "bare": bare,
+        "batched": batched,
+        "single": single,
+        "p50_us": float(lat.get("p50_us", 0.0)),
+        "p99_us": float(lat.get("p99_us", 0.0)),
+        "jetstream": js,
+    }
+
+
+def run_all() -> dict[str, float]:
+    """``measure`` against a nats-server of this run's own."""
+    server, url, store = start_server()
+    try:
+        return asyncio.run(measure(url))
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def bench_nats(report: Callable[..., None], result: type, median_time: Any) -> None:
+    """The figures as ``compare.py`` results (``--only nats``)."""
+    f = run_all()
+    report(
+        result(
+            "nats: sink -> nats-server -> source (other process), batched", f["batched"],
+            "ticks/s", "one NATS message per tick", f["single"], f["batched"] / f["single"],
+            ">= 1 M/s",
+        )
+    )  # fmt: skip
+    report(
+        result(
+            "nats: the same, against nats-py's bare publish", f["batched"], "ticks/s",
+            "nats-py publish, 128 B (msgs/s)", f["bare"], f["batched"] / f["bare"], "",
+        )
+    )  # fmt: skip
+    report(result("nats: added latency p50 at 100 k ticks/s", f["p50_us"], "us"))
+    report(result("nats: added latency p99 at 100 k ticks/s", f["p99_us"], "us"))
+    report(result("nats: JetStream publish", f["jetstream"], "ticks/s", target=">= 100 k/s"))
 
 
 if __name__ == "__main__":
@@ -271,10 +313,4 @@ if __name__ == "__main__":
         url_, prefix_, n_, lat_ = sys.argv[2:6]
         asyncio.run(_receive(url_, prefix_, int(n_), lat_ == "1"))
     else:
-        server, url, store = start_server()
-        try:
-            asyncio.run(main(url))
-        finally:
-            server.kill()
-            server.wait()
-            shutil.rmtree(store, ignore_errors=True)
+        run_all()
