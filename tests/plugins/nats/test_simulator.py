@@ -48,8 +48,16 @@ def test_no_server_no_simulator_and_one_line(
 def test_urls_are_checked_before_anything_dials() -> None:
     source = NatsSourceFactory()
     source.check_endpoint("nats://127.0.0.1:4222")
-    source.check_endpoint("tls://a.example:4443,nats://b.example:4222")
-    for bad in ["", "127.0.0.1:4222", "http://x:1", "nats://:4222", "nats://host"]:
+    source.check_endpoint("tls://a.example:4443")
+    bad_urls = [
+        "",
+        "127.0.0.1:4222",
+        "http://x:1",
+        "nats://:4222",
+        "nats://host",
+        "nats://a:1,nats://b:2",
+    ]
+    for bad in bad_urls:
         with pytest.raises(ValueError):
             source.check_endpoint(bad)
     sink = NatsSinkFactory()

@@ -35,23 +35,27 @@ _HINT_AUTH = (
 
 
 def check_url(url: str) -> None:
-    """``ValueError`` saying what is wrong with a NATS URL (``nats://`` or ``tls://``,
-    a host and a port; several separated by commas)."""
+    """``ValueError`` saying what is wrong with a NATS URL: ``nats://`` or ``tls://``, a
+    host and a port. One server per URL (a connection lists more in
+    ``backup_endpoints``): a comma-joined list would not be redacted whole."""
     if not url:
         raise ValueError("the URL must not be empty (nats://127.0.0.1:4222)")
-    for one in url.split(","):
-        shown = redact_endpoint(one.strip())
-        try:
-            parts = urlsplit(one.strip())
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"{shown!r}: {exc}") from None
-        if parts.scheme not in SCHEMES:
-            raise ValueError(f"{shown!r}: the scheme must be nats:// or tls://")
-        if not parts.hostname:
-            raise ValueError(f"{shown!r} names no host")
-        if port is None:
-            raise ValueError(f"{shown!r} names no port (nats-server listens on 4222)")
+    if "," in url:
+        raise ValueError(
+            "one server per URL: put the others in backup_endpoints (the hub fails over)"
+        )
+    shown = redact_endpoint(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{shown!r}: {exc}") from None
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"{shown!r}: the scheme must be nats:// or tls://")
+    if not parts.hostname:
+        raise ValueError(f"{shown!r} names no host")
+    if port is None:
+        raise ValueError(f"{shown!r} names no port (nats-server listens on 4222)")
 
 
 def _tls(options: NatsAuthOptions, url: str) -> ssl.SSLContext | None:
@@ -130,7 +134,7 @@ async def open_client(
         try:
             with anyio.fail_after(options.connect_timeout_s * 2 + 1):
                 await nc.connect(
-                    [u.strip() for u in url.split(",")],
+                    [url],
                     name=name,
                     error_cb=on_error,
                     allow_reconnect=False,

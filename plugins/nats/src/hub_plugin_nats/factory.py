@@ -31,7 +31,8 @@ class NatsSourceFactory(ConnectionFactory):
         self._states: dict[str, SourceState] = {}
 
     def check_endpoint(self, endpoint: str) -> None:
-        """``nats://host:port`` or ``tls://host:port`` (several, comma-separated)."""
+        """``nats://host:port`` or ``tls://host:port``, one server (more in
+        ``backup_endpoints``)."""
         check_url(endpoint)
 
     def create(self, config: ExchangeConfig, sink: Sink) -> NatsSourceConnection:
