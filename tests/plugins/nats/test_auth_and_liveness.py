@@ -112,8 +112,7 @@ async def test_a_silent_publisher_is_stale_and_back(nats_server: NatsServer) -> 
             await until(lambda: "stale" in states(), what="the publisher stale")
             stale = [e for e in got.of(ConnectionStateChanged, exchange="x")][-1]
             assert "pub-1" in stale.reason
-            assert sink._nc is not None
-            sink._heartbeats = asyncio.create_task(sink._beat(sink._nc))
+            sink._heartbeats = asyncio.create_task(sink._beat())
             await until(lambda: states()[-1:] == ["connected"], what="the publisher back")
         finally:
             await sink.close()
@@ -136,3 +135,44 @@ async def test_an_nkey_seed_file(tmp_path: Path) -> None:
         assert [t.sequence for t in got.market("x")] == [3]
     finally:
         server.stop()
+
+
+async def test_a_quiet_sink_reopens_its_link_and_keeps_beating(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "js")
+    try:
+        async with ExchangeHub(registry=registry()) as b:
+            got = Collected(b)
+            await b.connect_exchange(
+                "remote",
+                ExchangeConfig(
+                    protocol="nats",
+                    endpoint=server.url,
+                    symbols=["q.>"],
+                    options={"prefix": "q"},
+                    reconnect_delay_ms=50,
+                    reconnect_max_delay_ms=200,
+                ),
+                timeout=10,
+            )
+            sink = NatsSink(
+                SinkConfig(kind="nats", name="s", url=server.url),
+                NatsSinkOptions(prefix="q", heartbeat_ms=100, publisher="quiet"),
+            )
+            await sink.open()
+            try:
+                await sink.write([Trade("x", "A", S, S, "B", 1, 2, 1, "")])
+                await until(lambda: len(got.market("x")) == 1, what="the first trade")
+                server.stop()  # no batch comes while it is down, nor after
+                await asyncio.sleep(0.5)
+                server.start()
+                await until(lambda: sink.stats()["quiet_reopens"] >= 1, what="the reopen")
+                beats = sink.stats()["heartbeats"]
+                await until(lambda: sink.stats()["heartbeats"] > beats + 3, what="heartbeats")
+                # the link the heartbeat reopened carries the next batch as it is
+                await sink.write([Trade("x", "A", S, S, "B", 1, 2, 2, "")])
+                await until(lambda: len(got.market("x")) == 2, seconds=15, what="the next trade")
+            finally:
+                await sink.close()
+    finally:
+        server.stop()
+    assert [t.sequence for t in got.market("x")] == [1, 2]

@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
 from hub_core.plugin import (
+    AuthenticationError,
     ConfigError,
     ConnectionFailed,
     ConnectionStateChanged,
@@ -76,6 +77,8 @@ class NatsSink:
         self.states = 0
         self.retried_batches = 0
         self.heartbeats = 0
+        self.quiet_reopens = 0
+        """Links the heartbeat reopened while no batch came (a quiet market)."""
         self.unsendable = 0
         """Ticks DBN cannot carry (a non-ASCII symbol, a value out of range): sent as Gaps."""
         self.duplicates_acked = 0
@@ -91,6 +94,11 @@ class NatsSink:
         """Connect (and create or update the JetStream stream); ``ConnectionFailed`` is
         retried by the runner, ``AuthenticationError`` / ``ConfigError`` stop the sink."""
         await self._drop_client()
+        await self._connect()
+        self._heartbeats = asyncio.create_task(self._beat())
+        log.info("%s: publishing to %s as %s", self._where, self._url, self._publisher.publisher)
+
+    async def _connect(self) -> Client:
         nc = await open_client(
             self._config.url,
             self._config.credentials,
@@ -98,16 +106,17 @@ class NatsSink:
             name=f"hub {self._publisher.publisher} {self._where}",
             where=self._where,
         )
-        self._nc = nc
+        js = None
         if self._options.jetstream:
             try:
-                self._js = nc.jetstream(timeout=self._options.ack_timeout_s)
-                await self._ensure_stream(self._js)
+                js = nc.jetstream(timeout=self._options.ack_timeout_s)
+                await self._ensure_stream(js)
             except BaseException:
-                await self._drop_client()
+                with contextlib.suppress(Exception):
+                    await nc.close()
                 raise
-        self._heartbeats = asyncio.create_task(self._beat(nc))
-        log.info("%s: publishing to %s as %s", self._where, self._url, self._publisher.publisher)
+        self._nc, self._js = nc, js
+        return nc
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         o = self._options
@@ -250,16 +259,30 @@ class NatsSink:
         body = GapBody(ts, ts, f"nats sink: a {type(tick).__name__} not sendable as DBN: {why}")
         out.append(self._publisher.gap(exchange, symbol, body))
 
-    async def _beat(self, nc: Client) -> None:
-        """Publish a heartbeat every ``heartbeat_ms`` while the link lives."""
+    async def _beat(self) -> None:
+        """Publish a heartbeat every ``heartbeat_ms``. A link lost while no batch comes
+        (a quiet market: no write notices it) is reopened here, so receivers go on hearing
+        from this publisher; a write on a broken link still raises for the runner."""
         interval = self._options.heartbeat_ms / 1000
-        while not nc.is_closed:
+        delay = interval
+        while True:
+            nc = self._nc
+            if nc is None or nc.is_closed:
+                try:
+                    await self._connect()
+                except (AuthenticationError, ConfigError):
+                    return  # the runner's next open says so and stops the sink
+                except (ConnectionFailed, OSError):
+                    delay = min(delay * 2, 10.0)
+                    await asyncio.sleep(delay)
+                    continue
+                self.quiet_reopens += 1
+                delay = interval
+                continue
             subject, payload = self._publisher.heartbeat(time.time_ns())
-            try:
+            with contextlib.suppress(nats.errors.Error, OSError):
                 await nc.publish(subject, payload)
-            except (nats.errors.Error, OSError):
-                return  # the next write notices the lost link and the runner reopens
-            self.heartbeats += 1
+                self.heartbeats += 1
             await asyncio.sleep(interval)
 
     def _lost(self, why: str) -> ConnectionFailed:
@@ -302,6 +325,7 @@ class NatsSink:
             "heartbeats": self.heartbeats,
             "jetstream_duplicates": self.duplicates_acked,
             "unsendable": self.unsendable,
+            "quiet_reopens": self.quiet_reopens,
         }
 
 
