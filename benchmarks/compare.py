@@ -252,6 +252,12 @@ def bench_fix_section() -> None:
     bench_fix(report, Result, median_time)
 
 
+def bench_ibkr_section() -> None:
+    from ibkr_compare import bench_ibkr
+
+    bench_ibkr(report, Result, median_time)
+
+
 def bench_nats_section() -> None:
     from nats_compare import bench_nats
 
@@ -277,6 +283,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "ws-memory": bench_ws_memory_section,
     "fix": bench_fix_section,
     "databento": bench_databento_section,
+    "ibkr": bench_ibkr_section,
     "record-replay": bench_record_replay_section,
     "nats": bench_nats_section,
 }

@@ -317,6 +317,7 @@ def render(plugins: list[PluginEntry] | None = None) -> str:
                 "",
             ]
         out += [*table_rows(table), ""]
+        out += nested_tables(factory.protocol, table)
         out += plugin_extras(factory)
     out += [
         f"## `[{sinks.toml}]` {{#{sinks.anchor}}}",
@@ -359,6 +360,32 @@ def sink_options_tables(plugins: list[PluginEntry]) -> list[tuple[PluginEntry, A
         for plugin in plugins
         for factory in plugin.sink_factories
     ]
+
+
+def nested_tables(protocol: str, table: Table) -> list[str]:
+    """A section for each model nested in an options model (``contracts = { SYMBOL =
+    { ... } }`` of the ibkr plugin): its keys have a table of their own."""
+    out: list[str] = []
+    for key, info in table.model.model_fields.items():
+        annotation = info.annotation
+        inner = (
+            typing.get_args(annotation)[-1] if typing.get_origin(annotation) is dict else annotation
+        )
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            continue
+        entry = "NAME" if inner is not annotation else ""
+        sub = Table(
+            f"{table.toml}.{key}{'.' + entry if entry else ''}", f"{table.anchor}-{key}", inner
+        )
+        out += [
+            f'#### `{key}` of `protocol = "{protocol}"` {{#{sub.anchor}}}',
+            "",
+            model_doc(inner),
+            "",
+            *table_rows(sub),
+            "",
+        ]
+    return out
 
 
 def plugin_extras(factory: Any) -> list[str]:

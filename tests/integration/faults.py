@@ -406,9 +406,9 @@ def exchange_table(
 ) -> tuple[str, str]:
     """``(name, TOML)`` of one ``[exchanges.NAME]`` connection to a venue on ``port``.
 
-    ``plugin`` is ``ninjatrader``, ``fix``, ``databento`` or ``websocket-DIALECT``. Every connection
-    has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a restarted
-    venue is found again within the test's bounds), and the planted secrets wherever
+    ``plugin`` is ``ninjatrader``, ``fix``, ``databento``, ``ibkr`` or ``websocket-DIALECT``.
+    Every connection has ``stale_after_ms = STALE_AFTER_MS``, a short reconnect delay (so a
+    restarted venue is found again within the test's bounds), and the planted secrets wherever
     the protocol takes them: env credentials for NinjaTrader, FIX and Databento, user:password
     and a token in the URL for WebSocket.
     """
@@ -440,6 +440,13 @@ def exchange_table(
             'symbols = ["ESZ6", "NQZ6"]\noptions = { dataset = "GLBX.MDP3" }\n'
         )
         tail = f'\n[exchanges.{name}.credentials]\napi_key_env = "FAULTS_API_KEY"\n'
+    elif plugin == "ibkr":
+        name = "ib"  # the TWS API has no credentials: nothing secret to plant
+        body = (
+            f'protocol = "ibkr"\nendpoint = "{LOOPBACK}:{port}"\n'
+            'symbols = ["AAPL", "MSFT"]\noptions = { client_id = 3 }\n'
+        )
+        tail = ""
     elif plugin.startswith("websocket-"):
         dialect = plugin.removeprefix("websocket-")
         name = dialect
@@ -888,10 +895,12 @@ def refused_scenario(
     tmp_path: Path,
     reason: re.Pattern[str],
     planted: Secrets | None = None,
+    final_state: str = "auth_failed",
 ) -> Outcome:
     """A venue behind ``server`` refuses the session. Problems: more or fewer than one
     connection attempt, a zero exit, a last stderr line not naming ``reason``, a
-    traceback, a state other than ``auth_failed`` at the end, a leaked secret.
+    traceback, a state other than ``final_state`` at the end (``dead`` for a refusal that
+    is a configuration error, as TWS's client id in use), a leaked secret.
 
     ``reconnect_attempts = 0`` (retry forever) in ``config_for``'s table: a refusal must
     stop the connection even so. ``--duration`` bounds a hub that retries instead.
@@ -909,8 +918,8 @@ def refused_scenario(
         out.problems.append(f"the venue saw {len(server.accepts)} connection attempts, expected 1")
     out.problems += failed_exit_problems(run, reason)
     states = [e["state"] for e in state_events(events, name)]
-    if "auth_failed" not in states:
-        out.problems.append(f"no auth_failed state; states: {states[:12]}")
+    if final_state not in states:
+        out.problems.append(f"no {final_state} state; states: {states[:12]}")
     out.problems += secret_problems(run, planted)
     return out
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.faults import dead_endpoint_scenario
 
-PLUGINS = ["ninjatrader", "websocket-binance", "fix", "databento"]
+PLUGINS = ["ninjatrader", "websocket-binance", "fix", "databento", "ibkr"]
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

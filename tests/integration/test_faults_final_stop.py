@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.faults import final_stop_scenario
 
-PLUGINS = ["ninjatrader", "websocket-binance", "fix", "databento"]
+PLUGINS = ["ninjatrader", "websocket-binance", "fix", "databento", "ibkr"]
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

@@ -17,6 +17,7 @@ PLUGINS = [
     "websocket-kraken",
     "fix",
     "databento",
+    "ibkr",
 ]
 
 

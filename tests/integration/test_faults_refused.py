@@ -1,7 +1,8 @@
 """Fault (c): the venue refuses the session, or rate-limits it.
 
 A refusal (NinjaTrader: wrong password from env credentials; FIX: a Logon the
-simulator answers with a Logout; WebSocket: HTTP 401 or 403 on the upgrade) must be
+simulator answers with a Logout; WebSocket: HTTP 401 or 403 on the upgrade; TWS: the
+client id in use, a configuration error that ends in ``dead``) must be
 tried exactly once (counted by the venue side), end in ``auth_failed`` and make
 ``hub run`` exit non-zero with one line naming the reason. A rate limit (HTTP 429 with
 Retry-After) must be waited out: retried, never sooner than Retry-After.
@@ -48,6 +49,19 @@ def test_fix_rejected_logon_is_tried_once(tmp_path: Path) -> None:
             relay,
             tmp_path,
             re.compile(r"TargetCompID|logon", re.IGNORECASE),
+        )
+    out.check()
+
+
+def test_ibkr_client_id_in_use_is_tried_once(tmp_path: Path) -> None:
+    # the simulated TWS has another API client on the id the table uses (3): error 326
+    with venue("ibkr", tmp_path, "-o", "client_ids_in_use=3") as v, CountingRelay(v.port) as relay:
+        out = refused_scenario(
+            lambda port, s: exchange_table("ibkr", port, s),
+            relay,
+            tmp_path,
+            re.compile(r"client id 3 .*326"),
+            final_state="dead",
         )
     out.check()
 
