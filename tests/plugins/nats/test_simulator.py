@@ -62,8 +62,8 @@ def test_urls_are_checked_before_anything_dials() -> None:
             source.check_endpoint(bad)
     sink = NatsSinkFactory()
     sink.check(SinkConfig(kind="nats", name="s", url="nats://127.0.0.1:4222"))
-    with pytest.raises(ConfigError, match=r"sinks\.s\.url") as err:
-        sink.check(SinkConfig(kind="nats", name="s", url="nats://u:Pw-secret-1@host"))
+    with pytest.raises(ConfigError, match="names no port") as err:
+        sink.check(SinkConfig(kind="nats", name="s", url="nats://u:Pw-secret-1@host"))  # no port
     assert "Pw-secret-1" not in str(err.value)
 
 

@@ -345,6 +345,5 @@ class NatsSinkFactory(SinkFactory):
         try:
             check_url(config.url)
         except ValueError as exc:
-            raise ConfigError(
-                f"sinks.{config.name}.url: {exc}", hint='url = "nats://127.0.0.1:4222"'
-            ) from None
+            # `hub check` names the key (sinks.NAME.url) in front of this
+            raise ConfigError(str(exc), hint='url = "nats://127.0.0.1:4222"') from None
