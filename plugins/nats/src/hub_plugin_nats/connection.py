@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import nats.errors
@@ -52,8 +52,8 @@ class SourceState:
     def __init__(self, stale_factor: float = 3.0) -> None:
         self.tracker = c.SequenceTracker()
         self.watch = c.HeartbeatWatch(stale_factor)
-        self.stream_seq = 0
-        """The last JetStream stream sequence delivered (0: none yet)."""
+        self.stream_seq: dict[str, int] = {}
+        """The last JetStream stream sequence delivered, per subscribed subject."""
         self.slow_consumer_drops = 0
         self.missing_records = 0
 
@@ -85,6 +85,7 @@ class NatsSourceConnection:
         self._last_activity_ns = 0
         self._bytes = 0
         self._probe: asyncio.Task[None] | None = None
+        self._recovering = False
         self.messages = 0
         self.malformed = 0
         self.gaps_published = 0
@@ -152,14 +153,19 @@ class NatsSourceConnection:
     async def _subscribe_jetstream(self, nc: Client, subject: str) -> Subscription:
         o = self._options
         js = nc.jetstream()
-        resume = self._state.stream_seq
+        known = self._state.stream_seq
+        # a subject that delivered nothing yet resumes where the earliest other one is
+        # (what it then gets twice, the sequence check drops)
+        resume = known.get(subject) or (min(known.values()) if known else 0)
         if resume:
             # a reconnect: JetStream still has what this source missed, from the next
             # stream sequence on, so the blind window is not a loss
             config = ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=resume + 1
             )
-            self._sink.recover_blind()
+            if not self._recovering:
+                self._recovering = True
+                self._sink.recover_blind()
         elif o.start_time is not None:
             config = ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_TIME,
@@ -171,7 +177,7 @@ class NatsSourceConnection:
             return await js.subscribe(
                 c.data_filter(subject, o.prefix),
                 stream=o.stream,
-                cb=self._on_js_msg,
+                cb=self._js_callback(subject),
                 ordered_consumer=True,
                 config=config,
                 pending_msgs_limit=o.pending_msgs_limit,
@@ -300,11 +306,16 @@ class NatsSourceConnection:
         if self._lost is not None:
             self._lost.set()
 
-    async def _on_js_msg(self, msg: Msg) -> None:
-        await self._on_msg(msg)
-        # (not a JetStream message after all: no stream sequence to keep)
-        with contextlib.suppress(nats.errors.Error, ValueError, IndexError):
-            self._state.stream_seq = msg.metadata.sequence.stream
+    def _js_callback(self, subject: str) -> Callable[[Msg], Awaitable[None]]:
+        positions = self._state.stream_seq
+
+        async def on_js_msg(msg: Msg) -> None:
+            await self._on_msg(msg)
+            # (not a JetStream message after all: no stream sequence to keep)
+            with contextlib.suppress(nats.errors.Error, ValueError, IndexError):
+                positions[subject] = msg.metadata.sequence.stream
+
+        return on_js_msg
 
     async def _on_msg(self, msg: Msg) -> None:
         now = time.time_ns()
