@@ -398,7 +398,9 @@ class NatsSourceConnection:
         else:
             state, reason = "connected", f"publisher {event.publisher} restarted (nats)"
         for exchange in event.exchanges:
-            relay = self._relay(exchange)
+            # only exchanges this source brings in (a publisher may send others that
+            # these subscriptions do not take)
+            relay = self._relays.get(exchange)
             if relay is not None:
                 relay.state(state, reason)
 
