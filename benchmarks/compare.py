@@ -258,6 +258,12 @@ def bench_ibkr_section() -> None:
     bench_ibkr(report, Result, median_time)
 
 
+def bench_nats_section() -> None:
+    from nats_compare import bench_nats
+
+    bench_nats(report, Result, median_time)
+
+
 def bench_record_replay_section() -> None:
     from record_replay_compare import bench_record_replay
 
@@ -279,6 +285,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "databento": bench_databento_section,
     "ibkr": bench_ibkr_section,
     "record-replay": bench_record_replay_section,
+    "nats": bench_nats_section,
 }
 
 

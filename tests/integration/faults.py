@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -796,6 +797,83 @@ def restart_scenario(plugin: str, tmp_path: Path) -> Outcome:
             run.fetch_metrics()
             code = run.stop()
     return _judge(run, name, planted, (killed, back), code)
+
+
+@contextmanager
+def nats_server(workdir: Path) -> Iterator[str]:
+    """A nats-server of the test's own on a free loopback port (JetStream on, its store in
+    ``workdir``); yields its URL. Missing binary: a failure under CI, a skip elsewhere."""
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not Path(binary).exists():
+        message = "nats-server is not installed (apt-get install nats-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [binary, "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(workdir / "nats-js")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+
+        def listening() -> bool:
+            with suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return True
+            return False
+
+        wait_until("nats-server listening", listening)
+        yield f"nats://{LOOPBACK}:{port}"
+    finally:
+        _stop(proc, signal.SIGKILL)
+
+
+def nats_hop_freeze_scenario(plugin: str, tmp_path: Path) -> Outcome:
+    """Fault (a) behind a NATS hop: the venue feeds a near hub whose ``[sinks.hop]``
+    publishes to a nats-server; a far hub's ``protocol = "nats"`` connection receives.
+    The venue is frozen and thawed as in ``freeze_scenario``; the Gap rule is checked on
+    the FAR hub's events (the ticks keep the near hub's exchange name and ``ts_recv``)."""
+    planted = Secrets()
+    protocol, args = venue_args(plugin)
+    near_dir, far_dir = tmp_path / "near", tmp_path / "far"
+    near_dir.mkdir()
+    far_dir.mkdir()
+    with nats_server(tmp_path) as url, venue(protocol, tmp_path, *args) as v:
+        name, table = exchange_table(plugin, v.port, planted)
+        sink = (
+            f'[sinks.hop]\nkind = "nats"\nurl = "{url}"\n'
+            'options = { prefix = "hop", heartbeat_ms = 200 }\n'
+        )
+        source = (
+            f'[exchanges.remote]\nprotocol = "nats"\nendpoint = "{url}"\n'
+            f'symbols = ["hop.{name}.>"]\noptions = {{ prefix = "hop" }}\n'
+            "reconnect_delay_ms = 100\nreconnect_max_delay_ms = 500\n"
+        )
+        with hub_run(write_config(far_dir, source), planted.env()) as far:
+            wait_until(
+                "the far hub connected to NATS",
+                lambda: any(
+                    e["state"] == "connected" for e in state_events(far.events(), "remote")
+                ),
+            )
+            with hub_run(write_config(near_dir, table, sink), planted.env()) as near:
+                far.wait_data(20, exchange=name)
+                frozen = time.time_ns()
+                v.freeze()
+                time.sleep(FREEZE_S)
+                thawed = time.time_ns()
+                v.thaw()
+                far.wait_data(20, since_ns=thawed, exchange=name)
+                near_code = near.stop()
+            far_code = far.stop()
+    out = _judge(far, name, planted, (frozen, thawed), far_code)
+    out.problems += secret_problems(near, planted)
+    if near_code != 0:
+        out.problems.append(f"the near hub exited {near_code} after SIGTERM, expected 0")
+    return out
 
 
 def _judge(run: HubRun, name: str, planted: Secrets, fault: tuple[int, int], code: int) -> Outcome:
