@@ -18,6 +18,7 @@ to a read-only ``OrderBook`` and checks its integrity at message boundaries.
 
 import logging
 from typing import Final, final
+from zlib import crc32 as _crc32
 
 from mypy_extensions import i64
 
@@ -480,6 +481,151 @@ class OrderBook:
             f"asks={len(self._asks.keys)}, best_bid={bid!r}, best_ask={ask!r}, "
             f"valid={self.valid}, stale={self._stale})"
         )
+
+
+@final
+class LevelTokens:
+    """Each level's checksum token beside an ``OrderBook``, for a venue whose book
+    checksum is the CRC32 of its own digits (Kraken v2's ``checksum``): per level the
+    price's text then the size's, with the ``.`` removed and leading zeros stripped; the
+    top ``n`` asks best first, then the top ``n`` bids best first.
+
+    Keep it beside the book: ``set`` each level the book is given (``clear`` with it) and
+    ``drop`` the levels trimmed from it. Text in exponent form (which a JSON encoder may
+    write for tiny numbers) is rewritten at the most decimals the plain numbers showed
+    so far. Sorted lists like the book's own sides, not dicts (see ``_Side``)."""
+
+    _bid_keys: list[int]
+    _bid_toks: list[bytes]
+    _ask_keys: list[int]
+    """Ask prices negated, ascending: the best is the last slot (as in ``_Side``)."""
+    _ask_toks: list[bytes]
+    price_dec: int
+    """The most decimals a plain price showed (for text in exponent form)."""
+    size_dec: int
+    """The most decimals a plain size showed."""
+
+    def __init__(self) -> None:
+        self._bid_keys = []
+        self._bid_toks = []
+        self._ask_keys = []
+        self._ask_toks = []
+        self.price_dec = 0
+        self.size_dec = 0
+
+    def clear(self) -> None:
+        """No level (a snapshot replaces the book whole); the decimals seen are kept."""
+        self._bid_keys.clear()
+        self._bid_toks.clear()
+        self._ask_keys.clear()
+        self._ask_toks.clear()
+
+    def __len__(self) -> int:
+        return len(self._bid_keys) + len(self._ask_keys)
+
+    def token(self, side: str, price: int) -> bytes:
+        """The token of the level ``price`` of ``side``; ``b""`` when there is none."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        i = _find(keys, price if bid else -price)
+        if i < 0:
+            return b""
+        return self._bid_toks[i] if bid else self._ask_toks[i]
+
+    def set(self, side: str, price: int, size: int, price_text: bytes, size_text: bytes) -> None:
+        """The level ``price`` of ``side`` now holds ``size``, written ``price_text`` /
+        ``size_text`` by the venue (size 0: the level is gone)."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        toks = self._bid_toks if bid else self._ask_toks
+        k = price if bid else -price
+        i = _find(keys, k)
+        if not size:
+            if i >= 0:
+                keys.pop(i)
+                toks.pop(i)
+            return
+        pd = _decimals(price_text)
+        self.price_dec = max(self.price_dec, pd)
+        sd = _decimals(size_text)
+        self.size_dec = max(self.size_dec, sd)
+        tok = _digits_token(price_text, price, self.price_dec) + _digits_token(
+            size_text, size, self.size_dec
+        )
+        if i >= 0:
+            toks[i] = tok
+            return
+        i = -1 - i
+        if i == len(keys):
+            keys.append(k)
+            toks.append(tok)
+        else:
+            keys.insert(i, k)
+            toks.insert(i, tok)
+
+    def drop(self, side: str, price: int) -> None:
+        """The level ``price`` of ``side`` left the book (trimmed to the depth)."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        i = _find(keys, price if bid else -price)
+        if i >= 0:
+            keys.pop(i)
+            (self._bid_toks if bid else self._ask_toks).pop(i)
+
+    def crc32(self, n: int) -> int:
+        """The CRC32 (unsigned) of the tokens of the top ``n`` asks, best first, then of
+        the top ``n`` bids, best first."""
+        parts: list[bytes] = []
+        toks = self._ask_toks
+        i: i64 = len(toks) - 1
+        stop: i64 = i - n
+        while i > stop and i >= 0:
+            parts.append(toks[i])
+            i -= 1
+        toks = self._bid_toks
+        i = len(toks) - 1
+        stop = i - n
+        while i > stop and i >= 0:
+            parts.append(toks[i])
+            i -= 1
+        return _crc32(b"".join(parts))
+
+
+def _decimals(text: bytes) -> int:
+    """Digits after the ``.`` of plain decimal text; 0 without one or in exponent form."""
+    n: i64 = len(text)
+    dot: i64 = -1
+    i: i64 = 0
+    while i < n:
+        c: i64 = text[i]
+        if c == 46:
+            dot = i
+        elif c == 101 or c == 69:  # e E
+            return 0
+        i += 1
+    return 0 if dot < 0 else n - dot - 1
+
+
+def _digits_token(text: bytes, value: int, decimals: int) -> bytes:
+    """The venue's digits without ``.`` or leading zeros (exponent form: rewritten at
+    ``decimals`` places)."""
+    n: i64 = len(text)
+    i: i64 = 0
+    dot = False
+    while i < n:
+        c: i64 = text[i]
+        if c == 101 or c == 69:  # e E
+            whole, frac = divmod(abs(value), 1_000_000_000)
+            digits = f"{frac:09d}"[:decimals] if decimals else ""
+            return f"{whole}{digits}".encode().lstrip(b"0")
+        if c == 46:
+            dot = True
+        i += 1
+    if dot:
+        text = text.replace(b".", b"")
+    if text and text[0] == 48:  # '0'
+        text = text.lstrip(b"0")
+    return text
 
 
 @final

@@ -252,6 +252,25 @@ class CoinbaseSession(ChannelSession[_Product, _Message]):
         ts_event = rfc3339_ns(msg.time) if msg.time else ts_recv
         if not st.live:
             return self._broken(msg.product_id, st, ts_event, "an l2update before its snapshot")
+        # the common shape, every buy before every sell: one compiled call parses all the
+        # numbers first, then applies and publishes in the order sent
+        bids: list[tuple[str, str]] = []
+        asks: list[tuple[str, str]] = []
+        for change in msg.changes:
+            side = change[0]
+            if side == "sell":
+                asks.append(change[1:])
+            elif side == "buy" and not asks:
+                bids.append(change[1:])
+            else:  # a buy after a sell, or no side at all: change by change below
+                break
+        else:
+            try:
+                self._book_levels(msg.product_id, st.book, bids, asks, ts_event, ts_recv, 0)
+            except DECODE_ERRORS as exc:
+                self._sink.malformed(f"coinbase: l2update {msg.product_id}: {exc}")
+                return self._broken(msg.product_id, st, ts_event, "an unreadable l2update")
+            return None
         try:
             changes = [
                 (
@@ -306,3 +325,4 @@ class CoinbaseSession(ChannelSession[_Product, _Message]):
         super().rebind(sink)
         self._trade_text = sink.trade_text
         self._quote_text = sink.quote_text
+        self._book_levels = sink.book_levels_text
