@@ -504,6 +504,12 @@ class LevelTokens:
     """The most decimals a plain price showed (for text in exponent form)."""
     size_dec: int
     """The most decimals a plain size showed."""
+    _top: int
+    """The ``n`` of the last ``crc32``: what the cached parts below cover."""
+    _ask_crc: int
+    """CRC32 of the top ``_top`` ask tokens; -1 once an ask changed since."""
+    _bid_blob: bytes | None
+    """The top ``_top`` bid tokens joined; ``None`` once a bid changed since."""
 
     def __init__(self) -> None:
         self._bid_keys = []
@@ -512,6 +518,15 @@ class LevelTokens:
         self._ask_toks = []
         self.price_dec = 0
         self.size_dec = 0
+        self._top = 0
+        self._ask_crc = -1
+        self._bid_blob = None
+
+    def _changed(self, bid: bool) -> None:
+        if bid:
+            self._bid_blob = None
+        else:
+            self._ask_crc = -1
 
     def clear(self) -> None:
         """No level (a snapshot replaces the book whole); the decimals seen are kept."""
@@ -519,6 +534,8 @@ class LevelTokens:
         self._bid_toks.clear()
         self._ask_keys.clear()
         self._ask_toks.clear()
+        self._ask_crc = -1
+        self._bid_blob = None
 
     def __len__(self) -> int:
         return len(self._bid_keys) + len(self._ask_keys)
@@ -540,18 +557,18 @@ class LevelTokens:
         toks = self._bid_toks if bid else self._ask_toks
         k = price if bid else -price
         i = _find(keys, k)
+        # any change may move a level into the checksummed top: the side's cache goes
+        self._changed(bid)
         if not size:
             if i >= 0:
                 keys.pop(i)
                 toks.pop(i)
             return
-        pd = _decimals(price_text)
-        self.price_dec = max(self.price_dec, pd)
-        sd = _decimals(size_text)
+        ptok, pd = _digits_token(price_text, price, self.price_dec)
+        self.price_dec = max(self.price_dec, pd)  # exponent form shows 0
+        stok, sd = _digits_token(size_text, size, self.size_dec)
         self.size_dec = max(self.size_dec, sd)
-        tok = _digits_token(price_text, price, self.price_dec) + _digits_token(
-            size_text, size, self.size_dec
-        )
+        tok = ptok + stok
         if i >= 0:
             toks[i] = tok
             return
@@ -571,61 +588,57 @@ class LevelTokens:
         if i >= 0:
             keys.pop(i)
             (self._bid_toks if bid else self._ask_toks).pop(i)
+            self._changed(bid)
 
     def crc32(self, n: int) -> int:
         """The CRC32 (unsigned) of the tokens of the top ``n`` asks, best first, then of
-        the top ``n`` bids, best first."""
-        parts: list[bytes] = []
-        toks = self._ask_toks
-        i: i64 = len(toks) - 1
-        stop: i64 = i - n
-        while i > stop and i >= 0:
-            parts.append(toks[i])
-            i -= 1
-        toks = self._bid_toks
-        i = len(toks) - 1
-        stop = i - n
-        while i > stop and i >= 0:
-            parts.append(toks[i])
-            i -= 1
-        return _crc32(b"".join(parts))
+        the top ``n`` bids, best first. A side that did not change since the last call
+        is not joined again."""
+        if n != self._top:
+            self._top = n
+            self._ask_crc = -1
+            self._bid_blob = None
+        ask_crc = self._ask_crc
+        if ask_crc < 0:
+            toks = self._ask_toks
+            m = len(toks)
+            asks = toks[m - n :] if m > n else toks[:]
+            asks.reverse()  # best last in the list, first in the checksum
+            ask_crc = _crc32(b"".join(asks))
+            self._ask_crc = ask_crc
+        blob = self._bid_blob
+        if blob is None:
+            toks = self._bid_toks
+            m = len(toks)
+            bids = toks[m - n :] if m > n else toks[:]
+            bids.reverse()
+            blob = b"".join(bids)
+            self._bid_blob = blob
+        return _crc32(blob, ask_crc)
 
 
-def _decimals(text: bytes) -> int:
-    """Digits after the ``.`` of plain decimal text; 0 without one or in exponent form."""
+def _digits_token(text: bytes, value: int, decimals: int) -> tuple[bytes, int]:
+    """The venue's digits without ``.`` or leading zeros, and how many decimals plain
+    ``text`` shows (exponent form: 0, and the digits are rewritten at ``decimals``
+    places, the most a plain text showed)."""
     n: i64 = len(text)
+    i: i64 = 0
     dot: i64 = -1
-    i: i64 = 0
-    while i < n:
-        c: i64 = text[i]
-        if c == 46:
-            dot = i
-        elif c == 101 or c == 69:  # e E
-            return 0
-        i += 1
-    return 0 if dot < 0 else n - dot - 1
-
-
-def _digits_token(text: bytes, value: int, decimals: int) -> bytes:
-    """The venue's digits without ``.`` or leading zeros (exponent form: rewritten at
-    ``decimals`` places)."""
-    n: i64 = len(text)
-    i: i64 = 0
-    dot = False
     while i < n:
         c: i64 = text[i]
         if c == 101 or c == 69:  # e E
             whole, frac = divmod(abs(value), 1_000_000_000)
             digits = f"{frac:09d}"[:decimals] if decimals else ""
-            return f"{whole}{digits}".encode().lstrip(b"0")
+            return f"{whole}{digits}".encode().lstrip(b"0"), 0
         if c == 46:
-            dot = True
+            dot = i
         i += 1
-    if dot:
+    shown = 0 if dot < 0 else n - dot - 1
+    if dot >= 0:
         text = text.replace(b".", b"")
     if text and text[0] == 48:  # '0'
         text = text.lstrip(b"0")
-    return text
+    return text, shown
 
 
 @final

@@ -375,7 +375,8 @@ def rfc3339_ns(text: str) -> int:
     days = _days_from_civil(year, month) + day - 1
     # an int, not i64: a year past 2262 (or before 1678) does not fit i64 nanoseconds
     secs: int = days * 86_400 + hh * 3600 + mm * 60 + ss
-    return secs * 1_000_000_000 + frac
+    nanos: int = frac  # int + i64 would be i64 arithmetic
+    return secs * 1_000_000_000 + nanos
 
 
 def _digits(text: str, start: i64, end: i64) -> i64:
@@ -445,16 +446,15 @@ def parse_level_objects(
                     j += 1
                 if j >= n or data[j] == 92:
                     raise _not_objects(data)
-                key = data[kstart:j]
                 i = _obj_token(data, _skip_ws(data, j + 1, n), n, 58)  # :
                 vstart, vend, i = _scalar(data, i, n)
-                if key == price_key:
+                if _span_is(data, kstart, j, price_key):
                     if have_price or vstart < 0:
                         raise _not_objects(data)
                     price = parse_fixed_span(data, vstart, vend)
                     ptext = data[vstart:vend]
                     have_price = True
-                elif key == size_key:
+                elif _span_is(data, kstart, j, size_key):
                     if have_size or vstart < 0:
                         raise _not_objects(data)
                     size = parse_fixed_span(data, vstart, vend)
@@ -479,6 +479,19 @@ def parse_level_objects(
             break
     if _skip_ws(data, i, n) != n:
         raise _not_objects(data)
+
+
+def _span_is(data: bytes, start: i64, end: i64, key: bytes) -> bool:
+    """``data[start:end] == key`` without the slice."""
+    m: i64 = len(key)
+    if end - start != m:
+        return False
+    k: i64 = 0
+    while k < m:
+        if data[start + k] != key[k]:
+            return False
+        k += 1
+    return True
 
 
 def _scalar(data: bytes, i: i64, n: i64) -> tuple[i64, i64, i64]:

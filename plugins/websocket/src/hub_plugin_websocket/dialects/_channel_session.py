@@ -225,6 +225,10 @@ class ChannelSession(DialectSession, Generic[StateT, MsgT]):
             return None
         try:
             return self._dispatch(msg, ts_recv)
+        except msgspec.ValidationError as exc:
+            # a part decoded late (a msgspec.Raw field, read only when used) is not of
+            # its type: the frame is one the decoder does not know, as if it had said so
+            return self._on_invalid(frame, exc)
         except DECODE_ERRORS as exc:
             # the wire structs are named _Kind: the venue's kind is the name without "_"
             self._sink.malformed(f"{self.venue}: {type(msg).__name__[1:]}: {exc}")
