@@ -257,3 +257,51 @@ def test_an_unreadable_level_changes_nothing() -> None:
                 "SYM", book, tokens, _levels([("100.7", "1")]), bad, 3, crc, 7, 8
             )
     assert seen == [] and book.levels() == levels and tokens.crc32(10) == crc
+
+
+# -- sink.book_changes_json -------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["buy", "sell"]), st.integers(1, 30), st.integers(0, 3)),
+        max_size=12,
+    ),
+    st.sampled_from(["", " "]),
+)
+def test_book_changes_json_applies_in_wire_order_as_book_update_does(
+    changes: list[tuple[str, int, int]], ws: str
+) -> None:
+    wire = [[side, f"{tick}.5", f"{lots}.25" if lots else "0"] for side, tick, lots in changes]
+    data = json.dumps(wire, separators=("," + ws, ":")).encode()
+    sink, seen = _sink()
+    book = OrderBook()
+    n = sink.book_changes_json("SYM", book, data, 7, 8, 3)
+    ref = OrderBook()
+    want = []
+    for side, p, q in wire:
+        letter = Side.BID if side == "buy" else Side.ASK
+        action = ref.apply(letter, parse_fixed(p), parse_fixed(q))
+        if action:
+            want.append((letter, parse_fixed(p), parse_fixed(q), action, 7, 8, 3))
+    got = [(u.side, u.price, u.size, u.action, u.ts_event, u.ts_recv, u.sequence) for u in seen]
+    assert got == want and n == len(want) and book.levels() == ref.levels()
+    assert book.last_update_ns == 7 and sink.book_updates == len(want)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'[["buy","1","2"],["hold","1","2"]]',
+        b'[["buy","1","2"],["sell","1.0000000001","2"]]',
+        b'[["buy","1"]]',
+        b'[["buy",1,"2"]]',
+        b'{"buy":1}',
+    ],
+)
+def test_book_changes_json_changes_nothing_for_another_shape(bad: bytes) -> None:
+    sink, seen = _sink()
+    book = OrderBook()
+    book.apply(Side.BID, P, P)
+    with pytest.raises(MalformedNumber):
+        sink.book_changes_json("SYM", book, bad, 7, 8)
+    assert seen == [] and book.levels() == (((P, P),), ()) and book.last_update_ns == 0

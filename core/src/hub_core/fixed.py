@@ -533,3 +533,44 @@ def _obj_token(data: bytes, i: i64, n: i64, want: i64) -> i64:
 
 def _not_objects(data: bytes) -> MalformedNumber:
     return MalformedNumber(f"not a JSON array of price/size objects: {data[:80]!r}")
+
+
+# -- depth changes as JSON [side, "price", "size"] triples -------------------------------------
+def parse_sided_json(data: bytes, bid: bytes, ask: bytes, out: list[int]) -> None:
+    """Append to ``out`` each change of ``data``, a JSON array of ``[side, "price",
+    "size"]`` string triples (Coinbase's ``l2update`` ``changes``), in order: 1 for a
+    ``bid`` side or 0 for an ``ask`` one, then price and size in fixed point. Raises
+    ``MalformedNumber`` for any other shape or side (``out`` may then hold part of it)."""
+    n: i64 = len(data)
+    i = _token(data, _skip_ws(data, 0, n), n, 91)  # [
+    if i < n and data[i] == 93:  # ] an empty array
+        i += 1
+    else:
+        while True:
+            i = _token(data, i, n, 91)  # [ of a change
+            if i >= n or data[i] != 34:
+                raise _not_pairs(data)
+            start = i + 1
+            j = start
+            while j < n and data[j] != 34 and data[j] != 92:
+                j += 1
+            if j >= n or data[j] == 92:
+                raise _not_pairs(data)
+            if _span_is(data, start, j, bid):
+                out.append(1)
+            elif _span_is(data, start, j, ask):
+                out.append(0)
+            else:
+                raise MalformedNumber(f"a change side is neither {bid!r} nor {ask!r}")
+            i = _token(data, _skip_ws(data, j + 1, n), n, 44)  # ,
+            i = _number_string(data, i, n, out)
+            i = _token(data, i, n, 44)  # ,
+            i = _number_string(data, i, n, out)
+            i = _token(data, i, n, 93)  # ] of the change
+            if i < n and data[i] == 44:  # , another change
+                i = _skip_ws(data, i + 1, n)
+                continue
+            i = _token(data, i, n, 93)  # ] of the array
+            break
+    if _skip_ws(data, i, n) != n:
+        raise _not_pairs(data)

@@ -309,6 +309,22 @@ class Sink(Protocol):
         shape raises ``MalformedNumber`` before anything is applied."""
         ...
 
+    def book_changes_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        changes: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        bid: bytes = b"buy",
+        ask: bytes = b"sell",
+    ) -> int:
+        """A depth message of ``[side, "price", "size"]`` string triples as JSON bytes,
+        applied to ``book`` in the order sent and published per change that changed it
+        (``MalformedNumber`` for any other shape or side before anything is applied)."""
+        ...
+
     def book_levels_checked(
         self,
         symbol: str,

@@ -26,7 +26,7 @@ from hub_core.factories import (
     trade_from_bytes,
     trade_from_text,
 )
-from hub_core.fixed import parse_fixed, parse_level_objects, parse_pairs_json
+from hub_core.fixed import parse_fixed, parse_level_objects, parse_pairs_json, parse_sided_json
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookClear,
@@ -546,6 +546,57 @@ class ConnectionSink(RecordHandler):
         parse_pairs_json(asks, parsed)
         return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
 
+    def book_changes_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        changes: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        bid: bytes = b"buy",
+        ask: bytes = b"sell",
+    ) -> int:
+        """A depth message whose changes name their side, in one call: ``changes`` is
+        the bytes of a JSON array of ``[side, "price", "size"]`` strings (Coinbase's
+        ``l2update``; ``side`` is ``bid`` or ``ask``). Everything is parsed first
+        (``MalformedNumber`` for a bad number, side or shape: nothing applied, nothing
+        published); then each change is applied to the plugin's own ``book`` in the
+        order sent, a ``BookUpdate`` published per change that changed it, and the book
+        stamped with ``ts_event`` and ``sequence``. Returns how many were published."""
+        parsed: list[int] = []
+        parse_sided_json(changes, bid, ask, parsed)
+        book._writable()  # the hub's read-only book raises HubError
+        exchange = self.exchange
+        bus = self._bus
+        published = 0
+        direct = 0
+        last: BookUpdate | None = None
+        i: i64 = 0
+        n: i64 = len(parsed)
+        while i < n:
+            side = _BID if parsed[i] else _ASK
+            price = parsed[i + 1]
+            size = parsed[i + 2]
+            action = book._set(side, price, size, 0, 0)
+            if action:
+                tick = BookUpdate(
+                    exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
+                )
+                if self._attention:  # holding, or the first tick after a blind window
+                    self.on_book_update(tick)
+                else:
+                    bus.publish_book_update(tick)
+                    direct += 1
+                    last = tick
+                published += 1
+            i += 3
+        book._last_update_ns = ts_event
+        book._last_sequence = sequence
+        if last is not None:
+            self._account(symbol, last, direct, ts_recv)
+        return published
+
     def book_levels_checked(
         self,
         symbol: str,
@@ -618,18 +669,23 @@ class ConnectionSink(RecordHandler):
         book._last_update_ns = ts_event
         book._last_sequence = sequence
         if last is not None:
-            # on_book_update's accounting, once for the ticks published directly
-            self.book_updates += direct
-            self.last_by_symbol[symbol] = last
-            before = self.data_count
-            after = before + direct
-            self.data_count = after
-            self.last_recv_ns = ts_recv
-            passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
-            while passed > 0:
-                self._record_latency(ts_recv)
-                passed -= 1
+            self._account(symbol, last, direct, ts_recv)
         return len(changes)
+
+    def _account(self, symbol: str, last: BookUpdate, direct: int, ts_recv: int) -> None:
+        """on_book_update's accounting, once for ``direct`` ticks published straight to
+        the bus: the counters end the same, the symbol's last tick is ``last``."""
+        self.book_updates += direct
+        self.last_by_symbol[symbol] = last
+        before = self.data_count
+        after = before + direct
+        self.data_count = after
+        self.last_recv_ns = ts_recv
+        # a sample each time the count passed a multiple of SAMPLE_EVERY, as per tick
+        passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
+        while passed > 0:
+            self._record_latency(ts_recv)
+            passed -= 1
 
     def _apply_levels(
         self,
