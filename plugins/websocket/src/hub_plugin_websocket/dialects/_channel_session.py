@@ -233,14 +233,18 @@ class ChannelSession(DialectSession, Generic[StateT, MsgT]):
         """``feed`` after the decode: ``msg`` dispatched, what it cannot use reported."""
         try:
             return self._dispatch(msg, ts_recv)
-        except msgspec.ValidationError as exc:
+        except DECODE_ERRORS as exc:
+            return self._unusable(msg, frame, exc)
+
+    def _unusable(self, msg: MsgT, frame: bytes, exc: Exception) -> DialectEvent | None:
+        """``msg`` (of ``frame``) decoded, but ``_dispatch`` could not use it (``exc``)."""
+        if isinstance(exc, msgspec.ValidationError):
             # a part decoded late (a msgspec.Raw field, read only when used) is not of
             # its type: the frame is one the decoder does not know, as if it had said so
             return self._on_invalid(frame, exc)
-        except DECODE_ERRORS as exc:
-            # the wire structs are named _Kind: the venue's kind is the name without "_"
-            self._sink.malformed(f"{self.venue}: {type(msg).__name__[1:]}: {exc}")
-            return None
+        # the wire structs are named _Kind: the venue's kind is the name without "_"
+        self._sink.malformed(f"{self.venue}: {type(msg).__name__[1:]}: {exc}")
+        return None
 
     def _ignored(self, kind: str) -> None:
         c = self.counters

@@ -329,7 +329,8 @@ class CoinbaseSession(ChannelSession[_Product, _Message]):
         counters = self.counters
         decode = self._decode
         undecodable = self._undecodable
-        handle = self._handle
+        dispatch = self._dispatch
+        unusable = self._unusable
         symbols = self._symbols
         changes = self._book_changes
         l2update = _L2Update
@@ -347,10 +348,13 @@ class CoinbaseSession(ChannelSession[_Product, _Message]):
                         ts_event = rfc3339_ns(msg.time) if msg.time else ts_recv
                         changes(msg.product_id, st.book, bytes(msg.changes), ts_event, ts_recv)
                     except ValueError:
-                        pass  # _on_l2update (through handle) says what is wrong
+                        pass  # _on_l2update (through dispatch) says what is wrong
                     else:
                         return None
-            return handle(msg, frame, ts_recv)
+            try:
+                return dispatch(msg, ts_recv)
+            except DECODE_ERRORS as exc:
+                return unusable(msg, frame, exc)
 
         return feed
 

@@ -523,7 +523,8 @@ class KrakenSession(ChannelSession[_Book, _Data]):
         counters = self.counters
         decode = self._decode
         undecodable = self._undecodable
-        handle = self._handle
+        dispatch = self._dispatch
+        unusable = self._unusable
         symbols = self._symbols
         checked = self._book_checked
         mismatch = self._mismatch
@@ -555,10 +556,13 @@ class KrakenSession(ChannelSession[_Book, _Data]):
                             0,
                         )
                     except ValueError:
-                        pass  # _on_book (through handle) says what is wrong
+                        pass  # _on_book (through dispatch) says what is wrong
                     else:
                         return mismatch(d, st, ts_event) if published < 0 else None
-            return handle(msg, frame, ts_recv)
+            try:
+                return dispatch(msg, ts_recv)
+            except DECODE_ERRORS as exc:
+                return unusable(msg, frame, exc)
 
         return feed
 
