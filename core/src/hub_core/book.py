@@ -18,6 +18,7 @@ to a read-only ``OrderBook`` and checks its integrity at message boundaries.
 
 import logging
 from typing import Final, final
+from zlib import crc32 as _crc32
 
 from mypy_extensions import i64
 
@@ -480,6 +481,164 @@ class OrderBook:
             f"asks={len(self._asks.keys)}, best_bid={bid!r}, best_ask={ask!r}, "
             f"valid={self.valid}, stale={self._stale})"
         )
+
+
+@final
+class LevelTokens:
+    """Each level's checksum token beside an ``OrderBook``, for a venue whose book
+    checksum is the CRC32 of its own digits (Kraken v2's ``checksum``): per level the
+    price's text then the size's, with the ``.`` removed and leading zeros stripped; the
+    top ``n`` asks best first, then the top ``n`` bids best first.
+
+    Keep it beside the book: ``set`` each level the book is given (``clear`` with it) and
+    ``drop`` the levels trimmed from it. Text in exponent form (which a JSON encoder may
+    write for tiny numbers) is rewritten at the most decimals the plain numbers showed
+    so far. Sorted lists like the book's own sides, not dicts (see ``_Side``)."""
+
+    _bid_keys: list[int]
+    _bid_toks: list[bytes]
+    _ask_keys: list[int]
+    """Ask prices negated, ascending: the best is the last slot (as in ``_Side``)."""
+    _ask_toks: list[bytes]
+    price_dec: int
+    """The most decimals a plain price showed (for text in exponent form)."""
+    size_dec: int
+    """The most decimals a plain size showed."""
+    _top: int
+    """The ``n`` of the last ``crc32``: what the cached parts below cover."""
+    _ask_crc: int
+    """CRC32 of the top ``_top`` ask tokens; -1 once an ask changed since."""
+    _bid_blob: bytes | None
+    """The top ``_top`` bid tokens joined; ``None`` once a bid changed since."""
+
+    def __init__(self) -> None:
+        self._bid_keys = []
+        self._bid_toks = []
+        self._ask_keys = []
+        self._ask_toks = []
+        self.price_dec = 0
+        self.size_dec = 0
+        self._top = 0
+        self._ask_crc = -1
+        self._bid_blob = None
+
+    def _changed(self, bid: bool) -> None:
+        if bid:
+            self._bid_blob = None
+        else:
+            self._ask_crc = -1
+
+    def clear(self) -> None:
+        """No level (a snapshot replaces the book whole); the decimals seen are kept."""
+        self._bid_keys.clear()
+        self._bid_toks.clear()
+        self._ask_keys.clear()
+        self._ask_toks.clear()
+        self._ask_crc = -1
+        self._bid_blob = None
+
+    def __len__(self) -> int:
+        return len(self._bid_keys) + len(self._ask_keys)
+
+    def token(self, side: str, price: int) -> bytes:
+        """The token of the level ``price`` of ``side``; ``b""`` when there is none."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        i = _find(keys, price if bid else -price)
+        if i < 0:
+            return b""
+        return self._bid_toks[i] if bid else self._ask_toks[i]
+
+    def set(self, side: str, price: int, size: int, price_text: bytes, size_text: bytes) -> None:
+        """The level ``price`` of ``side`` now holds ``size``, written ``price_text`` /
+        ``size_text`` by the venue (size 0: the level is gone)."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        toks = self._bid_toks if bid else self._ask_toks
+        k = price if bid else -price
+        i = _find(keys, k)
+        # any change may move a level into the checksummed top: the side's cache goes
+        self._changed(bid)
+        if not size:
+            if i >= 0:
+                keys.pop(i)
+                toks.pop(i)
+            return
+        ptok, pd = _digits_token(price_text, price, self.price_dec)
+        self.price_dec = max(self.price_dec, pd)  # exponent form shows 0
+        stok, sd = _digits_token(size_text, size, self.size_dec)
+        self.size_dec = max(self.size_dec, sd)
+        tok = ptok + stok
+        if i >= 0:
+            toks[i] = tok
+            return
+        i = -1 - i
+        if i == len(keys):
+            keys.append(k)
+            toks.append(tok)
+        else:
+            keys.insert(i, k)
+            toks.insert(i, tok)
+
+    def drop(self, side: str, price: int) -> None:
+        """The level ``price`` of ``side`` left the book (trimmed to the depth)."""
+        bid = side == _BID
+        keys = self._bid_keys if bid else self._ask_keys
+        i = _find(keys, price if bid else -price)
+        if i >= 0:
+            keys.pop(i)
+            (self._bid_toks if bid else self._ask_toks).pop(i)
+            self._changed(bid)
+
+    def crc32(self, n: int) -> int:
+        """The CRC32 (unsigned) of the tokens of the top ``n`` asks, best first, then of
+        the top ``n`` bids, best first. A side that did not change since the last call
+        is not joined again."""
+        if n != self._top:
+            self._top = n
+            self._ask_crc = -1
+            self._bid_blob = None
+        ask_crc = self._ask_crc
+        if ask_crc < 0:
+            toks = self._ask_toks
+            m = len(toks)
+            asks = toks[m - n :] if m > n else toks[:]
+            asks.reverse()  # best last in the list, first in the checksum
+            ask_crc = _crc32(b"".join(asks))
+            self._ask_crc = ask_crc
+        blob = self._bid_blob
+        if blob is None:
+            toks = self._bid_toks
+            m = len(toks)
+            bids = toks[m - n :] if m > n else toks[:]
+            bids.reverse()
+            blob = b"".join(bids)
+            self._bid_blob = blob
+        return _crc32(blob, ask_crc)
+
+
+def _digits_token(text: bytes, value: int, decimals: int) -> tuple[bytes, int]:
+    """The venue's digits without ``.`` or leading zeros, and how many decimals plain
+    ``text`` shows (exponent form: 0, and the digits are rewritten at ``decimals``
+    places, the most a plain text showed)."""
+    n: i64 = len(text)
+    i: i64 = 0
+    dot: i64 = -1
+    while i < n:
+        c: i64 = text[i]
+        if c == 101 or c == 69:  # e E
+            whole, frac = divmod(abs(value), 1_000_000_000)
+            digits = f"{frac:09d}"[:decimals] if decimals else ""
+            return f"{whole}{digits}".encode().lstrip(b"0"), 0
+        if c == 46:
+            dot = i
+        i += 1
+    shown = 0 if dot < 0 else n - dot - 1
+    if dot >= 0:
+        text = text.replace(b".", b"")
+    if text and text[0] == 48:  # '0'
+        text = text.lstrip(b"0")
+    return text, shown
 
 
 @final

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from hub_core.book import MboBook, OrderBook
+from hub_core.book import LevelTokens, MboBook, OrderBook
 from hub_core.config import Credentials, ExchangeConfig, SinkConfig
 from hub_core.contracts import (
     PLUGIN_API_VERSION,
@@ -36,7 +36,14 @@ from hub_core.errors import (
     SequenceMismatch,
     SubscriptionError,
 )
-from hub_core.fixed import PRICE_SCALE, format_fixed, parse_fixed, parse_fixed_bytes
+from hub_core.fixed import (
+    PRICE_SCALE,
+    format_fixed,
+    parse_fixed,
+    parse_fixed_bytes,
+    parse_level_objects,
+    rfc3339_ns,
+)
 from hub_core.framing import NEED_DATA, LengthPrefixFramer, LineFramer, NeedData
 from hub_core.hookspecs import PROJECT_NAME, HubPluginManager, hookimpl, hookspec
 from hub_core.outbound import DbnBatcher, RecordGroup
@@ -330,6 +337,44 @@ class Sink(Protocol):
         shape raises ``MalformedNumber`` before anything is applied."""
         ...
 
+    def book_changes_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        changes: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        bid: bytes = b"buy",
+        ask: bytes = b"sell",
+    ) -> int:
+        """A depth message of ``[side, "price", "size"]`` string triples as JSON bytes,
+        applied to ``book`` in the order sent and published per change that changed it
+        (``MalformedNumber`` for any other shape or side before anything is applied)."""
+        ...
+
+    def book_levels_checked(
+        self,
+        symbol: str,
+        book: OrderBook,
+        tokens: LevelTokens,
+        bids: bytes,
+        asks: bytes,
+        depth: int,
+        checksum: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        price_key: bytes = b"price",
+        size_key: bytes = b"qty",
+    ) -> int:
+        """A checksummed depth message: ``bids``/``asks`` as JSON arrays of level objects
+        (``parse_level_objects``; ``MalformedNumber`` before anything is applied),
+        applied to ``book`` and ``tokens``, trimmed to ``depth``, and published only if
+        ``tokens.crc32(10) == checksum``: the count published, or -1 (nothing published,
+        the book holds the message: resynchronise it)."""
+        ...
+
     def book_snapshot(
         self,
         symbol: str,
@@ -504,6 +549,7 @@ __all__ = [
     "HubError",
     "HubPluginManager",
     "LengthPrefixFramer",
+    "LevelTokens",
     "LineFramer",
     "MalformedNumber",
     "MboBook",
@@ -533,9 +579,11 @@ __all__ = [
     "hookspec",
     "parse_fixed",
     "parse_fixed_bytes",
+    "parse_level_objects",
     "receive_counted",
     "redact_endpoint",
     "redact_text",
+    "rfc3339_ns",
     "split_host_port",
     "wait_for_capacity",
 ]

@@ -13,7 +13,7 @@ from typing import Final, final
 
 from mypy_extensions import i64
 
-from hub_core.book import OrderBook
+from hub_core.book import LevelTokens, OrderBook
 from hub_core.bus import TypedEventBus
 from hub_core.dbn import DbnDecoder, RecordHandler
 from hub_core.factories import (
@@ -26,7 +26,7 @@ from hub_core.factories import (
     trade_from_bytes,
     trade_from_text,
 )
-from hub_core.fixed import parse_fixed, parse_pairs_json
+from hub_core.fixed import parse_fixed, parse_level_objects, parse_pairs_json, parse_sided_json
 from hub_core.latency import SAMPLE_EVERY, LatencyRecorder
 from hub_core.ticks import (
     BookClear,
@@ -545,6 +545,147 @@ class ConnectionSink(RecordHandler):
         n_bids = len(parsed)
         parse_pairs_json(asks, parsed)
         return self._apply_levels(symbol, book, parsed, n_bids, ts_event, ts_recv, sequence)
+
+    def book_changes_json(
+        self,
+        symbol: str,
+        book: OrderBook,
+        changes: bytes,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        bid: bytes = b"buy",
+        ask: bytes = b"sell",
+    ) -> int:
+        """A depth message whose changes name their side, in one call: ``changes`` is
+        the bytes of a JSON array of ``[side, "price", "size"]`` strings (Coinbase's
+        ``l2update``; ``side`` is ``bid`` or ``ask``). Everything is parsed first
+        (``MalformedNumber`` for a bad number, side or shape: nothing applied, nothing
+        published); then each change is applied to the plugin's own ``book`` in the
+        order sent, a ``BookUpdate`` published per change that changed it, and the book
+        stamped with ``ts_event`` and ``sequence``. Returns how many were published."""
+        parsed: list[int] = []
+        parse_sided_json(changes, bid, ask, parsed)
+        book._writable()  # the hub's read-only book raises HubError
+        exchange = self.exchange
+        bus = self._bus
+        published = 0
+        direct = 0
+        last: BookUpdate | None = None
+        i: i64 = 0
+        n: i64 = len(parsed)
+        while i < n:
+            side = _BID if parsed[i] else _ASK
+            price = parsed[i + 1]
+            size = parsed[i + 2]
+            action = book._set(side, price, size, 0, 0)
+            if action:
+                tick = BookUpdate(
+                    exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
+                )
+                if self._attention:  # holding, or the first tick after a blind window
+                    self.on_book_update(tick)
+                else:
+                    bus.publish_book_update(tick)
+                    direct += 1
+                    last = tick
+                published += 1
+            i += 3
+        book._last_update_ns = ts_event
+        book._last_sequence = sequence
+        if last is not None:
+            self._account(symbol, last, direct, ts_recv)
+        return published
+
+    def book_levels_checked(
+        self,
+        symbol: str,
+        book: OrderBook,
+        tokens: LevelTokens,
+        bids: bytes,
+        asks: bytes,
+        depth: int,
+        checksum: int,
+        ts_event: int,
+        ts_recv: int,
+        sequence: int = 0,
+        price_key: bytes = b"price",
+        size_key: bytes = b"qty",
+    ) -> int:
+        """A depth message checked before it is published, in one call: ``bids`` and
+        ``asks``, each the bytes of a JSON array of level objects as
+        ``parse_level_objects`` reads them (keys ``price_key`` and ``size_key``), are
+        parsed first (``MalformedNumber``: nothing applied, nothing published), then
+        applied to the plugin's own ``book`` and ``tokens``, bids then asks, in order;
+        each side is trimmed to ``depth`` (0: no trim; a trimmed level is a removal,
+        ``C``); then ``tokens.crc32(10)`` must equal ``checksum``. If it does, a
+        ``BookUpdate`` is published per level that changed the book, the trimmed ones
+        last, the book is stamped with ``ts_event`` and ``sequence``, and the count is
+        returned. If not, nothing is published and -1 is returned: the book holds the
+        message, and the caller drops it and asks the venue for a new snapshot."""
+        levels: list[int] = []
+        texts: list[bytes] = []
+        parse_level_objects(bids, price_key, size_key, levels, texts)
+        n_bids = len(levels)
+        parse_level_objects(asks, price_key, size_key, levels, texts)
+        book._writable()  # the hub's read-only book raises HubError
+        changes: list[tuple[str, int, int, str]] = []
+        n: i64 = len(levels)
+        i: i64 = 0
+        side = _BID
+        while i < n:
+            if i == n_bids:
+                side = _ASK
+            price = levels[i]
+            size = levels[i + 1]
+            action = book._set(side, price, size, 0, 0)
+            tokens.set(side, price, size, texts[i], texts[i + 1])
+            if action:
+                changes.append((side, price, size, action))
+            i += 2
+        if depth > 0:
+            for worst in book._bids.trim(depth):
+                tokens.drop(_BID, worst)
+                changes.append((_BID, worst, 0, "C"))
+            for worst in book._asks.trim(depth):
+                tokens.drop(_ASK, worst)
+                changes.append((_ASK, worst, 0, "C"))
+        if tokens.crc32(10) != checksum:
+            return -1
+        exchange = self.exchange
+        bus = self._bus
+        direct = 0
+        last: BookUpdate | None = None
+        for side, price, size, action in changes:
+            tick = BookUpdate(
+                exchange, symbol, side, price, size, ts_event, ts_recv, action, 0, sequence
+            )
+            if self._attention:  # holding, or the first tick after a blind window
+                self.on_book_update(tick)
+            else:
+                bus.publish_book_update(tick)
+                direct += 1
+                last = tick
+        book._last_update_ns = ts_event
+        book._last_sequence = sequence
+        if last is not None:
+            self._account(symbol, last, direct, ts_recv)
+        return len(changes)
+
+    def _account(self, symbol: str, last: BookUpdate, direct: int, ts_recv: int) -> None:
+        """on_book_update's accounting, once for ``direct`` ticks published straight to
+        the bus: the counters end the same, the symbol's last tick is ``last``."""
+        self.book_updates += direct
+        self.last_by_symbol[symbol] = last
+        before = self.data_count
+        after = before + direct
+        self.data_count = after
+        self.last_recv_ns = ts_recv
+        # a sample each time the count passed a multiple of SAMPLE_EVERY, as per tick
+        passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
+        while passed > 0:
+            self._record_latency(ts_recv)
+            passed -= 1
 
     def _apply_levels(
         self,

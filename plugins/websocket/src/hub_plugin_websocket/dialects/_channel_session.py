@@ -218,17 +218,33 @@ class ChannelSession(DialectSession, Generic[StateT, MsgT]):
         self.counters.frames += 1
         try:
             msg = self._decode(frame)
-        except msgspec.ValidationError as exc:
-            return self._on_invalid(frame, exc)
         except DECODE_ERRORS as exc:
-            self._sink.malformed(f"{self.venue}: {type(exc).__name__}: {exc}")
-            return None
+            return self._undecodable(frame, exc)
+        return self._handle(msg, frame, ts_recv)
+
+    def _undecodable(self, frame: bytes, exc: Exception) -> DialectEvent | None:
+        """``frame`` did not decode (``exc``): JSON of another shape, or not JSON."""
+        if isinstance(exc, msgspec.ValidationError):
+            return self._on_invalid(frame, exc)
+        self._sink.malformed(f"{self.venue}: {type(exc).__name__}: {exc}")
+        return None
+
+    def _handle(self, msg: MsgT, frame: bytes, ts_recv: int) -> DialectEvent | None:
+        """``feed`` after the decode: ``msg`` dispatched, what it cannot use reported."""
         try:
             return self._dispatch(msg, ts_recv)
         except DECODE_ERRORS as exc:
-            # the wire structs are named _Kind: the venue's kind is the name without "_"
-            self._sink.malformed(f"{self.venue}: {type(msg).__name__[1:]}: {exc}")
-            return None
+            return self._unusable(msg, frame, exc)
+
+    def _unusable(self, msg: MsgT, frame: bytes, exc: Exception) -> DialectEvent | None:
+        """``msg`` (of ``frame``) decoded, but ``_dispatch`` could not use it (``exc``)."""
+        if isinstance(exc, msgspec.ValidationError):
+            # a part decoded late (a msgspec.Raw field, read only when used) is not of
+            # its type: the frame is one the decoder does not know, as if it had said so
+            return self._on_invalid(frame, exc)
+        # the wire structs are named _Kind: the venue's kind is the name without "_"
+        self._sink.malformed(f"{self.venue}: {type(msg).__name__[1:]}: {exc}")
+        return None
 
     def _ignored(self, kind: str) -> None:
         c = self.counters

@@ -62,6 +62,17 @@ class _Snapshot(msgspec.Struct, tag_field="type", tag="snapshot", gc=False):
 
 class _L2Update(msgspec.Struct, tag_field="type", tag="l2update", gc=False):
     product_id: str
+    changes: msgspec.Raw
+    """``[["buy"|"sell", "price", "size"], ...]``: read by the sink's compiled
+    ``book_changes_json``, or by ``_CHANGES`` when that cannot read it."""
+    time: str = ""
+
+
+class _L2UpdateStrict(msgspec.Struct, tag_field="type", tag="l2update", gc=False):
+    """``_L2Update`` with its changes decoded: what a frame that fails is checked
+    against, so that the error names the field as it always did."""
+
+    product_id: str
     changes: list[tuple[str, str, str]]
     time: str = ""
 
@@ -109,3 +120,5 @@ def _levels(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
 # connection should not carry its own copies
 _DEC: Final = msgspec.json.Decoder(_Message)
 _DEC_TYPE: Final = msgspec.json.Decoder(_Type)
+_DEC_L2_STRICT: Final = msgspec.json.Decoder(_L2UpdateStrict)
+_CHANGES: Final = msgspec.json.Decoder(list[tuple[str, str, str]])

@@ -9,14 +9,22 @@ the package's docstring.
 
 from __future__ import annotations
 
-import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
 
-from hub_core.plugin import Side, Sink, SubscriptionError, parse_fixed_bytes
+from hub_core.plugin import (
+    LevelTokens,
+    MalformedNumber,
+    Side,
+    Sink,
+    SubscriptionError,
+    parse_fixed_bytes,
+    parse_level_objects,
+    rfc3339_ns,
+)
 from hub_plugin_websocket.codec import (
     DialectEvent,
     Notice,
@@ -35,22 +43,18 @@ from hub_plugin_websocket.dialects.kraken.wire import (
     _CHECKSUM_LEVELS,
     _DEC,
     _DEC_REPLY,
+    _LEVELS,
     _BookData,
     _BookMsg,
     _Data,
-    _decimals,
     _HeartbeatMsg,
-    _Level,
     _number,
     _Reply,
     _StatusMsg,
     _TickerMsg,
-    _token,
     _TradeData,
     _TradeMsg,
-    book_checksum,
 )
-from hub_plugin_websocket.dialects.timestamps import rfc3339_ns
 
 __all__ = ["RESYNC_REFUSALS_TO_ERROR", "KrakenSession"]
 
@@ -68,25 +72,23 @@ _RESYNC_RETRY_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 class _Book(SymbolState):
     """One symbol: fixed-point book levels plus each level's checksum token."""
 
-    __slots__ = ("asks_tok", "bids_tok", "price_dec", "qty_dec")
+    __slots__ = ("tokens",)
 
     def __init__(self, wants_book: bool) -> None:
         super().__init__(wants_book)
-        self.bids_tok: dict[int, bytes] = {}
-        self.asks_tok: dict[int, bytes] = {}
-        self.price_dec = 0
-        self.qty_dec = 0
+        self.tokens = LevelTokens()
 
     def clear(self) -> None:
         super().clear()
-        self.bids_tok.clear()
-        self.asks_tok.clear()
+        self.tokens.clear()
 
     def checksum(self) -> int:
-        asks = heapq.nsmallest(_CHECKSUM_LEVELS, self.asks_tok)
-        bids = heapq.nlargest(_CHECKSUM_LEVELS, self.bids_tok)
-        a, b = self.asks_tok, self.bids_tok
-        return book_checksum([a[p] for p in asks], [b[p] for p in bids])
+        return self.tokens.crc32(_CHECKSUM_LEVELS)
+
+
+_Parsed = tuple[list[int], list[bytes], int]
+"""A book item's levels as ``parse_level_objects`` gives them: values, texts, and where
+the asks start."""
 
 
 class KrakenSession(ChannelSession[_Book, _Data]):
@@ -182,14 +184,23 @@ class KrakenSession(ChannelSession[_Book, _Data]):
             else:
                 raise ValueError(f"trade side {t.side!r} is neither buy nor sell")
             items.append((t, side, rfc3339_ns(t.timestamp) if t.timestamp else ts_recv))
+        symbols = self._symbols
         for t, side, ts_event in items:
-            if t.symbol not in self._symbols:
+            if t.symbol not in symbols:
                 self._ignored("trade (not subscribed)")
                 continue
+            # _number inlined (a call per number is most of what is left to save): a
+            # Raw that starts with a quote is a JSON string, so it ends with one too
+            price = bytes(t.price)
+            if price[:1] == b'"':
+                price = price[1:-1]
+            qty = bytes(t.qty)
+            if qty[:1] == b'"':
+                qty = qty[1:-1]
             trade(
                 t.symbol,
-                _number(t.price),
-                _number(t.qty),
+                price,
+                qty,
                 side,
                 ts_event,
                 ts_recv,
@@ -206,43 +217,103 @@ class KrakenSession(ChannelSession[_Book, _Data]):
 
     # -- books -----------------------------------------------------------------------------
     def _on_book(self, msg: _BookMsg, ts_recv: int) -> DialectEvent | None:
+        data = msg.data
+        if len(data) == 1 and msg.type == "update":
+            # the hot path: one update of a live book, parsed, applied, checksummed and
+            # published in one compiled call
+            d = data[0]
+            st = self._symbols.get(d.symbol)
+            if st is not None and st.live and not st.resyncing:
+                try:
+                    ts_event = rfc3339_ns(d.timestamp) if d.timestamp else ts_recv
+                    published = self._book_checked(
+                        d.symbol,
+                        st.book,
+                        st.tokens,
+                        bytes(d.bids),
+                        bytes(d.asks),
+                        self._depth,
+                        d.checksum,
+                        ts_event,
+                        ts_recv,
+                        0,
+                    )
+                except ValueError:  # MalformedNumber too: nothing was applied
+                    pass  # the general path below says what is wrong, as it always did
+                else:
+                    if published < 0:
+                        return self._mismatch(d, st, ts_event)
+                    return None
+        return self._on_book_items(msg, ts_recv)
+
+    def _on_book_items(self, msg: _BookMsg, ts_recv: int) -> DialectEvent | None:
+        # every item's levels first: a frame whose levels are not price/qty objects is
+        # refused whole, before any item is used (as when they were decoded as structs)
+        parsed = [self._read_levels(d) for d in msg.data]
         event: DialectEvent | None = None
-        for d in msg.data:
+        for d, levels in zip(msg.data, parsed, strict=True):
             st = self._symbols.get(d.symbol)
             if st is None or not st.wants_book:
                 self._ignored("book (not subscribed)")
                 continue
             if msg.type == "snapshot":
-                event = self._on_snapshot(d, st, ts_recv) or event
+                event = self._on_snapshot(d, st, ts_recv, levels) or event
             elif msg.type == "update":
-                event = self._on_update(d, st, ts_recv) or event
+                event = self._on_update(d, st, ts_recv, levels) or event
             else:
                 raise ValueError(f"book message type {msg.type!r}")
         return event
 
-    def _parse_levels(self, st: _Book, levels: list[_Level]) -> list[tuple[int, int, bytes, bytes]]:
+    @staticmethod
+    def _read_levels(d: _BookData) -> _Parsed | None:
+        """``d``'s levels parsed in compiled code; ``None`` when a number cannot be read
+        there (the slow path reads them again, level by level, to say which). Raises
+        ``msgspec.ValidationError`` when the levels are not ``_Level`` objects."""
+        values: list[int] = []
+        texts: list[bytes] = []
+        try:
+            parse_level_objects(bytes(d.bids), b"price", b"qty", values, texts)
+            n_bids = len(values)
+            parse_level_objects(bytes(d.asks), b"price", b"qty", values, texts)
+        except MalformedNumber:
+            # the shape is checked as the structs checked it (ValidationError: the
+            # whole frame is one the decoder does not know)
+            _LEVELS.decode(d.bids)
+            _LEVELS.decode(d.asks)
+            return None
+        return values, texts, n_bids
+
+    def _parse_levels(self, raw: msgspec.Raw) -> list[tuple[int, int, bytes, bytes]]:
+        """The slow path: each level on its own (``MalformedNumber`` names the number)."""
         out: list[tuple[int, int, bytes, bytes]] = []
-        for lv in levels:
+        for lv in _LEVELS.decode(raw):
             ptext = _number(lv.price)
             qtext = _number(lv.qty)
             out.append((parse_fixed_bytes(ptext), parse_fixed_bytes(qtext), ptext, qtext))
         return out
 
+    @staticmethod
+    def _levels_of(parsed: _Parsed) -> tuple[list[tuple[int, int, bytes, bytes]], ...]:
+        values, texts, n_bids = parsed
+        rows = [
+            (values[i], values[i + 1], texts[i], texts[i + 1]) for i in range(0, len(values), 2)
+        ]
+        return rows[: n_bids // 2], rows[n_bids // 2 :]
+
     def _set(self, st: _Book, side: str, level: tuple[int, int, bytes, bytes]) -> str:
         price, size, ptext, qtext = level
-        toks = st.bids_tok if side == _BID else st.asks_tok
         action = st.book.apply(side, price, size)
-        if size:
-            st.price_dec = max(st.price_dec, _decimals(ptext))
-            st.qty_dec = max(st.qty_dec, _decimals(qtext))
-            toks[price] = _token(ptext, price, st.price_dec) + _token(qtext, size, st.qty_dec)
-        else:
-            toks.pop(price, None)
+        st.tokens.set(side, price, size, ptext, qtext)
         return action
 
-    def _on_snapshot(self, d: _BookData, st: _Book, ts_recv: int) -> DialectEvent | None:
-        bids = self._parse_levels(st, d.bids)
-        asks = self._parse_levels(st, d.asks)
+    def _on_snapshot(
+        self, d: _BookData, st: _Book, ts_recv: int, parsed: _Parsed | None
+    ) -> DialectEvent | None:
+        if parsed is not None:
+            bids, asks = self._levels_of(parsed)
+        else:
+            bids = self._parse_levels(d.bids)
+            asks = self._parse_levels(d.asks)
         st.clear()  # a snapshot replaces the book whole: no level from before survives
         for lv in bids:
             self._set(st, _BID, lv)
@@ -265,15 +336,51 @@ class KrakenSession(ChannelSession[_Book, _Data]):
         self._sink.book_snapshot(d.symbol, b, a, ts_event, ts_recv, 0)
         return None
 
-    def _on_update(self, d: _BookData, st: _Book, ts_recv: int) -> DialectEvent | None:
+    def _on_update(
+        self, d: _BookData, st: _Book, ts_recv: int, parsed: _Parsed | None
+    ) -> DialectEvent | None:
         if st.resyncing:
             return None  # the old subscription's tail: the new snapshot replaces it all
         ts_event = rfc3339_ns(d.timestamp) if d.timestamp else ts_recv
         if not st.live:
             return self._broken(d.symbol, st, ts_event, "an update before the snapshot")
+        if parsed is None:
+            return self._on_update_slow(d, st, ts_recv, ts_event)
+        # applied, trimmed to the depth (levels pushed out get no qty 0 from the venue),
+        # checksummed, and published only if the checksum holds: all in compiled code
+        published = self._book_checked(
+            d.symbol,
+            st.book,
+            st.tokens,
+            bytes(d.bids),
+            bytes(d.asks),
+            self._depth,
+            d.checksum,
+            ts_event,
+            ts_recv,
+            0,
+        )
+        if published < 0:
+            return self._mismatch(d, st, ts_event)
+        return None
+
+    def _mismatch(self, d: _BookData, st: _Book, ts_event: int) -> Resubscribe:
+        """``d`` applied, the book's checksum is not the venue's: ``Gap`` and resync."""
+        return self._broken(
+            d.symbol,
+            st,
+            ts_event,
+            f"checksum {d.checksum} from the venue, {st.checksum()} computed",
+        )
+
+    def _on_update_slow(
+        self, d: _BookData, st: _Book, ts_recv: int, ts_event: int
+    ) -> DialectEvent | None:
+        """An update with a number the compiled parser could not read: level by level,
+        so that the malformed report names it (and the book resyncs)."""
         try:
-            bids = self._parse_levels(st, d.bids)
-            asks = self._parse_levels(st, d.asks)
+            bids = self._parse_levels(d.bids)
+            asks = self._parse_levels(d.asks)
         except DECODE_ERRORS as exc:
             self._sink.malformed(f"kraken: {d.symbol} book update: {exc}")
             return self._broken(d.symbol, st, ts_event, "an unreadable update")
@@ -292,10 +399,10 @@ class KrakenSession(ChannelSession[_Book, _Data]):
         depth = self._depth
         book = st.book
         for worst in book.trim(_BID, depth):
-            st.bids_tok.pop(worst, None)
+            st.tokens.drop(_BID, worst)
             changed.append((_BID, worst, 0, "C"))
         for worst in book.trim(_ASK, depth):
-            st.asks_tok.pop(worst, None)
+            st.tokens.drop(_ASK, worst)
             changed.append((_ASK, worst, 0, "C"))
         computed = st.checksum()
         if computed != d.checksum:
@@ -408,8 +515,60 @@ class KrakenSession(ChannelSession[_Book, _Data]):
         del self._inflight[req.id]
         return self._accepted(req, list(req.streams))
 
+    def frame_handler(self) -> Callable[[bytes, int], DialectEvent | None]:
+        """``feed`` as a closure over what it reads, with the book-update hot path of
+        ``_on_book`` inlined (two calls and the type tests saved per frame); every other
+        frame, and an update that path cannot take, goes the way ``feed`` sends it. The
+        connector fetches it again after ``rebind``."""
+        counters = self.counters
+        decode = self._decode
+        undecodable = self._undecodable
+        dispatch = self._dispatch
+        unusable = self._unusable
+        symbols = self._symbols
+        checked = self._book_checked
+        mismatch = self._mismatch
+        depth = self._depth
+        book_msg = _BookMsg
+
+        def feed(frame: bytes, ts_recv: int) -> DialectEvent | None:
+            counters.frames += 1
+            try:
+                msg = decode(frame)
+            except DECODE_ERRORS as exc:
+                return undecodable(frame, exc)
+            if type(msg) is book_msg and len(msg.data) == 1 and msg.type == "update":
+                d = msg.data[0]
+                st = symbols.get(d.symbol)
+                if st is not None and st.live and not st.resyncing:
+                    try:
+                        ts_event = rfc3339_ns(d.timestamp) if d.timestamp else ts_recv
+                        published = checked(
+                            d.symbol,
+                            st.book,
+                            st.tokens,
+                            bytes(d.bids),
+                            bytes(d.asks),
+                            depth,
+                            d.checksum,
+                            ts_event,
+                            ts_recv,
+                            0,
+                        )
+                    except ValueError:
+                        pass  # _on_book (through dispatch) says what is wrong
+                    else:
+                        return mismatch(d, st, ts_event) if published < 0 else None
+            try:
+                return dispatch(msg, ts_recv)
+            except DECODE_ERRORS as exc:
+                return unusable(msg, frame, exc)
+
+        return feed
+
     def rebind(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on (also the constructor's binding)."""
         super().rebind(sink)
         self._trade_bytes = sink.trade_bytes
         self._quote_bytes = sink.quote_bytes
+        self._book_checked = sink.book_levels_checked

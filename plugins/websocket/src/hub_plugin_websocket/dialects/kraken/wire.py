@@ -58,8 +58,11 @@ class _Level(msgspec.Struct, gc=False):
 
 class _BookData(msgspec.Struct, gc=False):
     symbol: str
-    bids: list[_Level]
-    asks: list[_Level]
+    bids: msgspec.Raw
+    """A JSON array of ``_Level`` objects, parsed by the kit's compiled
+    ``parse_level_objects`` (no struct or ``Raw`` per level); ``_LEVELS`` checks the
+    shape of one it cannot read."""
+    asks: msgspec.Raw
     checksum: int
     timestamp: str = ""
 
@@ -110,23 +113,6 @@ def _number(raw: msgspec.Raw) -> bytes:
     return text
 
 
-def _token(text: bytes, value: int, decimals: int) -> bytes:
-    """One checksum field: the venue's digits without ``.`` or leading zeros.
-
-    Text in exponent form (which a JSON encoder may emit for tiny numbers) is
-    rewritten at ``decimals`` places, the precision the book's plain numbers show."""
-    if b"e" in text or b"E" in text:
-        whole, frac = divmod(abs(value), 1_000_000_000)
-        digits = f"{frac:09d}"[:decimals] if decimals else ""
-        text = f"{whole}{digits}".encode()
-    return text.replace(b".", b"").lstrip(b"0")
-
-
-def _decimals(text: bytes) -> int:
-    dot = text.find(b".")
-    return 0 if dot < 0 or b"e" in text or b"E" in text else len(text) - dot - 1
-
-
 def book_checksum(asks: Sequence[bytes], bids: Sequence[bytes]) -> int:
     """Kraken's CRC32 over ready tokens (``price digits + qty digits`` per level):
     the top 10 asks best first, then the top 10 bids best first; unsigned."""
@@ -137,3 +123,4 @@ def book_checksum(asks: Sequence[bytes], bids: Sequence[bytes]) -> int:
 # connection should not carry its own copies
 _DEC: Final = msgspec.json.Decoder(_Data)
 _DEC_REPLY: Final = msgspec.json.Decoder(_Reply)
+_LEVELS: Final = msgspec.json.Decoder(list[_Level])
