@@ -150,6 +150,8 @@ class MemorySink:
 
     async def write(self, ticks: Sequence[object]) -> None:
         await self.plan.gate.wait()
+        if self.plan.bug:
+            raise KeyError("a bug in the sink")
         self.plan.attempts.append(list(ticks))
         if self.plan.fail_writes > 0:
             self.plan.fail_writes -= 1
@@ -172,6 +174,7 @@ class MemoryFactory(SinkFactory):
         self.fail_writes = 0
         self.fail_opens = 0
         self.refuse = False
+        self.bug = False
         self.opens = 0
         self.closed = False
         self.gate = anyio.Event()
@@ -424,3 +427,19 @@ async def test_sink_states_are_events_on_the_bus_that_no_sink_ships() -> None:
     assert states[:2] == [("sinks.mem", "reconnecting", 1), ("sinks.mem", "connected", 0)]
     assert states[-1] == ("sinks.mem", "closed", 0)
     assert [t.exchange for t in factory.written] == ["es_feed"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_a_sink_that_raises_a_bug_is_stopped_not_the_hub() -> None:
+    factory = MemoryFactory()
+    factory.bug = True
+    hub = _hub(factory)
+    async with hub:
+        await hub.add_sink(SinkConfig(kind="memory", name="mem"))
+        sink = hub._processor.sink_for("es_feed")
+        sink.trade("ES", S, S, "B", T0, T0, 1)
+        await _until(lambda: hub.sink_status()["mem"].state == "dead")
+        status = hub.sink_status()["mem"]
+        assert "KeyError" in status.reason and status.dropped == 1
+        sink.trade("ES", S, S, "B", T0, T0, 2)  # the feed goes on; nothing is held for it
+        assert hub.sink_status()["mem"].buffered == 0

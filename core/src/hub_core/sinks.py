@@ -288,17 +288,30 @@ class SinkRunner:
             )
 
     async def run(self) -> None:
-        """Open, feed, reopen with backoff; returns when the sink is dead or closed."""
+        """Open, feed, reopen with backoff; returns when the sink is dead or closed. A
+        sink that raises anything but the errors of its contract is a bug of the sink:
+        it is stopped (``dead``, the error logged with its traceback), never the hub."""
+        try:
+            await self._run()
+        except Exception as exc:
+            log.error("sink %s stopped: it raised %r", self.name, exc, exc_info=exc)
+            self._stop_for_good("dead", f"the sink raised {type(exc).__name__}: {exc}")
+
+    def _stop_for_good(self, state: str, reason: str) -> None:
+        self._set_state(state, reason)
+        self.detach()
+        self.dropped += len(self._queue) + len(self._pending or ())
+        self._queue.clear()
+        self._pending = None
+
+    async def _run(self) -> None:
         attempt = 0
         while not self._closing:
             try:
                 await self.sink.open()
             except (AuthenticationError, ConfigError) as exc:
                 final = "auth_failed" if isinstance(exc, AuthenticationError) else "dead"
-                self._set_state(final, str(exc))
-                self.detach()
-                self.dropped += len(self._queue)
-                self._queue.clear()
+                self._stop_for_good(final, str(exc))
                 return
             except (ConnectionFailed, OSError) as exc:
                 attempt += 1
