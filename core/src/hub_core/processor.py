@@ -729,19 +729,7 @@ class ConnectionSink(RecordHandler):
         book._last_update_ns = ts_event
         book._last_sequence = sequence
         if last is not None:
-            # on_book_update's accounting, once for the ticks published directly: the
-            # counters end the same, and the symbol's last tick is the message's last
-            self.book_updates += direct
-            self.last_by_symbol[symbol] = last
-            before = self.data_count
-            after = before + direct
-            self.data_count = after
-            self.last_recv_ns = ts_recv
-            # a sample each time the count passed a multiple of SAMPLE_EVERY, as per tick
-            passed = ((after & ~_SAMPLE_MASK) - (before & ~_SAMPLE_MASK)) // SAMPLE_EVERY
-            while passed > 0:
-                self._record_latency(ts_recv)
-                passed -= 1
+            self._account(symbol, last, direct, ts_recv)
         return published
 
     def book_snapshot(
